@@ -1,0 +1,158 @@
+"""Scan an image folder (one sub-folder per class) into a validated index.
+
+Every file is read once: hashed (SHA-256, for exact duplicates), decoded (a truncated
+or corrupt file is rejected here, not in the middle of training) and given a
+perceptual hash (for near-duplicates). What is decided here is final downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import imagehash
+from tqdm import tqdm
+
+from petal.data.image import ImageLoadError, load_image, open_image
+from petal.errors import PetalError
+
+# Size at which the perceptual hash is computed; JPEGs are decoded at reduced scale.
+_PHASH_DECODE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A usable image. `path` is relative to the data root, with '/' separators."""
+
+    path: str
+    label: str
+    sha256: str
+    n_bytes: int
+    width: int
+    height: int
+    phash: str  # 64-bit DCT perceptual hash, 16 hex digits
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A file petal will not use, and why (`reason` is one of ImageLoadError's kinds)."""
+
+    path: str
+    reason: str
+    message: str
+
+
+@dataclass
+class DatasetIndex:
+    root: Path
+    classes: list[str]
+    images: list[ImageRecord]
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(record.label for record in self.images)
+        return {name: counter.get(name, 0) for name in self.classes}
+
+    def to_json(self) -> dict:
+        return {
+            "root": str(self.root),
+            "classes": self.classes,
+            "images": [asdict(record) for record in self.images],
+            "rejected": [asdict(item) for item in self.rejected],
+        }
+
+
+def _inspect(task: tuple[str, str, str]) -> ImageRecord | Rejected:
+    """Read, hash and decode one file (runs in a worker process)."""
+    full_path, rel_path, label = task
+    try:
+        data = Path(full_path).read_bytes()
+    except OSError as exc:
+        return Rejected(rel_path, "unreadable", f"cannot read file: {exc}")
+    try:
+        header = open_image(data)
+        width, height = header.size
+        image = load_image(header, min_size=_PHASH_DECODE_SIZE)
+    except ImageLoadError as exc:
+        return Rejected(rel_path, exc.reason, exc.message)
+    return ImageRecord(
+        path=rel_path,
+        label=label,
+        sha256=hashlib.sha256(data).hexdigest(),
+        n_bytes=len(data),
+        width=width,
+        height=height,
+        phash=str(imagehash.phash(image)),
+    )
+
+
+def list_class_folders(root: Path) -> list[str]:
+    """Class names = visible sub-folders of `root`, sorted. Raises PetalError if unusable."""
+    if not root.exists():
+        raise PetalError(f"data folder {root} does not exist: check the path")
+    if not root.is_dir():
+        raise PetalError(f"{root} is not a folder: give a folder with one sub-folder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise PetalError(
+            f"{root} has no class folders: put each class's images in a sub-folder "
+            f"named after the class (e.g. {root}/daisy/001.jpg)"
+        )
+    return classes
+
+
+def _class_files(root: Path, classes: list[str]) -> list[tuple[str, str, str]]:
+    tasks = []
+    for label in classes:
+        for dirpath, dirnames, filenames in os.walk(root / label):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                tasks.append((str(full), full.relative_to(root).as_posix(), label))
+    return tasks
+
+
+def scan_folder(root: str | os.PathLike, workers: int | None = None,
+                progress: bool = True) -> DatasetIndex:
+    """Scan `root` into a DatasetIndex. Files directly in `root` are ignored (not a class)."""
+    root = Path(root)
+    classes = list_class_folders(root)
+    tasks = _class_files(root, classes)
+    workers = workers or len(os.sched_getaffinity(0))
+    bar = tqdm(total=len(tasks), desc="Scanning images", unit="img", disable=not progress,
+               leave=False)
+    results: list[ImageRecord | Rejected] = []
+    if workers > 1 and len(tasks) > 64:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            for result in pool.map(_inspect, tasks, chunksize=32):
+                results.append(result)
+                bar.update()
+    else:
+        for task in tasks:
+            results.append(_inspect(task))
+            bar.update()
+    bar.close()
+    images = [r for r in results if isinstance(r, ImageRecord)]
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    return DatasetIndex(root=root, classes=classes, images=images, rejected=rejected)
+
+
+def require_usable(index: DatasetIndex) -> None:
+    """Raise PetalError saying what to fix when the index cannot be trained on."""
+    counts = index.counts()
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        raise PetalError(
+            f"class folder(s) with no usable image: {', '.join(empty)}. "
+            "Add images to them or remove the folders."
+        )
+    if len(index.classes) < 2:
+        raise PetalError(
+            f"only one class ({index.classes[0]}) in {index.root}: a classifier needs at "
+            "least two class folders"
+        )
