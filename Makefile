@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` (the main job) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The Kaggle flowers set beside the project when present, else the public tf_flowers set.
+DATA ?= $(if $(wildcard ../shared/data/flowers),../shared/data/flowers,tf_flowers)
+RUN_ARGS ?=
+
+.PHONY: run test test-slow clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed-run
+	$(BIN)/petal run --data $(DATA) $(RUN_ARGS)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+test-slow: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m slow
+
+clean-venv:
+	rm -rf $(VENV)

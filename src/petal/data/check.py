@@ -1,0 +1,106 @@
+"""`petal data check`: what is in an image folder, what petal will not use, and why."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from petal.data.duplicates import NEAR_DUPLICATE_MAX_DISTANCE, DuplicateReport, find_duplicates
+from petal.data.scan import DatasetIndex, require_usable, scan_folder
+from petal.errors import PetalError
+
+_LIST_LIMIT = 20  # lines per section in the human-readable report; --json has them all
+
+
+@dataclass
+class CheckReport:
+    index: DatasetIndex
+    duplicates: DuplicateReport
+    problem: str | None  # why the set cannot be used, or None
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+    def size_stats(self) -> dict[str, dict[str, float]]:
+        if not self.index.images:
+            return {}
+        widths = np.array([r.width for r in self.index.images])
+        heights = np.array([r.height for r in self.index.images])
+        shorter = np.minimum(widths, heights)
+        return {
+            name: {"min": int(v.min()), "median": float(np.median(v)), "max": int(v.max())}
+            for name, v in (("width", widths), ("height", heights), ("shorter_side", shorter))
+        }
+
+    def to_json(self) -> dict:
+        return {
+            "root": str(self.index.root),
+            "usable": self.usable,
+            "problem": self.problem,
+            "classes": self.index.classes,
+            "counts": self.index.counts(),
+            "n_images": len(self.index.images),
+            "image_size": self.size_stats(),
+            "rejected": [asdict(r) for r in self.index.rejected],
+            "exact_duplicates": self.duplicates.exact_groups,
+            "label_conflicts": self.duplicates.conflicts,
+            "near_duplicate_max_distance": NEAR_DUPLICATE_MAX_DISTANCE,
+            "near_duplicates": [asdict(p) for p in self.duplicates.near_pairs],
+        }
+
+
+def check_folder(root: str | os.PathLike, progress: bool = True) -> CheckReport:
+    """Scan and analyse `root`. A missing folder or one without class folders raises PetalError."""
+    index = scan_folder(root, progress=progress)
+    try:
+        require_usable(index)
+        problem = None
+    except PetalError as exc:
+        problem = str(exc)
+    return CheckReport(index=index, duplicates=find_duplicates(index.images), problem=problem)
+
+
+def _section(title: str, lines: list[str]) -> list[str]:
+    if not lines:
+        return []
+    shown = lines[:_LIST_LIMIT]
+    more = [f"  ... and {len(lines) - len(shown)} more (all of them with --json)"]
+    return ["", f"{title} ({len(lines)}):", *(f"  {line}" for line in shown),
+            *(more if len(lines) > len(shown) else [])]
+
+
+def format_report(report: CheckReport) -> str:
+    """The human-readable report: class table, sizes, unused files, duplicates, verdict."""
+    index, dups = report.index, report.duplicates
+    rejected_by_class: dict[str, int] = {}
+    for item in index.rejected:
+        label = item.path.split("/", 1)[0]
+        rejected_by_class[label] = rejected_by_class.get(label, 0) + 1
+    width = max([len(c) for c in index.classes] + [5])
+    lines = [f"Data: {index.root}", "", f"{'class':<{width}}  {'images':>7}  {'not used':>8}"]
+    for name, count in index.counts().items():
+        lines.append(f"{name:<{width}}  {count:>7}  {rejected_by_class.get(name, 0):>8}")
+    lines.append(f"{'total':<{width}}  {len(index.images):>7}  {len(index.rejected):>8}")
+    stats = report.size_stats()
+    if stats:
+        lines += ["", "Image size (px):   min   median    max"]
+        for name, s in stats.items():
+            lines.append(f"  {name:<14} {s['min']:>5} {s['median']:>8.0f} {s['max']:>6}")
+    lines += _section("Files not used", [f"{r.path}: {r.reason} - {r.message}"
+                                         for r in index.rejected])
+    lines += _section("Exact duplicates, same class", [" = ".join(g) for g in dups.exact_groups])
+    lines += _section("Label conflicts: identical files in different classes, left out of splits",
+                      [" = ".join(g) for g in dups.conflicts])
+    cross = sum(p.cross_label for p in dups.near_pairs)
+    lines += _section(
+        f"Near-duplicates (pHash distance <= {NEAR_DUPLICATE_MAX_DISTANCE}; {cross} across classes),"
+        " kept on one side of every split",
+        [f"{p.a} ~ {p.b} (distance {p.distance}{', different classes' if p.cross_label else ''})"
+         for p in dups.near_pairs],
+    )
+    verdict = ("Usable: yes" if report.usable else f"Usable: NO - {report.problem}")
+    lines += ["", f"{verdict}. {len(index.images)} readable images in {len(index.classes)} classes."]
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Stratified, deterministic, duplicate-aware train/validation/test split, saved as JSON.
+
+Copies of one photo (exact or near, see `duplicates`) form a group that goes to one part
+as a whole, so no copy straddles train and validation. Byte-identical files filed under
+different classes have no trustworthy label: they are left out unless asked for.
+The split depends only on the seed and the files' paths and contents, never on the order
+the file system lists them in.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from petal.data.duplicates import NEAR_DUPLICATE_MAX_DISTANCE, duplicate_groups, find_duplicates
+from petal.data.scan import DatasetIndex, ImageRecord
+from petal.errors import PetalError
+from petal.fsutil import atomic_write_json, read_json
+
+SPLIT_FORMAT = "petal-split/1"
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitItem:
+    path: str
+    label: str
+    sha256: str
+
+
+@dataclass
+class Split:
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    classes: list[str]
+    train: list[SplitItem]
+    val: list[SplitItem]
+    test: list[SplitItem] = field(default_factory=list)
+    excluded_conflicts: list[str] = field(default_factory=list)
+    data_root: str = ""
+    near_duplicate_max_distance: int = NEAR_DUPLICATE_MAX_DISTANCE
+
+    def part(self, name: str) -> list[SplitItem]:
+        if name not in PARTS:
+            raise PetalError(f"unknown split part {name!r}: use one of {', '.join(PARTS)}")
+        return getattr(self, name)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            part: {c: Counter(i.label for i in self.part(part)).get(c, 0) for c in self.classes}
+            for part in PARTS
+        }
+
+    def to_json(self) -> dict:
+        return {
+            "format": SPLIT_FORMAT,
+            "data_root": self.data_root,
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "near_duplicate_max_distance": self.near_duplicate_max_distance,
+            "classes": self.classes,
+            "counts": self.counts(),
+            "excluded_conflicts": self.excluded_conflicts,
+            **{part: [asdict(item) for item in self.part(part)] for part in PARTS},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Split:
+        if data.get("format") != SPLIT_FORMAT:
+            raise PetalError(f"not a petal split file (format {data.get('format')!r}, "
+                             f"expected {SPLIT_FORMAT!r})")
+        return cls(
+            seed=data["seed"],
+            val_fraction=data["val_fraction"],
+            test_fraction=data["test_fraction"],
+            classes=list(data["classes"]),
+            excluded_conflicts=list(data["excluded_conflicts"]),
+            data_root=data.get("data_root", ""),
+            near_duplicate_max_distance=data["near_duplicate_max_distance"],
+            **{part: [SplitItem(**item) for item in data[part]] for part in PARTS},
+        )
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        try:
+            return cls.from_json(read_json(path))
+        except FileNotFoundError as exc:
+            raise PetalError(f"split file {path} does not exist") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PetalError(f"split file {path} is not a valid petal split: {exc}") from exc
+
+
+def _targets(count: int, fraction: float) -> int:
+    """Images of one class for a held-out part: at least one when asked for, never all."""
+    if fraction <= 0 or count < 2:
+        return 0
+    return min(count - 1, max(1, round(count * fraction)))
+
+
+def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
+               test_fraction: float = 0.0, keep_conflicts: bool = False) -> Split:
+    """Split `index` into train/val/test, stratified by class and grouped by duplicates."""
+    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise PetalError("fractions must satisfy 0 < val-fraction, 0 <= test-fraction and "
+                         f"val + test < 1 (got {val_fraction} and {test_fraction})")
+    conflicts = sorted(p for g in find_duplicates(index.images).conflicts for p in g)
+    excluded = set() if keep_conflicts else set(conflicts)
+    images = sorted((r for r in index.images if r.path not in excluded), key=lambda r: r.path)
+    groups = [[images[i] for i in g] for g in duplicate_groups(images)]
+    groups.sort(key=lambda g: min(r.path for r in g))
+    random.Random(seed).shuffle(groups)
+
+    per_class = Counter(r.label for r in images)
+    quota = {
+        "val": {c: _targets(n, val_fraction) for c, n in per_class.items()},
+        "test": {c: _targets(n, test_fraction) for c, n in per_class.items()},
+    }
+    filled: dict[str, Counter] = {"val": Counter(), "test": Counter()}
+    parts: dict[str, list[ImageRecord]] = {part: [] for part in PARTS}
+    for group in groups:
+        label = Counter(r.label for r in group).most_common(1)[0][0]
+        target = "train"
+        for part in ("val", "test"):
+            if filled[part][label] + len(group) <= quota[part][label]:
+                target = part
+                break
+        if target != "train":
+            filled[target][label] += len(group)
+        parts[target].extend(group)
+
+    def items(records: list[ImageRecord]) -> list[SplitItem]:
+        return [SplitItem(r.path, r.label, r.sha256) for r in sorted(records, key=lambda r: r.path)]
+
+    return Split(
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        classes=list(index.classes),
+        excluded_conflicts=sorted(excluded),
+        data_root=str(index.root),
+        **{part: items(parts[part]) for part in PARTS},
+    )
+
+
+def check_split_matches(split: Split, index: DatasetIndex) -> None:
+    """Raise PetalError when a split no longer describes the files in `index`."""
+    if split.classes != index.classes:
+        raise PetalError(f"split classes {split.classes} differ from the data's {index.classes}: "
+                         "make a new split with `petal data split`")
+    by_path = {r.path: r.sha256 for r in index.images}
+    stale = [i.path for part in PARTS for i in split.part(part) if by_path.get(i.path) != i.sha256]
+    if stale:
+        raise PetalError(
+            f"{len(stale)} file(s) in the split are missing from the data or changed since the "
+            f"split was made (first: {stale[0]}): make a new split with `petal data split`"
+        )

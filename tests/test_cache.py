@@ -1,0 +1,96 @@
+"""Decoded cache: where it lives, what it stores, and that only new or changed files decode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_image
+from petal.cli import main
+from petal.data.cache import DecodedCache, decode_to_square
+from petal.data.scan import scan_folder
+from petal.paths import cache_root
+
+
+def _files(root: Path) -> list[tuple[Path, str]]:
+    return [(root / r.path, r.sha256) for r in scan_folder(root, progress=False).images]
+
+
+def _tree(root: Path) -> set[Path]:
+    return set(root.rglob("*"))
+
+
+def test_cache_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PETAL_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "petal"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "petal"
+    monkeypatch.setenv("PETAL_CACHE", str(tmp_path / "env"))
+    assert cache_root() == tmp_path / "env"
+    assert cache_root(tmp_path / "flag") == tmp_path / "flag"
+
+
+def test_stores_what_predict_sees(image_folder: Path, tmp_path: Path) -> None:
+    files = _files(image_folder)
+    before = _tree(image_folder)
+    pixels = DecodedCache(tmp_path / "cache", 24).ensure(files, progress=False)
+    assert pixels.shape == (12, 24, 24, 3) and pixels.dtype == np.uint8
+    for (path, _), stored in zip(files, pixels):
+        assert np.array_equal(stored, decode_to_square(path, 24))
+    assert _tree(image_folder) == before  # nothing written into the data set
+
+
+def test_only_new_or_changed_files_decode(image_folder: Path, tmp_path: Path) -> None:
+    cache = DecodedCache(tmp_path / "cache", 16)
+    cache.ensure(_files(image_folder), progress=False)
+    rows = cache.pixels_path.stat().st_size // cache.row_bytes
+    assert rows == 12
+
+    cache.ensure(_files(image_folder), progress=False)  # warm: nothing decoded
+    assert cache.pixels_path.stat().st_size // cache.row_bytes == 12
+
+    (image_folder / "cat" / "cat0.jpg").rename(image_folder / "cat" / "renamed.jpg")
+    write_image(image_folder / "dog" / "dog0.jpg", seed=4242)  # changed content
+    write_image(image_folder / "fox" / "new.jpg", seed=4343)  # added
+    files = _files(image_folder)
+    pixels = cache.ensure(files, progress=False)
+    assert cache.pixels_path.stat().st_size // cache.row_bytes == 14
+    for (path, _), stored in zip(files, pixels):
+        assert np.array_equal(stored, decode_to_square(path, 16))
+
+
+def test_partial_row_from_a_killed_build_is_dropped(image_folder: Path, tmp_path: Path) -> None:
+    cache = DecodedCache(tmp_path / "cache", 16)
+    files = _files(image_folder)
+    cache.ensure(files[:6], progress=False)
+    with open(cache.pixels_path, "ab") as out:
+        out.write(b"\x07" * 100)  # half a row, as if killed mid-write
+    pixels = cache.ensure(files, progress=False)
+    assert cache.pixels_path.stat().st_size == 12 * cache.row_bytes
+    assert np.array_equal(pixels[7], decode_to_square(files[7][0], 16))
+
+
+def test_cache_info_and_clear(image_folder: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "cache"
+    DecodedCache(root, 16).ensure(_files(image_folder), progress=False)
+    assert main(["cache", "info", "--cache-dir", str(root)]) == 0
+    assert "decoded images at 16px: 12 images" in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(root)]) == 0
+    assert "freed" in capsys.readouterr().out
+    assert list(root.iterdir()) == []
+    assert main(["cache", "info", "--cache-dir", str(root)]) == 0
+    assert "decoded" not in capsys.readouterr().out
+
+
+def test_flowers_slice(flowers: Path, tmp_path: Path) -> None:
+    """A slice of the real data, end to end: scan, decode, read back."""
+    files = [(flowers / r.path, r.sha256) for r in scan_folder(flowers, progress=False).images]
+    sample = files[::200]
+    pixels = DecodedCache(tmp_path / "cache", 64).ensure(sample, progress=False)
+    assert pixels.shape == (len(sample), 64, 64, 3)
+    assert 20 < pixels.mean() < 235 and pixels.std() > 10  # real photos, not blank rows

@@ -1,0 +1,127 @@
+"""The one image loader: every mode to RGB, EXIF orientation, and one error type for bad files."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import pattern, write_image
+from petal.data.image import ImageLoadError, load_image, resize_and_center_crop
+
+
+def _saved(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _rgb(data: bytes) -> np.ndarray:
+    image = load_image(data)
+    assert image.mode == "RGB"
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "CMYK", "YCbCr", "I", "I;16"])
+def test_every_mode_becomes_rgb(mode: str) -> None:
+    if mode.startswith("I"):  # 16-bit grey, as 16-bit PNG ("I;16") or 32-bit TIFF ("I")
+        grey = np.asarray(pattern(1).convert("L"), dtype=np.int32) * 257
+        image = Image.fromarray(grey.astype(np.uint16 if mode == "I;16" else np.int32))
+        assert image.mode == mode
+    else:
+        image = pattern(1).convert(mode)
+    fmt = {"CMYK": "JPEG", "YCbCr": "JPEG", "I;16": "PNG", "I": "TIFF"}.get(mode, "PNG")
+    pixels = _rgb(_saved(image, fmt))
+    assert pixels.shape == (40, 48, 3)
+
+
+def test_sixteen_bit_grey_keeps_its_range() -> None:
+    ramp = np.linspace(0, 65535, 48 * 40).reshape(40, 48).astype(np.uint16)
+    pixels = _rgb(_saved(Image.fromarray(ramp), "PNG"))
+    assert pixels.min() == 0 and pixels.max() == 255  # scaled, not clipped to white
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_transparency_is_composited_on_white(mode: str) -> None:
+    rgba = pattern(2).convert("RGBA")
+    alpha = np.zeros((40, 48), dtype=np.uint8)  # fully transparent
+    rgba.putalpha(Image.fromarray(alpha))
+    image = rgba if mode == "RGBA" else rgba.convert(mode)
+    pixels = _rgb(_saved(image, "PNG"))
+    assert (pixels == 255).all()
+
+
+def test_palette_with_transparency_index() -> None:
+    image = pattern(3).convert("P")
+    pixels = _rgb(_saved(image, "PNG", transparency=0))
+    assert pixels.shape == (40, 48, 3)
+
+
+def test_exif_orientation_is_applied() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    data = _saved(pattern(4, size=(60, 30)), "JPEG", exif=exif.tobytes())
+    assert load_image(data).size == (30, 60)
+
+
+def _png_with_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height (the shape of a decompression bomb)."""
+    data = bytearray(_saved(Image.new("1", (8, 8)), "PNG"))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"print('hello')\n", "not_image"),
+        (b"\x00\x00\x00\x01Bud1\x00\x00\x10\x00", "not_image"),  # .DS_Store header
+        (_png_with_size(20_000, 20_000), "too_many_pixels"),
+        (_saved(Image.new("F", (8, 8)), "TIFF"), "unsupported_mode"),
+    ],
+)
+def test_bad_input_raises_one_error_type(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageLoadError) as info:
+        load_image(data)
+    assert info.value.reason == reason
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    path = write_image(tmp_path / "a.jpg", size=(200, 160))
+    path.write_bytes(path.read_bytes()[:-400])
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    assert info.value.reason == "truncated"
+    assert str(path) in str(info.value)
+    with pytest.raises(ImageLoadError):  # reduced-scale decoding still reads every byte
+        load_image(path, min_size=16)
+
+
+def test_corrupt_jpeg_body() -> None:
+    data = bytearray(_saved(pattern(5, size=(200, 160)), "JPEG"))
+    data[400:] = bytes(len(data) - 400)
+    with pytest.raises(ImageLoadError) as info:
+        load_image(bytes(data))
+    assert info.value.reason in {"corrupt", "truncated"}
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageLoadError) as info:
+        load_image(tmp_path / "nope.jpg")
+    assert info.value.reason == "missing"
+
+
+def test_resize_and_center_crop_takes_the_middle() -> None:
+    image = Image.new("RGB", (300, 100), (255, 0, 0))
+    image.paste((0, 0, 255), (100, 0, 200, 100))  # blue middle third
+    square = np.asarray(resize_and_center_crop(image, 50))
+    assert square.shape == (50, 50, 3)
+    assert (square[..., 2] > 200).all() and (square[..., 0] < 50).all()
