@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -123,6 +124,8 @@ def _lr(text: str | None) -> float | str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
     from petal.train.fit import TrainRequest, fit, resume
     from petal.train.recipes import get_recipe
 
@@ -134,9 +137,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = get_recipe(args.recipe, args.set)
     data, description = resolve_data(args.data, args.cache_dir)
     model = args.model or recipe.model
-    out = Path(args.out or f"runs/{recipe.name}_{model.replace(':', '-')}_"
-               f"{time.strftime('%Y%m%d-%H%M%S')}")
-    if (out / "config.json").exists():
+    out = Path(args.out or os.environ.get("PETAL_RUN_DIR") or _default_run_dir(recipe.name, model))
+    if rank_zero_only.rank == 0 and (out / "config.json").exists():
         raise PetalError(f"{out} already holds a run: continue it with --resume {out}, "
                          "or choose another --out")
     request = TrainRequest(data=data, recipe=recipe, out=out, model=model, weights=args.weights,
@@ -144,8 +146,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                            trainer=_trainer_options(args), cache_dir=args.cache_dir,
                            data_description=description)
     print(f"Training {model} with recipe {recipe.name} on {description} -> {out}")
-    fit(request, args.started, progress=not args.no_progress)
+    # The worker processes Lightning starts for a multi-device run re-run this command
+    # and find the run folder here.
+    os.environ["PETAL_RUN_DIR"] = str(out)
+    try:
+        fit(request, args.started, progress=not args.no_progress)
+    finally:
+        os.environ.pop("PETAL_RUN_DIR", None)
     return 0
+
+
+def _default_run_dir(recipe: str, model: str) -> str:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PetalError("several processes were started for this run (torchrun, SLURM): "
+                         "give them one run folder with --out")
+    return f"runs/{recipe}_{model.replace(':', '-')}_{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

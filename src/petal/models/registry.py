@@ -1,0 +1,133 @@
+"""One registry turns a model name into a model and the input it expects.
+
+Names: `resnet9` (from scratch), `efficientnet_lite0/1/2` (ImageNet weights installed,
+work offline), any torchvision classification model (`resnet34`, `mobilenet_v3_small`,
+...) and any timm model as `timm:NAME`. `architecture_config` gives the JSON-able dict
+(model.json's "architecture") from which `rebuild_model` makes the same network again,
+randomly initialised and without network or weight files, ready for a saved state dict.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from petal.errors import PetalError
+from petal.models import efficientnet_lite, resnet9, timm_models, torchvision_models
+from petal.models.spec import InputSpec
+from petal.models.weights import IMAGENET, Weights, parse_weights
+
+TIMM_PREFIX = "timm:"
+
+
+@dataclass(frozen=True)
+class _Family:
+    input_spec: Callable[[str, int | None], InputSpec]
+    build: Callable[..., nn.Module]  # (arch, num_classes, weights, spec, **options)
+    options: frozenset[str] = frozenset()
+    default_weights: str | None = IMAGENET
+
+
+def _resnet9_spec(_arch: str, input_size: int | None) -> InputSpec:
+    return resnet9.input_spec(input_size)
+
+
+def _resnet9_build(_arch: str, num_classes: int, weights: Weights, _spec: InputSpec,
+                   **options: Any) -> nn.Module:
+    return resnet9.build(num_classes, weights, **options)
+
+
+_RESNET9 = _Family(_resnet9_spec, _resnet9_build, frozenset({"width"}), default_weights=None)
+_LITE = _Family(efficientnet_lite.input_spec, efficientnet_lite.build)
+_TORCHVISION = _Family(torchvision_models.input_spec, torchvision_models.build)
+_TIMM = _Family(timm_models.input_spec, timm_models.build)
+
+
+def model_names() -> list[str]:
+    """petal's own models, then torchvision's classifiers (any timm model works as timm:NAME)."""
+    return ["resnet9", *efficientnet_lite.NAMES, *torchvision_models.names()]
+
+
+def _unknown(name: str, candidates: list[str], hint: str, prefix: str = "") -> PetalError:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    suggestion = f" Did you mean {', '.join(prefix + c for c in close)}?" if close else ""
+    return PetalError(f"unknown model {prefix + name!r}.{suggestion} {hint}")
+
+
+def _resolve(name: str) -> tuple[_Family, str, str]:
+    """(family, canonical name, architecture name within the family) for a user's model name."""
+    name = name.strip().lower()
+    if name.startswith(TIMM_PREFIX):
+        arch = name.removeprefix(TIMM_PREFIX)
+        if not timm_models.is_known(arch):
+            raise _unknown(arch, timm_models.names(), "timm.list_models() lists timm's models.",
+                           prefix=TIMM_PREFIX)
+        return _TIMM, name, arch
+    if name == "resnet9":
+        return _RESNET9, name, name
+    if name in efficientnet_lite.NAMES:
+        return _LITE, name, name
+    if name in torchvision_models.names():
+        return _TORCHVISION, name, name
+    raise _unknown(name, model_names(),
+                   "`petal models` lists them; any timm model works as timm:NAME.")
+
+
+def _check(family: _Family, name: str, num_classes: int, options: dict[str, Any]) -> None:
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise PetalError(f"a model needs at least one class, got num_classes={num_classes!r}")
+    if extra := sorted(set(options) - family.options):
+        takes = ", ".join(sorted(family.options)) or "none"
+        raise PetalError(f"option {', '.join(extra)} does not apply to {name} (it takes: {takes})")
+
+
+def default_weights(name: str) -> str | None:
+    """What --weights means when not given: "imagenet", or None for resnet9 (from scratch)."""
+    return _resolve(name)[0].default_weights
+
+
+def input_spec(name: str, input_size: int | None = None) -> InputSpec:
+    """The input `build_model(name, ..., input_size=input_size)` expects, without building it."""
+    family, _, arch = _resolve(name)
+    return family.input_spec(arch, input_size)
+
+
+def build_model(name: str, num_classes: int, weights: str | os.PathLike | None = None,
+                input_size: int | None = None, **options: Any) -> tuple[nn.Module, InputSpec]:
+    """Build `name` with a fresh `num_classes`-way head and return it with its input spec.
+
+    weights: None or "none" for random initialisation, "imagenet" for the family's
+    ImageNet weights (a download, except for efficientnet_lite*), or the path of a state
+    dict saved from the architecture with its original head (.pth/.pt/.safetensors).
+    Pretrained weights are loaded into the original head, which is then replaced, unless
+    `num_classes` equals its size (1000 for ImageNet): then the model is the published one.
+    input_size: the square input side in px; default the one the weights were trained at.
+    options: per family; resnet9 takes `width` (channel multiplier, 1.0 = original).
+    """
+    family, canonical, arch = _resolve(name)
+    _check(family, canonical, num_classes, options)
+    source: Weights = parse_weights(weights)
+    spec = family.input_spec(arch, input_size)
+    return family.build(arch, num_classes, source, spec, **options), spec
+
+
+def architecture_config(name: str, num_classes: int, input_size: int | None = None,
+                        **options: Any) -> dict[str, Any]:
+    """The `build_model` arguments, as JSON, that `rebuild_model` turns back into the network:
+    {"name", "num_classes", "input_size" (resolved), "options": {...}}."""
+    family, canonical, arch = _resolve(name)
+    _check(family, canonical, num_classes, options)
+    spec = family.input_spec(arch, input_size)
+    return {"name": canonical, "num_classes": num_classes, "input_size": spec.size,
+            "options": dict(options)}
+
+
+def rebuild_model(config: dict[str, Any]) -> tuple[nn.Module, InputSpec]:
+    """The network of an `architecture_config`, randomly initialised, for a saved state dict."""
+    return build_model(config["name"], config["num_classes"], weights=None,
+                       input_size=config["input_size"], **config.get("options", {}))

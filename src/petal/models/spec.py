@@ -1,0 +1,52 @@
+"""How a model wants its input: side length, crop and normalisation, stored with the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from petal.errors import PetalError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Square input of `size` px, cut from an image resized so its shorter side is `resize_size`.
+
+    Pixels are scaled to [0, 1], then normalised per channel: (x - mean) / std.
+    """
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_pct: float = 0.875
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or self.size < 1:
+            raise PetalError(f"input size must be a positive number of pixels, got {self.size!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise PetalError(f"normalisation needs 3 means and 3 positive stds, "
+                             f"got {self.mean}, {self.std}")
+        if not 0 < self.crop_pct <= 1:
+            raise PetalError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+
+    @property
+    def resize_size(self) -> int:
+        """The shorter side images are resized to before the central `size` crop."""
+        return round(self.size / self.crop_pct)
+
+    def to_json(self) -> dict[str, Any]:
+        # resize_size is derived, written for readers of model.json that are not petal.
+        return {"size": self.size, "mean": list(self.mean), "std": list(self.std),
+                "crop_pct": self.crop_pct, "resize_size": self.resize_size}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InputSpec:
+        try:
+            return cls(size=int(data["size"]), mean=tuple(float(v) for v in data["mean"]),
+                       std=tuple(float(v) for v in data["std"]), crop_pct=float(data["crop_pct"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PetalError(f"malformed input spec {data!r} ({exc}): "
+                             "save the model again with petal") from exc

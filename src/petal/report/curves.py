@@ -1,0 +1,64 @@
+"""Training curves as PNG files: accuracy, loss and learning rate, as the seed showed them."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from petal.train.history import read_history  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_history(run_dir: Path) -> list[Path]:
+    """Write accuracy.png, loss.png and lr.png into `run_dir` from its history files."""
+    rows = read_history(run_dir / "history.csv")
+    epochs = [r["epoch"] for r in rows]
+    written = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [r["val_acc"] for r in rows], "-x")
+    ax.set(xlabel="epoch", ylabel="validation accuracy", title="Accuracy vs. epochs")
+    ax.grid(alpha=0.3)
+    written.append(_save(fig, run_dir / "accuracy.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [r["train_loss"] for r in rows], "-bx", label="training")
+    ax.plot(epochs, [r["val_loss"] for r in rows], "-rx", label="validation")
+    ax.set(xlabel="epoch", ylabel="loss", title="Loss vs. epochs")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    written.append(_save(fig, run_dir / "loss.png"))
+
+    with open(run_dir / "lr_steps.csv", newline="") as handle:
+        steps = [(int(r["step"]), float(r["lr"])) for r in csv.DictReader(handle)]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([s for s, _ in steps], [lr for _, lr in steps])
+    ax.set(xlabel="batch", ylabel="learning rate", title="Learning rate vs. batch")
+    ax.grid(alpha=0.3)
+    written.append(_save(fig, run_dir / "lr.png"))
+    return written
+
+
+def plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float, path: Path) -> Path:
+    """Loss against learning rate on a log axis, with the suggested LR marked."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    nearest = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggestion))
+    ax.plot(lrs[nearest], losses[nearest], "ro", markersize=9,
+            label=f"suggested LR {suggestion:.2g}")
+    ax.set(xlabel="learning rate (log scale)", ylabel="loss", title="Learning-rate finder")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)

@@ -1,0 +1,302 @@
+"""`petal train`: data -> split -> decoded cache -> Lightning fit -> run folder with a model in it.
+
+Run folder (RUN):
+  config.json        what was asked for: data, model, weights, recipe, trainer options
+  split.json         the split trained on
+  history.csv        epoch,train_loss,val_loss,val_acc,lr,epoch_seconds,elapsed_seconds
+  lr_steps.csv       the learning rate of every optimiser step
+  accuracy.png  loss.png  lr.png  (lr_find.png with --lr auto)
+  checkpoints/       best.ckpt (highest val_acc) and last.ckpt (for --resume)
+  model/             model.safetensors + model.json: the network at the end of the schedule
+Everything in RUN is written by global rank 0 only; files are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_only
+
+from petal import __version__
+from petal.data.cache import DecodedCache
+from petal.data.scan import DatasetIndex, require_usable, scan_folder
+from petal.data.split import Split, SplitItem, check_split_matches, make_split
+from petal.errors import PetalError
+from petal.fsutil import atomic_write_json, read_json
+from petal.modelio import ModelCard, save_model_folder
+from petal.models import architecture_config, build_model, default_weights
+from petal.models.spec import InputSpec
+from petal.paths import cache_root
+from petal.report.curves import plot_history
+from petal.train.data import CachedImages, eval_loader, train_loader
+from petal.train.history import HistoryWriter, read_history
+from petal.train.module import ClassifierModule
+from petal.train.recipes import Recipe, recipe_from_json
+
+CONFIG_FILE = "config.json"
+SPLIT_FILE = "split.json"
+
+
+@dataclass
+class TrainerOptions:
+    """Passed through to the Lightning Trainer."""
+
+    accelerator: str = "auto"
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+
+
+@dataclass
+class TrainRequest:
+    data: Path
+    recipe: Recipe
+    out: Path
+    model: str | None = None  # None: the recipe's model
+    weights: str | None = None  # None: the model family's default ("imagenet" where offline)
+    split_file: Path | None = None
+    lr: float | str | None = None  # a number, "auto" (LR finder) or None (the recipe's)
+    trainer: TrainerOptions = field(default_factory=TrainerOptions)
+    cache_dir: str | None = None
+    data_description: str = ""
+
+    @property
+    def model_name(self) -> str:
+        return self.model or self.recipe.model
+
+    @property
+    def weights_or_default(self) -> str | None:
+        return self.weights if self.weights is not None else default_weights(self.model_name)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_dir: Path
+    val_acc: float
+    best_val_acc: float
+    best_epoch: int
+    seconds: float
+
+
+@dataclass
+class Prepared:
+    """Everything a fit needs, decided before any long work starts."""
+
+    index: DatasetIndex
+    split: Split
+    model: torch.nn.Module
+    spec: InputSpec
+    architecture: dict
+    train_set: CachedImages
+    val_set: CachedImages
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # --resume
+
+
+def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
+    if request.split_file is None:
+        return make_split(index)
+    split = Split.load(request.split_file)
+    check_split_matches(split, index)
+    return split
+
+
+def _pixels(items: list[SplitItem], root: Path, cache: DecodedCache) -> np.ndarray:
+    return cache.ensure([(root / i.path, i.sha256) for i in items])
+
+
+def prepare(request: TrainRequest) -> Prepared:
+    """Check data, split, build the model and decode the images; PetalError on bad input."""
+    recipe = request.recipe
+    index = scan_folder(request.data)
+    require_usable(index)
+    split = load_split(request, index)
+    options = {"width": recipe.width} if recipe.width is not None else {}
+    architecture = architecture_config(request.model_name, len(split.classes),
+                                       recipe.input_size, **options)
+    L.seed_everything(recipe.seed, verbose=False)
+    model, spec = build_model(request.model_name, len(split.classes),
+                              weights=request.weights_or_default, input_size=recipe.input_size,
+                              **options)
+    if len(split.train) < recipe.batch_size:
+        raise PetalError(f"too few training images ({len(split.train)}) for batch size "
+                         f"{recipe.batch_size}: add images or use --set batch_size=N")
+    if not split.val:
+        raise PetalError("the split has no validation images: use a larger --val-fraction")
+    cache = DecodedCache(cache_root(request.cache_dir), spec.resize_size)
+    label_of = {name: i for i, name in enumerate(split.classes)}
+    sets = []
+    for items in (split.train, split.val):
+        labels = np.array([label_of[i.label] for i in items])
+        sets.append(CachedImages(_pixels(items, index.root, cache), labels, spec.size,
+                                 flip=recipe.flip))
+    return Prepared(index, split, model, spec, architecture, *sets)
+
+
+def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
+    run = request.out
+    run.mkdir(parents=True, exist_ok=True)
+    prepared.split.save(run / SPLIT_FILE)
+    atomic_write_json(run / CONFIG_FILE, {
+        "petal_version": __version__,
+        "data": str(Path(request.data).resolve()),
+        "data_description": request.data_description,
+        "model": request.model_name,
+        "weights": request.weights_or_default,
+        "architecture": prepared.architecture,
+        "input": prepared.spec.to_json(),
+        "recipe": dataclasses.asdict(request.recipe),
+        "lr": request.lr,
+        "trainer": dataclasses.asdict(request.trainer),
+        "cache_dir": request.cache_dir,
+        "split": SPLIT_FILE,
+    })
+
+
+def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
+    options = request.trainer
+    devices: str | int = int(options.devices) if str(options.devices).isdigit() else options.devices
+    return L.Trainer(
+        accelerator=options.accelerator,
+        devices=devices,
+        num_nodes=options.num_nodes,
+        strategy=options.strategy,
+        precision=options.precision,
+        max_epochs=request.recipe.epochs,
+        gradient_clip_val=request.recipe.grad_clip,
+        gradient_clip_algorithm="value",
+        callbacks=callbacks + ([TQDMProgressBar()] if progress else []),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        logger=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(request.out),
+    )
+
+
+def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path) -> float:
+    """Lightning's LR range test on the training data; saves the plot, returns the suggestion."""
+    from petal.report.curves import plot_lr_finder
+
+    module = ClassifierModule(prepared.model, request.recipe, prepared.spec,
+                              len(prepared.split.classes))
+    trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=True, default_root_dir=str(plot_path.parent))
+    from lightning.pytorch.tuner import Tuner
+
+    loader = train_loader(prepared.train_set, request.recipe.batch_size, request.recipe.seed)
+    steps = min(100, 3 * len(loader))
+    finder = Tuner(trainer).lr_find(module, train_dataloaders=loader, min_lr=1e-6, max_lr=1.0,
+                                    num_training=steps, update_attr=False)
+    suggestion = finder.suggestion()
+    if suggestion is None:
+        raise PetalError("the LR finder found no clear minimum: pass --lr NUMBER instead")
+    plot_lr_finder(finder.results["lr"], finder.results["loss"], suggestion, plot_path)
+    return float(suggestion)
+
+
+def fit(request: TrainRequest, started: float, progress: bool = True,
+        resume_from: Path | None = None, extra_callbacks: list[L.Callback] | None = None
+        ) -> TrainResult:
+    """Train as `request` says; with `resume_from` (a last.ckpt), continue that run."""
+    _quiet_lightning()
+    prepared = prepare(request)
+    run = request.out
+    if resume_from is None and rank_zero_only.rank == 0:
+        write_run_start(request, prepared)
+    lr = request.lr if isinstance(request.lr, float) else request.recipe.lr
+    if request.lr == "auto" and resume_from is None:
+        lr = find_lr(request, prepared, run / "lr_find.png")
+        config = read_json(run / CONFIG_FILE)
+        config["lr_found"] = lr
+        if rank_zero_only.rank == 0:
+            atomic_write_json(run / CONFIG_FILE, config)
+        print(f"LR finder suggests {lr:.3g} (plot: {run / 'lr_find.png'})")
+    elif request.lr == "auto":
+        lr = read_json(run / CONFIG_FILE)["lr_found"]
+    recipe = dataclasses.replace(request.recipe, lr=lr)
+    L.seed_everything(recipe.seed, verbose=False)
+    module = ClassifierModule(prepared.model, recipe, prepared.spec, len(prepared.split.classes))
+    resume_at = None
+    if resume_from is not None:
+        state = torch.load(resume_from, map_location="cpu", weights_only=False)
+        resume_at = (state["epoch"] + 1, state["global_step"])
+    history = HistoryWriter(run, started, resume_at)
+    # Two callbacks: Lightning's save_last only saves when the monitored best changes.
+    best = ModelCheckpoint(dirpath=run / "checkpoints", filename="best", monitor="val_acc",
+                           mode="max", save_on_train_epoch_end=True, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=run / "checkpoints", filename="last", monitor=None,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
+    trainer = _trainer(request, [history, best, last, *(extra_callbacks or [])], progress)
+    trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
+                eval_loader(prepared.val_set, recipe.batch_size),
+                ckpt_path=str(resume_from) if resume_from else None)
+    if not trainer.is_global_zero:
+        return TrainResult(run, run / "model", 0.0, 0.0, 0, time.perf_counter() - started)
+    return finish(request, prepared, module.model, recipe, started)
+
+
+def finish(request: TrainRequest, prepared: Prepared, model: torch.nn.Module, recipe: Recipe,
+           started: float) -> TrainResult:
+    """Save the model folder and the curves; print the one-line summary."""
+    run = request.out
+    rows = read_history(run / "history.csv")
+    best = max(rows, key=lambda r: r["val_acc"])
+    metrics = {"val_acc": rows[-1]["val_acc"], "val_loss": rows[-1]["val_loss"],
+               "best_val_acc": best["val_acc"], "best_epoch": int(best["epoch"]),
+               "epochs": int(rows[-1]["epoch"]), "train_seconds": rows[-1]["elapsed_seconds"],
+               "n_train": len(prepared.split.train), "n_val": len(prepared.split.val)}
+    card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
+                     input=prepared.spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
+                     data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}")
+    model_dir = save_model_folder(run / "model", model.cpu().eval(), card)
+    plot_history(run)
+    seconds = time.perf_counter() - started
+    print(f"Done: val_acc {metrics['val_acc']:.4f} (best {best['val_acc']:.4f} at epoch "
+          f"{metrics['best_epoch']}), {seconds:.0f} s, model: {model_dir}")
+    return TrainResult(run, model_dir, metrics["val_acc"], best["val_acc"], int(best["epoch"]),
+                       seconds)
+
+
+def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainRequest:
+    """Rebuild the request that started `run` (for --resume)."""
+    if not (run / CONFIG_FILE).is_file():
+        raise PetalError(f"{run} is not a petal run folder (no {CONFIG_FILE})")
+    config = read_json(run / CONFIG_FILE)
+    return TrainRequest(
+        data=Path(config["data"]),
+        recipe=recipe_from_json(config["recipe"]),
+        out=run,
+        model=config["model"],
+        weights=config["weights"],
+        split_file=run / config["split"],
+        lr=config["lr"],
+        trainer=trainer or TrainerOptions(**config["trainer"]),
+        cache_dir=config.get("cache_dir"),
+        data_description=config.get("data_description", ""),
+    )
+
+
+def resume(run: Path, started: float, progress: bool = True) -> TrainResult:
+    last = run / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise PetalError(f"{run} has no checkpoints/last.ckpt to resume from")
+    return fit(request_from_run(run), started, progress=progress, resume_from=last)

@@ -1,0 +1,99 @@
+"""Per-epoch history: a table printed as training goes, `history.csv` and per-step LRs on disk."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+from tqdm import tqdm
+
+from petal.fsutil import atomic_write_text
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_acc", "lr", "epoch_seconds",
+                   "elapsed_seconds"]
+
+
+def read_history(path: str | Path) -> list[dict[str, float]]:
+    with open(path, newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def write_history(path: str | Path, rows: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _format(k, row[k]) for k in HISTORY_COLUMNS})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _format(key: str, value: float) -> str:
+    if key == "epoch":
+        return str(int(value))
+    if key.endswith("seconds"):
+        return f"{value:.2f}"
+    return f"{value:.6g}"
+
+
+class HistoryWriter(L.Callback):
+    """Appends one row per epoch to history.csv (rank 0 only) and prints it, like the seed did.
+
+    `started` is the command's start time, so elapsed_seconds includes data preparation.
+    On resume, rows after the checkpoint's epoch (and LR steps after its step) are dropped
+    before new ones are appended.
+    """
+
+    def __init__(self, run_dir: Path, started: float, resume_at: tuple[int, int] | None = None
+                 ) -> None:
+        self.history_path = run_dir / "history.csv"
+        self.lr_path = run_dir / "lr_steps.csv"
+        self.started = started
+        self.resume_at = resume_at  # (completed epochs, global step) of the checkpoint
+        self.rows: list[dict[str, float]] = []
+        self.epoch_started = time.perf_counter()
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        lr_lines = ["step,lr\n"]
+        if self.resume_at:
+            epochs, step = self.resume_at
+            self.rows = [r for r in read_history(self.history_path) if r["epoch"] <= epochs]
+            with open(self.lr_path) as handle:
+                lr_lines += [line for line in list(handle)[1:] if int(line.split(",")[0]) < step]
+        write_history(self.history_path, self.rows)
+        atomic_write_text(self.lr_path, "".join(lr_lines))
+        tqdm.write(f"{'epoch':>5}  {'train_loss':>10}  {'val_loss':>9}  {'val_acc':>7}  "
+                   f"{'lr':>9}  {'seconds':>7}")
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.epoch_started = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        with open(self.lr_path, "a") as handle:
+            handle.write(f"{trainer.global_step},{lr:.6g}\n")
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        if "val_acc" not in metrics:
+            return
+        now = time.perf_counter()
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "train_loss": float(metrics["train_loss"]),
+            "val_loss": float(metrics["val_loss"]),
+            "val_acc": float(metrics["val_acc"]),
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "epoch_seconds": now - self.epoch_started,
+            "elapsed_seconds": now - self.started,
+        }
+        self.rows.append(row)
+        write_history(self.history_path, self.rows)
+        tqdm.write(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['val_loss']:>9.4f}  "
+                   f"{row['val_acc']:>7.4f}  {row['lr']:>9.3g}  {row['epoch_seconds']:>7.1f}")

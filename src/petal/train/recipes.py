@@ -1,0 +1,145 @@
+"""Every training hyperparameter, in one place: named recipes, each a `Recipe`.
+
+Any field can be overridden from the command line: `petal train --set epochs=3 --set lr=0.01`.
+`petal recipes` prints them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+
+from petal.errors import PetalError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    model: str  # default model for this recipe (`--model` overrides)
+    # "full": the whole network trains on decoded images; "cached": a frozen trunk runs once
+    # and only the layers above `cut` train, on its stored outputs (see train/cached.py).
+    mode: str = "full"
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3  # the peak LR for onecycle, the starting LR otherwise
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant | step | onecycle | cosine
+    step_epochs: tuple[int, ...] = ()  # step: multiply the LR by step_gamma at these epochs
+    step_gamma: float = 0.1
+    warmup_fraction: float = 0.25  # onecycle: share of steps spent raising the LR
+    grad_clip: float | None = None  # clip each gradient element to +-grad_clip (as the seed did)
+    label_smoothing: float = 0.0
+    input_size: int | None = None  # None: the model's own input size
+    flip: bool = True  # random horizontal flips (crops are always random in training)
+    tta_flip: bool = False  # validation averages each image with its mirror image
+    width: float | None = None  # resnet9 channel multiplier (None: the original widths)
+    # cached mode only
+    cut: str = "head"  # where the frozen trunk ends: "head" (features) or a stage name
+    views: int = 1  # augmented views of each training image stored from the trunk
+    seed: int = 0
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in [
+        Recipe(
+            name="seed-resnet9",
+            summary="The original ResNet9: Adam, 10 epochs at lr 1e-3 then 10 at 1e-4, 64 px",
+            model="resnet9",
+            epochs=20,
+            batch_size=64,
+            optimizer="adam",
+            lr=1e-3,
+            schedule="step",
+            step_epochs=(10,),
+            step_gamma=0.1,
+            input_size=64,
+        ),
+        Recipe(
+            name="seed-transfer",
+            summary="The original transfer recipe: Adam + weight decay, one-cycle LR, "
+                    "gradient clipping, 5 epochs, whole pretrained network fine-tuned",
+            model="efficientnet_lite0",
+            epochs=5,
+            batch_size=32,
+            optimizer="adam",
+            lr=1e-3,
+            weight_decay=1e-4,
+            schedule="onecycle",
+            grad_clip=0.1,
+        ),
+    ]
+}
+
+
+def _parse_value(recipe_field: dataclasses.Field, text: str) -> object:
+    kind = str(recipe_field.type)
+    if text.lower() in {"none", "null"} and "None" in kind:
+        return None
+    try:
+        if kind.startswith("tuple"):
+            return tuple(int(x) for x in text.split(",") if x.strip())
+        if kind.startswith("bool"):
+            if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(text)
+            return text.lower() in {"true", "1", "yes"}
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError as exc:
+        raise PetalError(f"--set {recipe_field.name}={text}: expected {kind}") from exc
+    return text
+
+
+_FIXED = {"name", "summary"}  # identify a recipe; not overridable
+
+
+def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
+    """The named recipe with `FIELD=VALUE` overrides applied; PetalError on any unknown name."""
+    if name not in RECIPES:
+        raise PetalError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)} "
+                         "(`petal recipes` describes them)")
+    recipe = RECIPES[name]
+    by_name = {f.name: f for f in fields(Recipe)}
+    changes = {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in by_name or key in _FIXED:
+            raise PetalError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{', '.join(f for f in by_name if f not in _FIXED)}")
+        changes[key] = _parse_value(by_name[key], value.strip())
+    recipe = dataclasses.replace(recipe, **changes)
+    validate(recipe)
+    return recipe
+
+
+def validate(recipe: Recipe) -> None:
+    choices = {"mode": {"full", "cached"}, "optimizer": {"adam", "adamw", "sgd"},
+               "schedule": {"constant", "step", "onecycle", "cosine"}}
+    for key, allowed in choices.items():
+        if getattr(recipe, key) not in allowed:
+            raise PetalError(f"recipe field {key}={getattr(recipe, key)!r}: "
+                             f"use one of {', '.join(sorted(allowed))}")
+    if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0 or recipe.views < 1:
+        raise PetalError("epochs, batch_size, views must be >= 1 and lr > 0")
+
+
+def recipe_from_json(data: dict) -> Recipe:
+    known = {f.name for f in fields(Recipe)}
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    return Recipe(**values)
+
+
+def describe_recipes() -> str:
+    lines = []
+    for recipe in RECIPES.values():
+        lines.append(f"{recipe.name}: {recipe.summary}")
+        values = ", ".join(f"{f.name}={getattr(recipe, f.name)}" for f in fields(Recipe)
+                           if f.name not in {"name", "summary"})
+        lines.append(f"  {values}")
+    return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""Training: recipes, the run folder, model-folder round trip, resume, DDP, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from petal.cli import main
+from petal.errors import PetalError
+from petal.modelio import find_model_folder, load_model
+from petal.train.fit import TrainRequest, fit, resume
+from petal.train.history import HISTORY_COLUMNS, read_history
+from petal.train.recipes import get_recipe
+
+# A ResNet9 at 1/8 width on 32 px images: the real architecture, seconds to train.
+TINY = ["--set", "width=0.125", "--set", "input_size=32", "--set", "batch_size=4"]
+
+
+@pytest.fixture
+def tiny_recipe():
+    return get_recipe("seed-resnet9", ["width=0.125", "input_size=32", "batch_size=4",
+                                       "epochs=3", "step_epochs=2"])
+
+
+def _train(image_folder: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--data", str(image_folder), "--recipe", "seed-resnet9", *TINY,
+                 "--set", "epochs=2", "--out", str(out), "--no-progress",
+                 "--cache-dir", str(out.parent / "cache"), *extra])
+
+
+def test_recipe_overrides() -> None:
+    recipe = get_recipe("seed-transfer", ["epochs=2", "lr=0.01", "grad_clip=none",
+                                          "step_epochs=3,6", "flip=false"])
+    assert (recipe.epochs, recipe.lr, recipe.grad_clip, recipe.step_epochs, recipe.flip) == (
+        2, 0.01, None, (3, 6), False)
+    assert get_recipe("seed-resnet9").epochs == 20  # the named recipe itself is unchanged
+    for bad, message in [(["nope=1"], "FIELD=VALUE"), (["epochs=two"], "expected int"),
+                         (["optimizer=lbfgs"], "optimizer"), (["epochs"], "FIELD=VALUE")]:
+        with pytest.raises(PetalError, match=message):
+            get_recipe("seed-transfer", bad)
+    with pytest.raises(PetalError, match="unknown recipe"):
+        get_recipe("fastest")
+
+
+def test_run_folder(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert _train(image_folder, run) == 0
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "Done: val_acc" in out
+    for name in ["config.json", "split.json", "history.csv", "lr_steps.csv", "accuracy.png",
+                 "loss.png", "lr.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+                 "model/model.safetensors", "model/model.json"]:
+        assert (run / name).is_file(), name
+    with open(run / "history.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == HISTORY_COLUMNS
+        rows = list(reader)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(0 <= float(r["val_acc"]) <= 1 for r in rows)
+    assert float(rows[1]["elapsed_seconds"]) > float(rows[0]["elapsed_seconds"])
+    card = json.loads((run / "model" / "model.json").read_text())
+    assert card["classes"] == ["cat", "dog", "fox"]
+    assert card["architecture"]["name"] == "resnet9" and card["input"]["size"] == 32
+    assert card["split"] == "../split.json" and (run / "model" / card["split"]).is_file()
+    assert card["metrics"]["val_acc"] == pytest.approx(float(rows[-1]["val_acc"]), abs=1e-5)
+    assert card["recipe"]["name"] == "seed-resnet9" and card["petal_version"]
+    assert find_model_folder(run) == run / "model"
+    assert _train(image_folder, run) == 1  # the run folder is never overwritten
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_model_folder_round_trip_without_pickle(image_folder: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                tiny_recipe) -> None:
+    result = fit(TrainRequest(data=image_folder, recipe=tiny_recipe, out=tmp_path / "run",
+                              cache_dir=str(tmp_path / "cache")), time.perf_counter(), progress=False)
+    trained = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("model folders never unpickle"))
+    model, card = load_model(result.run_dir)
+    state = {k.removeprefix("model."): v for k, v in trained["state_dict"].items()}
+    reference, _ = load_model(result.model_dir)
+    reference.load_state_dict(state)
+    images = torch.rand(3, 3, 32, 32)
+    assert torch.equal(model(images), reference(images))
+    assert card.classes == ["cat", "dog", "fox"]
+
+
+class _Crash(L.Callback):
+    """Stops a run at the start of epoch `at`, as a killed process would."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.at:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_gives_the_uninterrupted_history(image_folder: Path, tmp_path: Path,
+                                                tiny_recipe) -> None:
+    def request(name: str) -> TrainRequest:
+        return TrainRequest(data=image_folder, recipe=tiny_recipe, out=tmp_path / name,
+                            cache_dir=str(tmp_path / "cache"))
+
+    fit(request("straight"), time.perf_counter(), progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(request("crashed"), time.perf_counter(), progress=False, extra_callbacks=[_Crash(at=2)])
+    assert len(read_history(tmp_path / "crashed" / "history.csv")) == 2
+    assert not (tmp_path / "crashed" / "model").exists()
+    resume(tmp_path / "crashed", time.perf_counter(), progress=False)
+
+    def learned(name: str) -> list[list[float]]:
+        rows = read_history(tmp_path / name / "history.csv")
+        return [[r[k] for k in ("epoch", "train_loss", "val_loss", "val_acc", "lr")] for r in rows]
+
+    assert learned("crashed") == learned("straight")
+    assert len(learned("straight")) == 3
+
+
+def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    petal = Path(sys.executable).with_name("petal")
+    done = subprocess.run(
+        [petal, "train", "--data", str(image_folder), "--recipe", "seed-resnet9", *TINY,
+         "--set", "epochs=2", "--out", str(run), "--no-progress", "--cache-dir",
+         str(tmp_path / "cache"), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Done: val_acc") == 1
+    assert len(read_history(run / "history.csv")) == 2
+    steps = (run / "lr_steps.csv").read_text().splitlines()[1:]
+    assert len(steps) == len({line.split(",")[0] for line in steps})  # one writer
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["accuracy.png", "checkpoints", "config.json", "history.csv", "loss.png", "lr.png",
+         "lr_steps.csv", "model", "split.json"])
+    model, _ = load_model(run)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "resnet9000"], "unknown model"),
+        (["--recipe", "nope"], "unknown recipe"),
+        (["--set", "colour=red"], "field=value"),
+        (["--set", "batch_size=64"], "too few training images"),
+    ],
+)
+def test_bad_input_fails_before_training(image_folder: Path, tmp_path: Path, args: list[str],
+                                         message: str, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(image_folder), "--recipe", "seed-resnet9", *TINY,
+                 "--out", str(run), "--no-progress", "--cache-dir", str(tmp_path / "c"), *args])
+    assert code == 1
+    assert message in capsys.readouterr().err.lower()
+    assert not run.exists()
+
+
+def test_bad_data_and_weights(tmp_path: Path, image_folder: Path,
+                              capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    assert main(["train", "--data", str(tmp_path / "one"), "--out", str(tmp_path / "r1")]) == 1
+    assert "class" in capsys.readouterr().err
+    weights = tmp_path / "w.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, weights)
+    assert main(["train", "--data", str(image_folder), "--model", "resnet18", "--weights",
+                 str(weights), "--out", str(tmp_path / "r2")]) == 1
+    assert "w.pth" in capsys.readouterr().err
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
