@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-FLOWERS = Path(os.environ.get("PETAL_FLOWERS", Path(__file__).resolve().parents[2] / "shared/data/flowers"))
+FLOWERS = Path(os.environ.get("PETAL_FLOWERS",
+                              Path(__file__).resolve().parents[2] / "shared/data/flowers"))
 
 
 def pattern(seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:

@@ -80,8 +80,9 @@ def test_run_folder(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFi
 def test_model_folder_round_trip_without_pickle(image_folder: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 tiny_recipe) -> None:
-    result = fit(TrainRequest(data=image_folder, recipe=tiny_recipe, out=tmp_path / "run",
-                              cache_dir=str(tmp_path / "cache")), time.perf_counter(), progress=False)
+    request = TrainRequest(data=image_folder, recipe=tiny_recipe, out=tmp_path / "run",
+                           cache_dir=str(tmp_path / "cache"))
+    result = fit(request, time.perf_counter(), progress=False)
     trained = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("model folders never unpickle"))
     model, card = load_model(result.run_dir)

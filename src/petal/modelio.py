@@ -1,8 +1,9 @@
 """A trained model is a folder: `model.safetensors` (weights) + `model.json` (everything else).
 
-Loading never unpickles anything. Saving writes a complete new folder beside the old one
-and swaps it in with two renames; `find_model_folder` recovers the previous folder if a
-process died between them, so a good model is never replaced by a partial one.
+Loading never unpickles anything; reading model.json needs no torch. Saving writes a
+complete new folder beside the old one and swaps it in with two renames;
+`find_model_folder` recovers the previous folder if a process died between them, so a
+good model is never replaced by a partial one.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_model as load_safetensors
-from safetensors.torch import save_model as save_safetensors
+from typing import TYPE_CHECKING
 
 from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
 from petal.models.spec import InputSpec
+
+if TYPE_CHECKING:  # torch is imported only where weights are read or written
+    import torch
 
 MODEL_FORMAT = "petal-model/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -41,7 +41,8 @@ class ModelCard:
     split: str | None = None  # the split file, relative to the run folder
     petal_version: str = __version__
     format: str = MODEL_FORMAT
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -90,6 +91,8 @@ def read_card(path: str | os.PathLike) -> ModelCard:
 
 def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: ModelCard) -> Path:
     """Write weights + card into `folder`, atomically replacing any model already there."""
+    from safetensors.torch import save_model as save_safetensors
+
     folder = Path(folder)
     partial = folder.with_name(folder.name + ".partial")
     previous = folder.with_name(folder.name + ".previous")
@@ -109,6 +112,9 @@ def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: M
 
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard]:
     """Rebuild the network from model.json and load model.safetensors; returns it in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model as load_safetensors
+
     from petal.models import rebuild_model
 
     folder = find_model_folder(path)

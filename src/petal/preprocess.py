@@ -1,9 +1,11 @@
-"""From a decoded image to a model input: the same steps in training, evaluation and prediction."""
+"""From a decoded image to a model input: the same steps in training, evaluation and prediction.
+
+NumPy only, so the ONNX Runtime path runs without torch.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 from petal.data.image import resize_and_center_crop
@@ -26,8 +28,14 @@ def image_to_array(image: Image.Image, spec: InputSpec) -> np.ndarray:
     return center_crop(square, spec.size)
 
 
-def normalize(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32 normalised with the model's mean and std."""
-    mean = torch.tensor(spec.mean, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(spec.std, device=images.device).view(1, 3, 1, 1) * 255
-    return (images.float() - mean) / std
+def scale_and_shift(spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (scale, shift) with normalised = uint8 * scale + shift, shaped (1, 3, 1, 1)."""
+    std = np.asarray(spec.std, dtype=np.float32) * 255
+    mean = np.asarray(spec.mean, dtype=np.float32) * 255
+    return (1 / std).reshape(1, 3, 1, 1), (-mean / std).reshape(1, 3, 1, 1)
+
+
+def to_input(images: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), normalised with the model's mean and std."""
+    scale, shift = scale_and_shift(spec)
+    return images.transpose(0, 3, 1, 2).astype(np.float32) * scale + shift

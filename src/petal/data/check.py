@@ -96,11 +96,12 @@ def format_report(report: CheckReport) -> str:
                       [" = ".join(g) for g in dups.conflicts])
     cross = sum(p.cross_label for p in dups.near_pairs)
     lines += _section(
-        f"Near-duplicates (pHash distance <= {NEAR_DUPLICATE_MAX_DISTANCE}; {cross} across classes),"
-        " kept on one side of every split",
+        f"Near-duplicates (pHash distance <= {NEAR_DUPLICATE_MAX_DISTANCE}; "
+        f"{cross} across classes), kept on one side of every split",
         [f"{p.a} ~ {p.b} (distance {p.distance}{', different classes' if p.cross_label else ''})"
          for p in dups.near_pairs],
     )
     verdict = ("Usable: yes" if report.usable else f"Usable: NO - {report.problem}")
-    lines += ["", f"{verdict}. {len(index.images)} readable images in {len(index.classes)} classes."]
+    summary = f"{len(index.images)} readable images in {len(index.classes)} classes."
+    lines += ["", f"{verdict}. {summary}"]
     return "\n".join(lines)

@@ -65,7 +65,8 @@ def open_image(source: str | PathLike | bytes) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UnidentifiedImageError):
-            raise ImageLoadError("not_image", "not an image file (unrecognised format)", name) from exc
+            raise ImageLoadError("not_image", "not an image file (unrecognised format)",
+                                 name) from exc
         raise ImageLoadError("too_many_pixels", f"decompression bomb refused: {exc}", name) from exc
     except OSError as exc:
         raise ImageLoadError("unreadable", f"cannot read file: {exc}", name) from exc

@@ -12,7 +12,6 @@ from petal.errors import PetalError
 from petal.models.spec import InputSpec
 from petal.models.weights import IMAGENET, Weights, download_error, load_state_file, load_strict
 
-
 IMAGENET_CLASSES = 1000
 
 

@@ -42,9 +42,11 @@ class CachedImages(Dataset):
     Evaluation keys are plain indices: the central crop.
     """
 
-    def __init__(self, pixels: np.ndarray, labels: np.ndarray, crop: int, flip: bool = True) -> None:
+    def __init__(self, pixels: np.ndarray, labels: np.ndarray, crop: int,
+                 flip: bool = True) -> None:
         if pixels.shape[1] < crop:
-            raise ValueError(f"stored images ({pixels.shape[1]} px) are smaller than the crop {crop}")
+            raise ValueError(f"stored images ({pixels.shape[1]} px) are smaller than the "
+                             f"crop {crop}")
         self.pixels, self.labels, self.crop, self.flip = pixels, labels, crop, flip
 
     def __len__(self) -> int:
@@ -62,7 +64,8 @@ class CachedImages(Dataset):
         image = self.pixels[index, top:top + crop, left:left + crop]
         if mirror:
             image = image[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), int(self.labels[index])
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        return tensor, int(self.labels[index])
 
 
 def train_loader(dataset: CachedImages, batch_size: int, seed: int) -> DataLoader:

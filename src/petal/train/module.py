@@ -8,7 +8,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from petal.models.spec import InputSpec
-from petal.preprocess import normalize
+from petal.preprocess import scale_and_shift
 from petal.train.recipes import Recipe
 
 
@@ -21,9 +21,13 @@ class ClassifierModule(L.LightningModule):
         self.lr = recipe.lr  # Lightning's LR finder reads and writes this attribute
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        scale, shift = (torch.from_numpy(a) for a in scale_and_shift(spec))
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(normalize(images, self.spec))
+        """uint8 (N, 3, H, W) images -> logits; normalised exactly as petal.preprocess does."""
+        return self.model(images.float() * self.scale + self.shift)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         images, labels = batch
@@ -61,7 +65,8 @@ def build_optimizer(params, recipe: Recipe, lr: float, total_steps: int) -> dict
     if recipe.schedule == "step":
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.step_epochs),
                                                          gamma=recipe.step_gamma)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
     if recipe.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=lr, total_steps=int(total_steps), pct_start=recipe.warmup_fraction)

@@ -1,0 +1,29 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", help="cache folder (default: $PETAL_CACHE, else "
+                        "$XDG_CACHE_HOME/petal, else ~/.cache/petal)")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def resolve_data(arg: str, cache_dir: str | None) -> tuple[Path, str]:
+    """A folder path, or the name of a public data set (downloaded once into the cache)."""
+    from petal.data.download import download_dataset, is_dataset_name
+
+    if is_dataset_name(arg):
+        path = download_dataset(arg, cache_dir=cache_dir)
+        return path, f"{arg} (public data set, downloaded to {path})"
+    return Path(arg), f"{arg} (local folder)"
