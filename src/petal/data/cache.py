@@ -99,7 +99,7 @@ class DecodedCache:
         tasks = [(str(path), self.size) for path in missing.values()]
         workers = workers or len(os.sched_getaffinity(0))
         bar = tqdm(total=len(tasks), desc=f"Decoding images to {self.size}px", unit="img",
-                   disable=not progress, leave=False)
+                   disable=None if progress else True, leave=False)
         with open(self.pixels_path, "ab") as out:
             out.truncate(next_row * self.row_bytes)  # drop a partial row from a killed build
             try:

@@ -29,7 +29,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from petal import __version__
 from petal.data.cache import DecodedCache
 from petal.data.scan import DatasetIndex, require_usable, scan_folder
-from petal.data.split import Split, SplitItem, check_split_matches, make_split
+from petal.data.split import Split, check_split_matches, make_split
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
 from petal.modelio import ModelCard, save_model_folder
@@ -108,6 +108,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # --resume
+    warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")  # Lightning vs torch 2.14
 
 
 def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
@@ -118,14 +119,10 @@ def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
     return split
 
 
-def _pixels(items: list[SplitItem], root: Path, cache: DecodedCache) -> np.ndarray:
-    return cache.ensure([(root / i.path, i.sha256) for i in items])
-
-
-def prepare(request: TrainRequest) -> Prepared:
+def prepare(request: TrainRequest, progress: bool = True) -> Prepared:
     """Check data, split, build the model and decode the images; PetalError on bad input."""
     recipe = request.recipe
-    index = scan_folder(request.data)
+    index = scan_folder(request.data, progress=progress)
     require_usable(index)
     split = load_split(request, index)
     options = {"width": recipe.width} if recipe.width is not None else {}
@@ -141,13 +138,14 @@ def prepare(request: TrainRequest) -> Prepared:
     if not split.val:
         raise PetalError("the split has no validation images: use a larger --val-fraction")
     cache = DecodedCache(cache_root(request.cache_dir), spec.resize_size)
+    items = split.train + split.val
+    pixels = cache.ensure([(index.root / i.path, i.sha256) for i in items], progress=progress)
     label_of = {name: i for i, name in enumerate(split.classes)}
-    sets = []
-    for items in (split.train, split.val):
-        labels = np.array([label_of[i.label] for i in items])
-        sets.append(CachedImages(_pixels(items, index.root, cache), labels, spec.size,
-                                 flip=recipe.flip))
-    return Prepared(index, split, model, spec, architecture, *sets)
+    labels = np.array([label_of[i.label] for i in items])
+    n = len(split.train)
+    return Prepared(index, split, model, spec, architecture,
+                    CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip),
+                    CachedImages(pixels[n:], labels[n:], spec.size, flip=False))
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
@@ -218,7 +216,7 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
         ) -> TrainResult:
     """Train as `request` says; with `resume_from` (a last.ckpt), continue that run."""
     _quiet_lightning()
-    prepared = prepare(request)
+    prepared = prepare(request, progress)
     run = request.out
     if resume_from is None and rank_zero_only.rank == 0:
         write_run_start(request, prepared)
