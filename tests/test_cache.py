@@ -18,6 +18,10 @@ def _files(root: Path) -> list[tuple[Path, str]]:
     return [(root / r.path, r.sha256) for r in scan_folder(root, progress=False).images]
 
 
+def _rows(cache: DecodedCache) -> float:
+    return cache.store.rows_path.stat().st_size / cache.store.row_bytes
+
+
 def _tree(root: Path) -> set[Path]:
     return set(root.rglob("*"))
 
@@ -47,18 +51,18 @@ def test_stores_what_predict_sees(image_folder: Path, tmp_path: Path) -> None:
 def test_only_new_or_changed_files_decode(image_folder: Path, tmp_path: Path) -> None:
     cache = DecodedCache(tmp_path / "cache", 16)
     cache.ensure(_files(image_folder), progress=False)
-    rows = cache.pixels_path.stat().st_size // cache.row_bytes
+    rows = _rows(cache)
     assert rows == 12
 
     cache.ensure(_files(image_folder), progress=False)  # warm: nothing decoded
-    assert cache.pixels_path.stat().st_size // cache.row_bytes == 12
+    assert _rows(cache) == 12
 
     (image_folder / "cat" / "cat0.jpg").rename(image_folder / "cat" / "renamed.jpg")
     write_image(image_folder / "dog" / "dog0.jpg", seed=4242)  # changed content
     write_image(image_folder / "fox" / "new.jpg", seed=4343)  # added
     files = _files(image_folder)
     pixels = cache.ensure(files, progress=False)
-    assert cache.pixels_path.stat().st_size // cache.row_bytes == 14
+    assert _rows(cache) == 14
     for (path, _), stored in zip(files, pixels):
         assert np.array_equal(stored, decode_to_square(path, 16))
 
@@ -67,10 +71,10 @@ def test_partial_row_from_a_killed_build_is_dropped(image_folder: Path, tmp_path
     cache = DecodedCache(tmp_path / "cache", 16)
     files = _files(image_folder)
     cache.ensure(files[:6], progress=False)
-    with open(cache.pixels_path, "ab") as out:
+    with open(cache.store.rows_path, "ab") as out:
         out.write(b"\x07" * 100)  # half a row, as if killed mid-write
     pixels = cache.ensure(files, progress=False)
-    assert cache.pixels_path.stat().st_size == 12 * cache.row_bytes
+    assert _rows(cache) == 12
     assert np.array_equal(pixels[7], decode_to_square(files[7][0], 16))
 
 
