@@ -86,7 +86,7 @@ def test_model_folder_round_trip_without_pickle(image_folder: Path, tmp_path: Pa
     trained = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("model folders never unpickle"))
     model, card = load_model(result.run_dir)
-    state = {k.removeprefix("model."): v for k, v in trained["state_dict"].items()}
+    state = {k.removeprefix("network."): v for k, v in trained["state_dict"].items()}
     reference, _ = load_model(result.model_dir)
     reference.load_state_dict(state)
     images = torch.rand(3, 3, 32, 32)

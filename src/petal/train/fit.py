@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.data import Dataset
 
 from petal import __version__
 from petal.data.cache import DecodedCache
@@ -37,6 +38,8 @@ from petal.models import architecture_config, build_model, default_weights
 from petal.models.spec import InputSpec
 from petal.paths import cache_root
 from petal.report.curves import plot_history
+from petal.train.cached import CachedViews, FeatureCache, features_key
+from petal.train.cut import cut_network
 from petal.train.data import CachedImages, eval_loader, train_loader
 from petal.train.history import HistoryWriter, read_history
 from petal.train.module import ClassifierModule
@@ -95,11 +98,17 @@ class Prepared:
 
     index: DatasetIndex
     split: Split
-    model: torch.nn.Module
+    model: torch.nn.Module  # the whole network, saved at the end
     spec: InputSpec
     architecture: dict
-    train_set: CachedImages
-    val_set: CachedImages
+    network: torch.nn.Module  # what trains: the model, or its top in cached mode
+    train_set: Dataset
+    val_set: Dataset
+
+    def module(self, recipe: Recipe) -> ClassifierModule:
+        images_in = isinstance(self.train_set, CachedImages)
+        return ClassifierModule(self.network, recipe, len(self.split.classes),
+                                self.spec if images_in else None)
 
 
 def _quiet_lightning() -> None:
@@ -143,9 +152,22 @@ def prepare(request: TrainRequest, progress: bool = True) -> Prepared:
     label_of = {name: i for i, name in enumerate(split.classes)}
     labels = np.array([label_of[i.label] for i in items])
     n = len(split.train)
-    return Prepared(index, split, model, spec, architecture,
-                    CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip),
-                    CachedImages(pixels[n:], labels[n:], spec.size, flip=False))
+    if recipe.mode == "full":
+        return Prepared(index, split, model, spec, architecture, model,
+                        CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip),
+                        CachedImages(pixels[n:], labels[n:], spec.size, flip=False))
+    parts = cut_network(model, recipe.cut)
+    features = FeatureCache(cache_root(request.cache_dir), parts.trunk,
+                            features_key(architecture, recipe.cut, spec, parts.trunk), spec,
+                            engine=recipe.trunk_engine)
+    keys = [i.sha256 for i in items]
+    views = [features.view(v, pixels, keys, progress) for v in range(recipe.views)]
+    val_views = views[:2] if recipe.tta_flip else views[:1]
+    if recipe.tta_flip and recipe.views < 2:
+        val_views.append(features.view(1, pixels, keys, progress))
+    return Prepared(index, split, model, spec, architecture, parts.top,
+                    CachedViews([v[:n] for v in views], labels[:n]),
+                    CachedViews([v[n:] for v in val_views], labels[n:], tta=recipe.tta_flip))
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
@@ -193,8 +215,7 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path) -> float
     """Lightning's LR range test on the training data; saves the plot, returns the suggestion."""
     from petal.report.curves import plot_lr_finder
 
-    module = ClassifierModule(prepared.model, request.recipe, prepared.spec,
-                              len(prepared.split.classes))
+    module = prepared.module(request.recipe)
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=True, default_root_dir=str(plot_path.parent))
@@ -232,7 +253,7 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
         lr = read_json(run / CONFIG_FILE)["lr_found"]
     recipe = dataclasses.replace(request.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)
-    module = ClassifierModule(prepared.model, recipe, prepared.spec, len(prepared.split.classes))
+    module = prepared.module(recipe)
     resume_at = None
     if resume_from is not None:
         state = torch.load(resume_from, map_location="cpu", weights_only=False)
@@ -249,7 +270,7 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
                 ckpt_path=str(resume_from) if resume_from else None)
     if not trainer.is_global_zero:
         return TrainResult(run, run / "model", 0.0, 0.0, 0, time.perf_counter() - started)
-    return finish(request, prepared, module.model, recipe, started)
+    return finish(request, prepared, prepared.model, recipe, started)
 
 
 def finish(request: TrainRequest, prepared: Prepared, model: torch.nn.Module, recipe: Recipe,

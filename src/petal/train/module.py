@@ -13,41 +13,53 @@ from petal.train.recipes import Recipe
 
 
 class ClassifierModule(L.LightningModule):
-    """Wraps a network that maps normalised images to class logits; batches arrive as uint8."""
+    """Trains `network` (logits from its input) with the recipe's loss, optimiser and schedule.
 
-    def __init__(self, model: nn.Module, recipe: Recipe, spec: InputSpec, num_classes: int) -> None:
+    With an input `spec`, batches are uint8 images, normalised here exactly as
+    petal.preprocess does; without one (cached mode) they are stored trunk features.
+    A validation batch of shape (N, V, ...) holds V views of each input, averaged.
+    """
+
+    def __init__(self, network: nn.Module, recipe: Recipe, num_classes: int,
+                 spec: InputSpec | None = None) -> None:
         super().__init__()
-        self.model, self.recipe, self.spec = model, recipe, spec
+        self.network, self.recipe = network, recipe
         self.lr = recipe.lr  # Lightning's LR finder reads and writes this attribute
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        scale, shift = (torch.from_numpy(a) for a in scale_and_shift(spec))
-        self.register_buffer("scale", scale, persistent=False)
-        self.register_buffer("shift", shift, persistent=False)
+        self.normalise = spec is not None
+        if spec is not None:
+            scale, shift = (torch.from_numpy(a) for a in scale_and_shift(spec))
+            self.register_buffer("scale", scale, persistent=False)
+            self.register_buffer("shift", shift, persistent=False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, H, W) images -> logits; normalised exactly as petal.preprocess does."""
-        return self.model(images.float() * self.scale + self.shift)
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.normalise:
+            inputs = inputs.float() * self.scale + self.shift
+        return self.network(inputs)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        images, labels = batch
-        loss = self.criterion(self(images), labels)
+        inputs, labels = batch
+        loss = self.criterion(self(inputs), labels)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        images, labels = batch
-        logits = self(images)
-        if self.recipe.tta_flip:
-            logits = (logits.softmax(1) + self(images.flip(3)).softmax(1)).log()
-        self.val_acc(logits, labels)
-        self.log("val_loss", nn.functional.cross_entropy(logits, labels), on_epoch=True,
+        inputs, labels = batch
+        if self.normalise:
+            views = [inputs, inputs.flip(3)] if self.recipe.tta_flip else [inputs]
+        else:
+            views = list(inputs.unbind(1)) if inputs.dim() == 5 else [inputs]
+        probabilities = torch.stack([self(v).softmax(1) for v in views]).mean(0)
+        log_probabilities = probabilities.clamp_min(1e-12).log()
+        self.val_acc(probabilities, labels)
+        self.log("val_loss", nn.functional.nll_loss(log_probabilities, labels), on_epoch=True,
                  prog_bar=True, batch_size=len(labels), sync_dist=True)
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(labels))
 
     def configure_optimizers(self):
-        return build_optimizer(self.model.parameters(), self.recipe, self.lr,
+        return build_optimizer(self.network.parameters(), self.recipe, self.lr,
                                self.trainer.estimated_stepping_batches)
 
 
@@ -60,7 +72,7 @@ def build_optimizer(params, recipe: Recipe, lr: float, total_steps: int) -> dict
     else:
         kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
         optimizer = kind(params, lr=lr, weight_decay=recipe.weight_decay)
-    if recipe.schedule == "constant":
+    if recipe.schedule == "constant" or total_steps < 6:  # too few steps for a schedule
         return {"optimizer": optimizer}
     if recipe.schedule == "step":
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.step_epochs),
@@ -68,8 +80,10 @@ def build_optimizer(params, recipe: Recipe, lr: float, total_steps: int) -> dict
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
     if recipe.schedule == "onecycle":
+        # OneCycleLR divides by the length of its warm-up phase: keep it at >= 2 steps.
+        warmup = min(max(recipe.warmup_fraction, 3 / total_steps), 0.5)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=int(total_steps), pct_start=recipe.warmup_fraction)
+            optimizer, max_lr=lr, total_steps=int(total_steps), pct_start=warmup)
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=int(total_steps))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -36,9 +36,10 @@ class Recipe:
     flip: bool = True  # random horizontal flips (crops are always random in training)
     tta_flip: bool = False  # validation averages each image with its mirror image
     width: float | None = None  # resnet9 channel multiplier (None: the original widths)
-    # cached mode only
-    cut: str = "head"  # where the frozen trunk ends: "head" (features) or a stage name
-    views: int = 1  # augmented views of each training image stored from the trunk
+    # cached mode only (see train/cached.py)
+    cut: str = "classifier"  # the first step that trains, e.g. blocks.6 (`petal recipes`)
+    views: int = 1  # stored views of each image: centre, mirrored centre, random crops
+    trunk_engine: str = "onnx"  # runs the frozen trunk: onnx (ONNX Runtime) or torch
     seed: int = 0
 
 
@@ -120,6 +121,7 @@ def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
 
 def validate(recipe: Recipe) -> None:
     choices = {"mode": {"full", "cached"}, "optimizer": {"adam", "adamw", "sgd"},
+               "trunk_engine": {"onnx", "torch"},
                "schedule": {"constant", "step", "onecycle", "cosine"}}
     for key, allowed in choices.items():
         if getattr(recipe, key) not in allowed:

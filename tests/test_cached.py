@@ -1,0 +1,102 @@
+"""Cached-feature training: the cut, the feature cache and its keys, and the saved model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import petal
+from petal.errors import PetalError
+from petal.modelio import load_model
+from petal.models import build_model
+from petal.preprocess import center_crop, to_input
+from petal.train.cached import FeatureCache, features_key, view_crop
+from petal.train.cut import cut_names, cut_network
+from petal.train.fit import TrainRequest, fit
+from petal.train.recipes import get_recipe
+
+
+@pytest.mark.parametrize(("name", "cuts"), [
+    ("efficientnet_lite0", ["blocks.5", "blocks.6", "conv_head", "classifier"]),
+    ("resnet18", ["layer3", "layer4", "fc"]),
+    ("timm:resnet10t", ["classifier"]),
+])
+def test_top_of_trunk_is_the_model(name: str, cuts: list[str]) -> None:
+    model, _ = build_model(name, 4, weights=None, input_size=64)
+    model.eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(images)
+        for cut in cuts:
+            parts = cut_network(model, cut)
+            assert torch.allclose(parts.top.eval()(parts.trunk(images)), expected, atol=1e-5)
+            top = {id(p) for p in parts.top.parameters()}
+            assert top and all(p.requires_grad for p in parts.top.parameters())
+            assert not any(p.requires_grad for p in parts.trunk.parameters() if id(p) not in top)
+    assert set(cuts) <= set(cut_names(model))
+    with pytest.raises(PetalError, match="not a step"):
+        cut_network(model, "nowhere")
+
+
+def test_views_are_fixed_crops() -> None:
+    square = np.arange(10 * 10 * 3, dtype=np.uint8).reshape(10, 10, 3)
+    centre = view_crop(square, 6, 0, "ab" * 8)
+    assert np.array_equal(centre, square[2:8, 2:8])
+    assert np.array_equal(view_crop(square, 6, 1, "ab" * 8), centre[:, ::-1])
+    random_view = view_crop(square, 6, 2, "ab" * 8)
+    assert random_view.shape == (6, 6, 3)
+    assert np.array_equal(random_view, view_crop(square, 6, 2, "ab" * 8))
+
+
+def test_feature_key_follows_weights_cut_and_spec() -> None:
+    model, spec = build_model("efficientnet_lite0", 3, input_size=64)
+    arch = {"name": "efficientnet_lite0"}
+    trunk6 = cut_network(model, "blocks.6").trunk
+    key = features_key(arch, "blocks.6", spec, trunk6)
+    assert key == features_key(arch, "blocks.6", spec, trunk6)
+    assert key != features_key(arch, "blocks.5", spec, cut_network(model, "blocks.5").trunk)
+    with torch.no_grad():
+        model.blocks[0][0].conv_dw.weight.add_(0.01)
+    assert key != features_key(arch, "blocks.6", spec, trunk6)
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_feature_cache_computes_once(engine: str, tmp_path: Path) -> None:
+    model, spec = build_model("efficientnet_lite0", 3, input_size=64)
+    trunk = cut_network(model, "blocks.6").trunk
+    cache = FeatureCache(tmp_path, trunk, "k", spec, engine=engine)
+    pixels = np.random.default_rng(0).integers(0, 256, (5, spec.resize_size,
+                                                        spec.resize_size, 3), dtype=np.uint8)
+    keys = [f"{i:02x}" * 8 for i in range(5)]
+    features = cache.view(0, pixels, keys, progress=False)
+    assert features.shape == (5, *cache.row_shape) and features.dtype == np.float16
+    direct = trunk(torch.from_numpy(to_input(np.stack([center_crop(p, 64) for p in pixels]),
+                                             spec))).detach().numpy()
+    assert np.abs(features.astype(np.float32) - direct).max() < 1e-2  # float16 storage
+    poisoned = FeatureCache(tmp_path, trunk, "k", spec, engine=engine)
+    poisoned.run = lambda batch: pytest.fail("stored features are not recomputed")
+    assert np.array_equal(poisoned.view(0, pixels, keys, progress=False), features)
+
+
+def test_cached_recipe_saves_an_ordinary_model(image_folder: Path, tmp_path: Path) -> None:
+    recipe = get_recipe("seed-transfer", ["mode=cached", "cut=blocks.6", "views=3",
+                                          "input_size=64", "batch_size=4", "epochs=2",
+                                          "tta_flip=true"])
+    result = fit(TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
+                              cache_dir=str(tmp_path / "cache")), time.perf_counter(),
+                 progress=False)
+    views = sorted(p.name for p in (tmp_path / "cache" / "features").glob("*/view*"))
+    assert views == ["view0", "view1", "view2"]
+    classifier = petal.load(result.run_dir)
+    assert classifier.card.architecture["name"] == "efficientnet_lite0"
+    prediction = classifier.predict(image_folder / "cat" / "cat0.jpg")
+    assert prediction.label in {"cat", "dog", "fox"}
+    untouched, _ = build_model("efficientnet_lite0", 3, weights="imagenet", input_size=64)
+    loaded, _ = load_model(result.run_dir)
+    # the trunk kept its ImageNet weights; the top trained
+    assert torch.equal(loaded.blocks[0][0].conv_dw.weight, untouched.blocks[0][0].conv_dw.weight)
+    assert not torch.equal(loaded.conv_head.weight, untouched.conv_head.weight)
