@@ -123,8 +123,19 @@ def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, Callable]
 
 def load(path: str | os.PathLike, engine: str = "torch", threads: int | None = None
          ) -> Classifier:
-    """A Classifier from a run folder or model folder (engine "torch")."""
-    if engine != "torch":
-        raise PetalError(f"unknown engine {engine!r}: use torch")
-    card, run_batch = _torch_runner(Path(path), threads)
+    """A Classifier from a run folder or model folder (engine "torch"), or from an exported
+    ONNX file on ONNX Runtime, without torch (engine "onnx"; a folder means its model.onnx).
+
+    A path ending in .onnx always runs on ONNX Runtime, the one engine that reads it.
+    """
+    if Path(path).suffix.lower() == ".onnx":
+        engine = "onnx"
+    if engine == "torch":
+        card, run_batch = _torch_runner(Path(path), threads)
+    elif engine == "onnx":
+        from petal.onnx_engine import onnx_runner
+
+        card, run_batch = onnx_runner(path, threads)
+    else:
+        raise PetalError(f"unknown engine {engine!r}: use torch or onnx")
     return Classifier(card, run_batch, engine)

@@ -164,8 +164,9 @@ def _download(archive: RemoteArchive, target: Path, progress: bool) -> str:
         with urllib.request.urlopen(archive.url, timeout=_TIMEOUT_S) as response, \
                 open(target, "wb") as out:
             size = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, desc=f"Downloading {archive.name}", unit="B", unit_scale=True,
-                      unit_divisor=1024, disable=None if progress else True, leave=False) as bar:
+            with tqdm(total=size, desc=f"Downloading {archive.name}", unit="B",
+                      unit_scale=True, unit_divisor=1024, disable=None if progress else True,
+                      leave=False) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)

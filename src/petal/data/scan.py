@@ -124,8 +124,8 @@ def scan_folder(root: str | os.PathLike, workers: int | None = None,
     classes = list_class_folders(root)
     tasks = _class_files(root, classes)
     workers = workers or len(os.sched_getaffinity(0))
-    bar = tqdm(total=len(tasks), desc="Scanning images", unit="img", disable=None if progress else True,
-               leave=False)
+    bar = tqdm(total=len(tasks), desc="Scanning images", unit="img",
+               disable=None if progress else True, leave=False)
     results: list[ImageRecord | Rejected] = []
     if workers > 1 and len(tasks) > 64:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
