@@ -38,7 +38,7 @@ class ModelCard:
     recipe: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     data: str = ""
-    split: str | None = None  # the split file, relative to the run folder
+    split: str | None = None  # the split file, relative to this model folder
     petal_version: str = __version__
     format: str = MODEL_FORMAT
     created: str = field(

@@ -11,10 +11,10 @@ import argparse
 import sys
 import time
 
-from petal.cli import data, train
+from petal.cli import data, results, train
 from petal.errors import PetalError
 
-AREAS = (data, train)
+AREAS = (data, train, results)
 
 
 def build_parser() -> argparse.ArgumentParser:

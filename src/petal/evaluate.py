@@ -1,0 +1,390 @@
+"""`petal evaluate`: how a saved model does on labelled images, in numbers and pictures.
+
+What is evaluated, in order of precedence:
+  data=DIR               every readable image of DIR (one sub-folder per class); unreadable
+                         files are skipped and listed in `skipped`
+  split_file=FILE        a part (`part`, default val) of that split, of `data` or the model's data
+  (neither)              the model's own validation split: model.json's `data` and `split`
+
+Class folders map to the model's classes by name (case-insensitive, singular or plural:
+`Roses/` -> rose, `daisies/` -> daisy) or by an explicit class map; a folder may hold only
+some of the classes, and metrics are always over all the model's classes.
+
+Pixels come from the decoded cache plus the central crop: exactly what Classifier.prepare
+gives for the same file. With `tta`, the probabilities of each image and of its horizontal
+mirror are averaged.
+
+Written to `out` (default RUN/eval/ for the model's own split, RUN/eval-NAME/ for the data
+folder NAME; RUN is the run folder holding model/, or a standalone model folder itself):
+  metrics.json           everything below, plus `worst_mistakes`, `class_mapping`, `skipped`
+  confusion_matrix.png   counts (left) and rows normalised to recall (right); rows = true class
+  worst_mistakes.png     the most confident wrong predictions
+  reliability.png        accuracy against confidence, 15 bins, ECE in the title
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from petal.data.cache import DecodedCache
+from petal.data.scan import scan_folder
+from petal.data.split import Split, check_split_matches
+from petal.errors import PetalError
+from petal.fsutil import atomic_write_json, read_json
+from petal.modelio import find_model_folder
+from petal.paths import cache_root
+from petal.predict import Classifier
+from petal.preprocess import center_crop
+from petal.report.figures import (
+    GALLERY_MAX,
+    Mistake,
+    plot_confusion_matrix,
+    plot_reliability,
+    plot_worst_mistakes,
+    thumbnail,
+)
+
+N_BINS = 15  # calibration bins, for ECE and the reliability diagram
+RUN_CONFIG = "config.json"  # what `petal train` writes into every run folder
+FIGURES = ("confusion_matrix.png", "worst_mistakes.png", "reliability.png")
+
+
+@dataclass
+class EvalSet:
+    """Labelled files to evaluate: (path under `root`, class folder, SHA-256) per image."""
+
+    root: Path
+    items: list[tuple[str, str, str]]
+    class_mapping: dict[str, str]  # class folder -> model class
+    skipped: list[dict]  # unreadable files: path, reason, message
+    split: str | None = None  # the split file, when a part of a split is evaluated
+    part: str | None = None
+
+
+# --- which folder is which class ------------------------------------------------------------
+
+_PLURALS = ((r"ies$", "y"), (r"(ss|x|z|ch|sh)es$", r"\1"), (r"([^s])s$", r"\1"))
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_-]+", "_", name.strip().casefold())
+
+
+def _singular(word: str) -> str:
+    for pattern, replacement in _PLURALS:
+        if re.search(pattern, word):
+            return re.sub(pattern, replacement, word)
+    return word
+
+
+def match_class(folder: str, classes: Sequence[str]) -> str | None:
+    """The class `folder` names (case-insensitive, singular or plural), or None."""
+    key = _key(folder)
+    candidates = [c for c in classes if _key(c) == key] or [
+        c for c in classes if _singular(_key(c)) == _singular(key)]
+    if len(candidates) > 1:
+        raise PetalError(f"folder {folder!r} could be any of {', '.join(candidates)}: "
+                         f"say which with --class-map {folder}=CLASS")
+    return candidates[0] if candidates else None
+
+
+def parse_class_map(value: str | os.PathLike | Mapping[str, str] | None) -> dict[str, str]:
+    """A class map from a mapping, a JSON file ({"folder": "class"}) or 'folder=class,...' pairs."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    text = str(value)
+    if Path(text).is_file():
+        try:
+            data = read_json(text)
+        except ValueError as exc:
+            raise PetalError(f"class map {text} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise PetalError(f"class map {text} must be a JSON object of folder: class names")
+        return data
+    pairs = [pair for pair in text.split(",") if pair.strip()]
+    if not pairs or any("=" not in pair for pair in pairs):
+        raise PetalError(f"class map {text!r} is neither a JSON file nor FOLDER=CLASS pairs "
+                         "separated by commas (e.g. roses=rose,Daisies=daisy)")
+    return {k.strip(): v.strip() for k, v in (pair.split("=", 1) for pair in pairs)}
+
+
+def map_folders(folders: Sequence[str], classes: Sequence[str],
+                class_map: Mapping[str, str]) -> dict[str, str]:
+    """Each class folder's model class: from `class_map` (keys case-insensitive), else by name."""
+    unknown = sorted(set(class_map.values()) - set(classes))
+    if unknown:
+        raise PetalError(f"the class map names {', '.join(unknown)}, which the model does not "
+                         f"know: its classes are {', '.join(classes)}")
+    explicit = {_key(folder): target for folder, target in class_map.items()}
+    mapping = {f: explicit.get(_key(f)) or match_class(f, classes) for f in folders}
+    unmatched = [folder for folder, target in mapping.items() if target is None]
+    if unmatched:
+        raise PetalError(f"folder(s) {', '.join(unmatched)} match none of the model's classes "
+                         f"({', '.join(classes)}): rename them, or map them with "
+                         "--class-map FOLDER=CLASS[,FOLDER=CLASS...] or a JSON file")
+    return mapping
+
+
+# --- what to evaluate ------------------------------------------------------------------------
+
+def run_folder(model_folder: Path) -> Path:
+    """The run folder holding `model_folder`, or the model folder itself when it stands alone."""
+    parent = model_folder.parent
+    return parent if (parent / RUN_CONFIG).is_file() else model_folder
+
+
+def _existing(path: Path | None, what: str) -> Path:
+    """The model's own split file or data folder, which model.json names and must still exist."""
+    if path is None or not path.exists():
+        where = f" {path} is not there any more" if path else " is not named in model.json"
+        raise PetalError(f"the model's {what}{where}: evaluate with --data DIR "
+                         "(and --split FILE for a part of a split)")
+    return path
+
+
+def split_set(split_file: Path, data: Path, part: str, classes: Sequence[str],
+              class_map: Mapping[str, str], progress: bool) -> EvalSet:
+    """One part of a split, checked against a fresh scan of the data it was made from."""
+    split = Split.load(split_file)
+    index = scan_folder(data, progress=progress)
+    check_split_matches(split, index)
+    mapping = map_folders(split.classes, classes, class_map)
+    items = [(i.path, i.label, i.sha256) for i in split.part(part)]
+    return EvalSet(index.root, items, mapping, [], str(split_file), part)
+
+
+def folder_set(data: Path, classes: Sequence[str], class_map: Mapping[str, str],
+               progress: bool) -> EvalSet:
+    """Every readable image of an image folder; unreadable files are listed as skipped."""
+    index = scan_folder(data, progress=progress)
+    mapping = map_folders(index.classes, classes, class_map)
+    items = [(r.path, r.label, r.sha256) for r in index.images]
+    return EvalSet(index.root, items, mapping, [asdict(r) for r in index.rejected])
+
+
+def _default_out(run: Path, data: Path | None, split_file: Path | None,
+                 own_split: Path | None, part: str) -> Path:
+    parts = ["eval"]
+    if data is not None:
+        parts.append(data.resolve().name)
+    if split_file is not None and split_file.resolve() != own_split:
+        parts.append(split_file.stem)
+    if part != "val" and (split_file is not None or data is None):
+        parts.append(part)
+    return run / "-".join(parts)
+
+
+# --- probabilities and metrics ---------------------------------------------------------------
+
+def decoded_squares(chosen: EvalSet, size: int, cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> np.ndarray:
+    """The images of `chosen` from the decoded cache at `size` px: (N, size, size, 3) uint8."""
+    return DecodedCache(cache_root(cache_dir), size).ensure(
+        [(chosen.root / path, sha) for path, _, sha in chosen.items], progress=progress)
+
+
+def central_crops(squares: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size crop of each decoded-cache row: what Classifier.prepare returns."""
+    return np.stack([center_crop(square, size) for square in squares])
+
+
+def probabilities(classifier: Classifier, squares: np.ndarray, tta: bool = False,
+                  progress: bool = True) -> np.ndarray:
+    """Class probabilities of decoded-cache rows (N, S, S, 3), batch by batch.
+
+    With `tta`, the mean of the probabilities of each crop and of its horizontal mirror.
+    """
+    step = classifier.batch_size
+    out = []
+    with tqdm(total=len(squares), desc="Evaluating", unit="img", leave=False,
+              disable=None if progress else True) as bar:
+        for start in range(0, len(squares), step):
+            crops = central_crops(squares[start:start + step], classifier.spec.size)
+            batch = classifier.probabilities(crops)
+            if tta:
+                batch = (batch + classifier.probabilities(crops[:, :, ::-1])) / 2
+            out.append(batch)
+            bar.update(len(crops))
+    return np.concatenate(out)
+
+
+def _number(value: object) -> float:
+    return round(float(value), 6)  # float32 digits beyond the 6th are noise in a report
+
+
+def _undefined_as_none(values: np.ndarray, defined: np.ndarray) -> list[float | None]:
+    return [_number(v) if ok else None for v, ok in zip(values, defined)]
+
+
+def compute_metrics(probs: np.ndarray, targets: np.ndarray, classes: Sequence[str],
+                    top_k: int = 2) -> dict:
+    """Accuracy, top-k accuracy, ECE, confusion matrix and per-class P/R/F1 (TorchMetrics).
+
+    A per-class value that is 0/0 (precision of a class never predicted, recall of a class
+    with no images) is None; the macro average is over the classes that have images, a
+    class never predicted counting with precision 0.
+    """
+    import torch
+    from torchmetrics.classification import (
+        MulticlassAccuracy,
+        MulticlassCalibrationError,
+        MulticlassConfusionMatrix,
+        MulticlassF1Score,
+        MulticlassPrecision,
+        MulticlassRecall,
+    )
+
+    n, k = len(classes), max(1, min(top_k, len(classes)))
+    preds, target = torch.from_numpy(probs).float(), torch.from_numpy(targets).long()
+    matrix = MulticlassConfusionMatrix(n)(preds, target).numpy()
+    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    precision = MulticlassPrecision(n, average=None)(preds, target).numpy()
+    recall = MulticlassRecall(n, average=None)(preds, target).numpy()
+    f1 = MulticlassF1Score(n, average=None)(preds, target).numpy()
+    present = support > 0
+    per_class = {
+        name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
+        for name, p, r, f, s in zip(classes, _undefined_as_none(precision, predicted > 0),
+                                    _undefined_as_none(recall, present),
+                                    _undefined_as_none(f1, present | (predicted > 0)), support)
+    }
+    return {
+        "accuracy": _number(MulticlassAccuracy(n, average="micro")(preds, target)),
+        "top_k": k,
+        "top_k_accuracy": _number(MulticlassAccuracy(n, top_k=k, average="micro")(preds, target)),
+        "ece": _number(MulticlassCalibrationError(n, n_bins=N_BINS, norm="l1")(preds, target)),
+        "ece_bins": N_BINS,
+        "macro_avg": {name: _number(values[present].mean())
+                      for name, values in (("precision", precision), ("recall", recall),
+                                           ("f1", f1))},
+        "per_class": per_class,
+        "confusion_matrix": matrix.astype(int).tolist(),
+    }
+
+
+def worst_mistakes(probs: np.ndarray, targets: np.ndarray, paths: Sequence[str],
+                   classes: Sequence[str], limit: int = GALLERY_MAX) -> list[dict]:
+    """The `limit` most confident wrong predictions, most confident first."""
+    predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    wrong = np.flatnonzero(predicted != targets)
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:limit]
+    return [{"path": paths[i], "true": classes[targets[i]], "predicted": classes[predicted[i]],
+             "confidence": _number(confidence[i])} for i in order]
+
+
+def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Path) -> None:
+    """confusion_matrix.png, worst_mistakes.png and reliability.png into `out`."""
+    classes = metrics["classes"]
+    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), classes,
+                          out / "confusion_matrix.png")
+    mistakes = [Mistake(thumbnail(m["path"]), m["true"], m["predicted"], m["confidence"])
+                for m in metrics["worst_mistakes"]]
+    plot_worst_mistakes(mistakes, out / "worst_mistakes.png", metrics["n_images"],
+                        metrics["n_mistakes"])
+    plot_reliability(probs.max(axis=1), probs.argmax(axis=1) == targets, metrics["ece"],
+                     out / "reliability.png", N_BINS)
+
+
+# --- the whole evaluation ------------------------------------------------------------------
+
+def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = None,
+             split_file: str | os.PathLike | None = None,
+             class_map: str | os.PathLike | Mapping[str, str] | None = None, tta: bool = False,
+             out: str | os.PathLike | None = None, part: str = "val", top_k: int = 2,
+             cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
+    """Evaluate a run or model folder (see the module docstring); returns what metrics.json holds.
+
+    Raises PetalError for a missing or foreign model, data that does not match the split,
+    class folders that match no class, or a class map naming unknown classes.
+    """
+    import petal
+
+    model_folder = find_model_folder(model_path)
+    classifier = petal.load(model_folder)
+    card, classes = classifier.card, classifier.classes
+    data = Path(data) if data is not None else None
+    split_file = Path(split_file) if split_file is not None else None
+    own_split = (model_folder / card.split).resolve() if card.split else None
+    mapping = parse_class_map(class_map)
+    if data is not None and split_file is None:
+        chosen = folder_set(data, classes, mapping, progress)
+    else:
+        chosen = split_set(split_file or _existing(own_split, "split file"),
+                           data or _existing(Path(card.data) if card.data else None, "data folder"),
+                           part, classes, mapping, progress)
+    if not chosen.items:
+        raise PetalError(f"no images to evaluate in {chosen.root}"
+                         + (f" (part {chosen.part} of {chosen.split})" if chosen.split else ""))
+    out = Path(out) if out is not None else _default_out(run_folder(model_folder), data,
+                                                         split_file, own_split, part)
+    squares = decoded_squares(chosen, classifier.spec.resize_size, cache_dir, progress)
+    probs = probabilities(classifier, squares, tta, progress)
+    targets = np.array([classes.index(chosen.class_mapping[folder])
+                        for _, folder, _ in chosen.items])
+    paths = [str(chosen.root.resolve() / path) for path, _, _ in chosen.items]
+    metrics = {
+        "model": str(model_folder.resolve()),
+        "architecture": card.architecture.get("name"),
+        "classes": classes,
+        "data": str(chosen.root.resolve()),
+        "split": chosen.split,
+        "part": chosen.part,
+        "tta": tta,
+        "n_images": len(paths),
+        **compute_metrics(probs, targets, classes, top_k),
+        "class_mapping": chosen.class_mapping,
+        "skipped": chosen.skipped,
+        "n_mistakes": int((probs.argmax(axis=1) != targets).sum()),
+        "worst_mistakes": worst_mistakes(probs, targets, paths, classes),
+        "out": str(out.resolve()),
+        "files": ["metrics.json", *FIGURES],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_figures(metrics, probs, targets, out)
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:9.3f}" if value is not None else f"{'-':>9}"
+
+
+def _mapping_line(mapping: dict[str, str], n_classes: int) -> str:
+    if all(folder == name for folder, name in mapping.items()):
+        return f"Class folders: {len(mapping)} of the model's {n_classes} classes, same names"
+    return "Class folders: " + ", ".join(f"{folder} -> {name}" for folder, name in mapping.items())
+
+
+def format_summary(metrics: dict) -> str:
+    """The human-readable report: what was evaluated, per-class table, headline numbers, files."""
+    source = metrics["data"] + (f" (part {metrics['part']} of {metrics['split']})"
+                                if metrics["split"] else "")
+    width = max([len(c) for c in metrics["classes"]] + [9])
+    lines = [f"Model: {metrics['model']} ({metrics['architecture']})",
+             f"Data:  {source}: {metrics['n_images']} images, TTA "
+             + ("on (image + mirror)" if metrics["tta"] else "off"),
+             _mapping_line(metrics["class_mapping"], len(metrics["classes"])),
+             "", f"{'class':<{width}}  {'precision':>9}{'recall':>9}{'f1':>9}{'support':>9}"]
+    for name, row in metrics["per_class"].items():
+        lines.append(f"{name:<{width}}  {_cell(row['precision'])}{_cell(row['recall'])}"
+                     f"{_cell(row['f1'])}{row['support']:>9}")
+    macro = metrics["macro_avg"]
+    lines += [f"{'macro avg':<{width}}  {_cell(macro['precision'])}{_cell(macro['recall'])}"
+              f"{_cell(macro['f1'])}{metrics['n_images']:>9}", "",
+              f"accuracy {metrics['accuracy']:.4f}   top-{metrics['top_k']} accuracy "
+              f"{metrics['top_k_accuracy']:.4f}   ECE {metrics['ece']:.4f} "
+              f"({metrics['ece_bins']} bins)   mistakes {metrics['n_mistakes']}"]
+    if metrics["skipped"]:
+        lines.append(f"{len(metrics['skipped'])} unreadable file(s) skipped "
+                     "(listed in metrics.json)")
+    lines.append(f"Wrote {metrics['out']}/: {', '.join(metrics['files'])}")
+    return "\n".join(lines)
