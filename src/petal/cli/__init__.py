@@ -11,10 +11,10 @@ import argparse
 import sys
 import time
 
-from petal.cli import data, results, train
+from petal.cli import data, results, run, train
 from petal.errors import PetalError
 
-AREAS = (data, train, results)
+AREAS = (run, data, train, results)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,6 +46,7 @@ from petal.train.module import ClassifierModule
 from petal.train.recipes import Recipe, recipe_from_json
 
 CONFIG_FILE = "config.json"
+LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1
 SPLIT_FILE = "split.json"
 
 
@@ -211,20 +212,27 @@ def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool)
     )
 
 
-def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path) -> float:
-    """Lightning's LR range test on the training data; saves the plot, returns the suggestion."""
-    from petal.report.curves import plot_lr_finder
+def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path,
+            progress: bool = True) -> float:
+    """Lightning's LR range test on the training data; saves the plot, returns the suggestion.
 
-    module = prepared.module(request.recipe)
-    trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
-                        enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=True, default_root_dir=str(plot_path.parent))
+    The network's weights are restored afterwards (Lightning does this).
+    """
     from lightning.pytorch.tuner import Tuner
 
+    from petal.report.curves import plot_lr_finder
+
+    _quiet_lightning()
+    plot_path.parent.mkdir(parents=True, exist_ok=True)
+    trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=progress, default_root_dir=str(plot_path.parent))
     loader = train_loader(prepared.train_set, request.recipe.batch_size, request.recipe.seed)
-    steps = min(100, 3 * len(loader))
-    finder = Tuner(trainer).lr_find(module, train_dataloaders=loader, min_lr=1e-6, max_lr=1.0,
-                                    num_training=steps, update_attr=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*max_epochs.*|.*val_dataloader.*")
+        finder = Tuner(trainer).lr_find(prepared.module(request.recipe), train_dataloaders=loader,
+                                        min_lr=1e-6, max_lr=1.0, num_training=LR_FINDER_STEPS,
+                                        update_attr=False)
     suggestion = finder.suggestion()
     if suggestion is None:
         raise PetalError("the LR finder found no clear minimum: pass --lr NUMBER instead")
@@ -233,17 +241,20 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path) -> float
 
 
 def fit(request: TrainRequest, started: float, progress: bool = True,
-        resume_from: Path | None = None, extra_callbacks: list[L.Callback] | None = None
-        ) -> TrainResult:
-    """Train as `request` says; with `resume_from` (a last.ckpt), continue that run."""
+        resume_from: Path | None = None, extra_callbacks: list[L.Callback] | None = None,
+        prepared: Prepared | None = None) -> TrainResult:
+    """Train as `request` says; with `resume_from` (a last.ckpt), continue that run.
+
+    `prepared` (from `prepare(request)`) saves redoing that work when the caller has it.
+    """
     _quiet_lightning()
-    prepared = prepare(request, progress)
+    prepared = prepared or prepare(request, progress)
     run = request.out
     if resume_from is None and rank_zero_only.rank == 0:
         write_run_start(request, prepared)
     lr = request.lr if isinstance(request.lr, float) else request.recipe.lr
     if request.lr == "auto" and resume_from is None:
-        lr = find_lr(request, prepared, run / "lr_find.png")
+        lr = find_lr(request, prepared, run / "lr_find.png", progress)
         config = read_json(run / CONFIG_FILE)
         config["lr_found"] = lr
         if rank_zero_only.rank == 0:

@@ -1,0 +1,188 @@
+"""`petal run`: the original experiment in one command, ending in one report page.
+
+    data check -> split -> for the from-scratch model and the pretrained one:
+    LR finder -> training -> evaluation; then predictions and side-by-side comparisons on
+    validation photos -> report.html
+
+Layout of the main run folder (OUT):
+  data_check.json  split.json  timings.json  report.html
+  predictions_scratch.png  predictions_transfer.png  compare_1.png ...
+  scratch/  transfer/   ordinary run folders (see train/fit.py), each with lr_find.png
+                        and eval/ (see evaluate.py)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from petal.data.check import check_folder
+from petal.data.split import make_split
+from petal.errors import PetalError
+from petal.fsutil import atomic_write_json, read_json
+
+T = TypeVar("T")
+RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"), "seed": ("seed-resnet9", "seed-transfer")}
+SAMPLES_PER_CLASS = 2  # validation photos per class in the prediction figures
+COMPARISONS = 3  # photos shown with both models' top-3
+
+
+@dataclass
+class MainJob:
+    data: Path
+    out: Path
+    data_description: str = ""
+    scratch_model: str = "resnet9"
+    transfer_model: str = "efficientnet_lite0"
+    weights: str | None = None  # for the transfer model; None: its default
+    recipes: str = "fast"
+    scratch_overrides: list[str] = field(default_factory=list)
+    transfer_overrides: list[str] = field(default_factory=list)
+    cache_dir: str | None = None
+    progress: bool = True
+
+
+class Timer:
+    """Wall-clock seconds of each step, printed as it goes and kept for the report."""
+
+    def __init__(self, started: float) -> None:
+        self.started, self.steps = started, {}
+
+    def __call__(self, name: str, work: Callable[[], T]) -> T:
+        print(f"\n== {name}", flush=True)
+        start = time.perf_counter()
+        result = work()
+        self.steps[name] = round(time.perf_counter() - start, 2)
+        print(f"== {name}: {self.steps[name]:.1f} s", flush=True)
+        return result
+
+    def to_json(self) -> dict:
+        return {"steps": self.steps, "total_seconds": round(time.perf_counter() - self.started, 2)}
+
+
+def machine() -> dict:
+    """What the run ran on, for the report."""
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        memory_gib = 0.0
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory_gib, 1),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform()}
+
+
+def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides: list[str],
+                weights: str | None, timer: Timer, started: float) -> dict:
+    from petal.evaluate import evaluate
+    from petal.train.fit import TrainRequest, find_lr, fit, prepare
+    from petal.train.recipes import get_recipe
+
+    recipe = get_recipe(recipe_name, overrides)
+    request = TrainRequest(data=job.data, recipe=recipe, out=job.out / role, model=model,
+                           weights=weights, split_file=job.out / "split.json",
+                           cache_dir=job.cache_dir, data_description=job.data_description)
+    prepared = timer(f"{role}: prepare data and model ({model}, {recipe.name})",
+                     lambda: prepare(request, job.progress))
+    try:
+        suggestion = timer(f"{role}: LR finder",
+                           lambda: find_lr(request, prepared, request.out / "lr_find.png",
+                                           job.progress))
+        print(f"LR finder suggests {suggestion:.3g}; the recipe trains at {recipe.lr:.3g}")
+    except PetalError as exc:  # the plot is informative; the recipe's LR is what trains
+        suggestion = None
+        print(f"LR finder: {exc}")
+    result = timer(f"{role}: train", lambda: fit(request, started, job.progress,
+                                                 prepared=prepared))
+    metrics = timer(f"{role}: evaluate", lambda: evaluate(result.run_dir, tta=recipe.tta_flip,
+                                                          cache_dir=job.cache_dir,
+                                                          progress=job.progress))
+    print(f"{role}: validation accuracy {metrics['accuracy']:.4f}")
+    return {"model": model, "recipe": dataclasses.asdict(recipe), "lr_suggested": suggestion,
+            "run": role, "val_acc": result.val_acc, "eval_accuracy": metrics["accuracy"],
+            "train_seconds": result.seconds}
+
+
+def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
+    """Predictions on sample validation photos, and comparisons where the scratch model erred."""
+    import petal
+    from petal.report.figures import Ranking, plot_comparison, plot_predictions, thumbnail
+
+    classifiers = {role: petal.load(job.out / role) for role in ("scratch", "transfer")}
+    by_class: dict[str, list[Path]] = {}
+    for item in split_items:
+        by_class.setdefault(item.label, []).append(job.data / item.path)
+    samples = [p for paths in by_class.values() for p in paths[:SAMPLES_PER_CLASS]]
+    written = []
+    for role, classifier in classifiers.items():
+        predictions = classifier.predict(samples, top_k=1)
+        name = f"predictions_{role}.png"
+        plot_predictions([thumbnail(p) for p in samples], [p.label for p in predictions],
+                         [p.probability for p in predictions], job.out / name, len(samples))
+        written.append(name)
+    photos = [Path(m["path"]) for m in worst[:COMPARISONS]] or samples[:COMPARISONS]
+    for n, photo in enumerate(photos, start=1):
+        rankings = []
+        for role, classifier in classifiers.items():
+            top = classifier.predict(photo, top_k=3)
+            title = f"{role}: {classifier.card.architecture['name']}"
+            rankings.append(Ranking(title, top.labels, top.probabilities))
+        name = f"compare_{n}.png"
+        plot_comparison(thumbnail(photo, side=384), rankings, job.out / name)
+        written.append(name)
+    return written
+
+
+def run_main_job(job: MainJob, started: float) -> Path:
+    """The whole experiment (see module docstring); returns the report's path."""
+    from petal.report.html import write_report
+    from petal.train.fit import SPLIT_FILE
+
+    if job.recipes not in RECIPE_SETS:
+        raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
+    if (job.out / "report.html").exists() or (job.out / "timings.json").exists():
+        raise PetalError(f"{job.out} already holds a main run: choose another --out")
+    scratch_recipe, transfer_recipe = RECIPE_SETS[job.recipes]
+    timer = Timer(started)
+    job.out.mkdir(parents=True, exist_ok=True)
+    print(f"Data: {job.data_description or job.data}")
+    report = timer("check data", lambda: check_folder(job.data, progress=job.progress))
+    atomic_write_json(job.out / "data_check.json", report.to_json())
+    if not report.usable:
+        raise PetalError(f"the data set cannot be used: {report.problem}")
+    print(f"{len(report.index.images)} images in {len(report.index.classes)} classes, "
+          f"{len(report.index.rejected)} files not used")
+    split = timer("split", lambda: make_split(report.index))
+    split.save(job.out / SPLIT_FILE)
+    roles = {
+        "scratch": _train_role(job, "scratch", job.scratch_model, scratch_recipe,
+                               job.scratch_overrides, None, timer, started),
+        "transfer": _train_role(job, "transfer", job.transfer_model, transfer_recipe,
+                                job.transfer_overrides, job.weights, timer, started),
+    }
+    worst = read_json(job.out / "scratch" / "eval" / "metrics.json")["worst_mistakes"]
+    figures = timer("predictions and comparisons", lambda: _figures(job, split.val, worst))
+    summary = {"data": str(job.data), "data_description": job.data_description,
+               "recipes": job.recipes, "roles": roles, "figures": figures, "machine": machine(),
+               "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **timer.to_json()}
+    atomic_write_json(job.out / "timings.json", summary)
+    path = timer("report", lambda: write_report(job.out))
+    summary.update(timer.to_json())
+    atomic_write_json(job.out / "timings.json", summary)
+    return path

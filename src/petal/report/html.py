@@ -1,0 +1,144 @@
+"""report.html: one self-contained page (images embedded) for a `petal run` folder."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from petal.fsutil import atomic_write_text, read_json
+from petal.train.history import HISTORY_COLUMNS, read_history
+
+ROLES = {"scratch": "From scratch", "transfer": "Pretrained transfer"}
+SECTIONS = {"data": "Data", "lr-finder": "Learning-rate finder", "training": "Training",
+            "evaluation": "Evaluation", "comparison": "Side by side", "timings": "Timings",
+            "machine": "Machine"}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+.pair { display: flex; gap: 1.5rem; flex-wrap: wrap; align-items: flex-start; }
+.pair > div { flex: 1 1 520px; } img { max-width: 100%; border: 1px solid #eee; }
+.muted { color: #666; } nav a { margin-right: 1rem; }
+"""
+
+
+def _image(path: Path, alt: str) -> str:
+    if not path.is_file():
+        return f'<p class="muted">({html.escape(path.name)} missing)</p>'
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def _section(key: str, body: str) -> str:
+    return f'<section id="{key}"><h2>{SECTIONS[key]}</h2>{body}</section>'
+
+
+def _data_section(run: Path) -> str:
+    check = read_json(run / "data_check.json")
+    split = read_json(run / "split.json")
+    counts = split["counts"]
+    rows = [[name, check["counts"][name], counts["train"][name], counts["val"][name]]
+            for name in check["classes"]]
+    rows.append(["total", check["n_images"], sum(counts["train"].values()),
+                 sum(counts["val"].values())])
+    size = check["image_size"].get("shorter_side", {})
+    notes = [
+        f"{len(check['rejected'])} file(s) not used",
+        f"{len(check['exact_duplicates'])} group(s) of exact duplicates",
+        f"{len(check['label_conflicts'])} identical file(s) filed under two classes, left out "
+        f"({len(split['excluded_conflicts'])} files)",
+        f"{len(check['near_duplicates'])} near-duplicate pair(s) (pHash distance <= "
+        f"{check['near_duplicate_max_distance']}), kept on one side of the split",
+        f"shorter side: min {size.get('min')}, median {size.get('median')}, max {size.get('max')} px",
+    ]
+    return _section("data", f"<p>{html.escape(check['root'])}, split seed {split['seed']}</p>"
+                    + _table(["class", "images", "train", "validation"], rows)
+                    + "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+
+
+def _per_role(run: Path, summary: dict, render) -> str:
+    return '<div class="pair">' + "".join(
+        f"<div><h3>{ROLES[role]}: {html.escape(info['model'])} "
+        f"<span class='muted'>({html.escape(info['recipe']['name'])})</span></h3>"
+        f"{render(run / role, info)}</div>"
+        for role, info in summary["roles"].items()) + "</div>"
+
+
+def _lr_finder(role_dir: Path, info: dict) -> str:
+    suggested = info["lr_suggested"]
+    said = f"Suggested LR {suggested:.3g}" if suggested else "No clear suggestion"
+    return (_image(role_dir / "lr_find.png", "learning-rate finder")
+            + f"<p>{said}; the recipe trains at {info['recipe']['lr']:.3g}.</p>")
+
+
+def _training(role_dir: Path, info: dict) -> str:
+    rows = [[int(r["epoch"]), *(r[k] for k in HISTORY_COLUMNS[1:])]
+            for r in read_history(role_dir / "history.csv")]
+    return (_table(HISTORY_COLUMNS, rows)
+            + "".join(_image(role_dir / f"{name}.png", name) for name in ("accuracy", "loss", "lr")))
+
+
+def _evaluation(role_dir: Path, info: dict) -> str:
+    metrics = read_json(role_dir / "eval" / "metrics.json")
+    rows = [[name, v["precision"], v["recall"], v["f1"], v["support"]]
+            for name, v in metrics["per_class"].items()]
+    head = (f"<p>accuracy <b>{metrics['accuracy']:.4f}</b>, top-{metrics['top_k']} "
+            f"{metrics['top_k_accuracy']:.4f}, ECE {metrics['ece']:.4f}, "
+            f"{metrics['n_images']} images, TTA {'on' if metrics['tta'] else 'off'}</p>")
+    return (head + _table(["class", "precision", "recall", "f1", "support"], rows)
+            + "".join(_image(role_dir / "eval" / name, name) for name in
+                      ("confusion_matrix.png", "reliability.png", "worst_mistakes.png")))
+
+
+def _comparison(run: Path, summary: dict) -> str:
+    rows = [[ROLES[role], info["model"], info["recipe"]["name"], info["eval_accuracy"],
+             info["train_seconds"]] for role, info in summary["roles"].items()]
+    images = "".join(_image(run / name, name) for name in summary["figures"])
+    return _section("comparison", _table(["", "model", "recipe", "validation accuracy",
+                                          "seconds from start to model"], rows) + images)
+
+
+def _timings(summary: dict) -> str:
+    rows = [[name, seconds] for name, seconds in summary["steps"].items()]
+    rows.append(["total", summary["total_seconds"]])
+    return _section("timings", _table(["step", "seconds"], rows))
+
+
+def write_report(run: Path) -> Path:
+    """Write run/report.html from the files of a `petal run` folder; returns its path."""
+    summary = read_json(run / "timings.json")
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS.items())
+    body = [
+        f"<h1>petal report</h1><p class='muted'>{html.escape(summary['data_description'])}"
+        f" &middot; recipes: {html.escape(summary['recipes'])} &middot; finished "
+        f"{html.escape(summary['finished'])}</p><nav>{nav}</nav>",
+        _data_section(run),
+        _section("lr-finder", _per_role(run, summary, _lr_finder)),
+        _section("training", _per_role(run, summary, _training)),
+        _section("evaluation", _per_role(run, summary, _evaluation)),
+        _comparison(run, summary),
+        _timings(summary),
+        _section("machine", _table(["", ""], [[k, v] for k, v in summary["machine"].items()])),
+    ]
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>petal report"
+            f"</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    path = run / "report.html"
+    atomic_write_text(path, page)
+    return path
