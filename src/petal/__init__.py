@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from petal.predict import Classifier
 
 
-def load(path: str | os.PathLike, engine: str = "torch", threads: int | None = None) -> Classifier:
-    """A ready-to-predict Classifier from a run folder or a model folder (see petal.predict)."""
+def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None
+         ) -> Classifier:
+    """A ready-to-predict Classifier from a run folder, a model folder or an exported .onnx
+    file; engine "torch" or "onnx", chosen from the path when not given (see petal.predict)."""
     from petal.predict import load as load_classifier
 
     return load_classifier(path, engine=engine, threads=threads)

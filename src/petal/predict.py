@@ -121,15 +121,17 @@ def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, Callable]
     return card, run_batch
 
 
-def load(path: str | os.PathLike, engine: str = "torch", threads: int | None = None
+def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None
          ) -> Classifier:
     """A Classifier from a run folder or model folder (engine "torch"), or from an exported
     ONNX file on ONNX Runtime, without torch (engine "onnx"; a folder means its model.onnx).
 
-    A path ending in .onnx always runs on ONNX Runtime, the one engine that reads it.
+    With no engine, a path ending in .onnx runs on ONNX Runtime and anything else on torch.
     """
-    if Path(path).suffix.lower() == ".onnx":
-        engine = "onnx"
+    is_onnx_file = Path(path).suffix.lower() == ".onnx"
+    engine = engine or ("onnx" if is_onnx_file else "torch")
+    if engine == "torch" and is_onnx_file:
+        raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
     if engine == "torch":
         card, run_batch = _torch_runner(Path(path), threads)
     elif engine == "onnx":

@@ -11,10 +11,10 @@ import argparse
 import sys
 import time
 
-from petal.cli import data, results, run, train
+from petal.cli import data, results, run, serve, train
 from petal.errors import PetalError
 
-AREAS = (run, data, train, results)
+AREAS = (run, data, train, results, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,8 @@ def _data_section(run: Path) -> str:
         f"({len(split['excluded_conflicts'])} files)",
         f"{len(check['near_duplicates'])} near-duplicate pair(s) (pHash distance <= "
         f"{check['near_duplicate_max_distance']}), kept on one side of the split",
-        f"shorter side: min {size.get('min')}, median {size.get('median')}, max {size.get('max')} px",
+        f"shorter side: min {size.get('min')}, median {size.get('median')}, "
+        f"max {size.get('max')} px",
     ]
     return _section("data", f"<p>{html.escape(check['root'])}, split seed {split['seed']}</p>"
                     + _table(["class", "images", "train", "validation"], rows)
@@ -91,8 +92,9 @@ def _lr_finder(role_dir: Path, info: dict) -> str:
 def _training(role_dir: Path, info: dict) -> str:
     rows = [[int(r["epoch"]), *(r[k] for k in HISTORY_COLUMNS[1:])]
             for r in read_history(role_dir / "history.csv")]
+    curves = ("accuracy", "loss", "lr")
     return (_table(HISTORY_COLUMNS, rows)
-            + "".join(_image(role_dir / f"{name}.png", name) for name in ("accuracy", "loss", "lr")))
+            + "".join(_image(role_dir / f"{name}.png", name) for name in curves))
 
 
 def _evaluation(role_dir: Path, info: dict) -> str:

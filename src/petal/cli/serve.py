@@ -1,0 +1,71 @@
+"""Verbs for using a trained model elsewhere: `petal export` and `petal serve`."""
+
+from __future__ import annotations
+
+import argparse
+
+from petal.errors import PetalError
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from petal.export import export
+
+    result = export(args.model, fmt=args.format, out=args.out, opset=args.opset)
+    print(f"Exported {args.format}: {result.path} (model card: {result.sidecar}); "
+          f"max |logit difference| from torch on a random batch: {result.max_abs_diff:.2e}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from petal.serve.app import ServeOptions, create_app
+    from petal.serve.models import load_models
+    from petal.serve.server import bind, serve_forever, url_of
+
+    if args.max_upload_mb <= 0 or args.top_k < 1 or args.max_batch < 1:
+        raise PetalError("--max-upload-mb must be > 0, --top-k and --max-batch >= 1")
+    sock = bind(args.host, args.port)  # before loading: a busy port fails fast
+    models = load_models(args.models, engine=args.engine)
+    options = ServeOptions(max_upload_bytes=round(args.max_upload_mb * 2**20), top_k=args.top_k,
+                           max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+    url = url_of(sock)
+    print(f"Serving {', '.join(m.name for m in models)} ({args.engine}) at {url} (Ctrl-C stops)")
+    if args.host in ("127.0.0.1", "localhost", "::1"):
+        print(f"Bound to {args.host}: only this machine can reach it "
+              "(--host 0.0.0.0 exposes it to the network).", flush=True)
+    else:
+        print(f"Bound to {args.host}: other machines can reach it.", flush=True)
+    serve_forever(create_app(models, options), sock)
+    return 0
+
+
+def add_commands(verbs: argparse._SubParsersAction) -> None:
+    export = verbs.add_parser(
+        "export", help="write a model as ONNX or TorchScript, with its model card",
+        description="Export a trained model. The file takes float32 (N, 3, size, size) RGB "
+                    "normalised with the model's mean and std (see FILE.json) and returns "
+                    "logits. Default: model.onnx / model.pt inside the model folder.")
+    export.add_argument("model", help="run folder or model folder")
+    export.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    export.add_argument("--out", help="output file (default: MODEL_FOLDER/model.onnx or model.pt)")
+    export.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    export.set_defaults(func=cmd_export)
+
+    serve = verbs.add_parser(
+        "serve", help="web page and JSON API for one or more models",
+        description="Serve models over HTTP: a page at / and POST /api/predict. A model is "
+                    "named after its run folder, or NAME=PATH names it.")
+    serve.add_argument("models", nargs="+", metavar="MODEL",
+                       help="run folder, model folder or .onnx file; NAME=PATH to name it")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    serve.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                       help="onnx runs each model's exported model.onnx (see `petal export`)")
+    serve.add_argument("--max-upload-mb", type=float, default=10.0,
+                       help="largest accepted upload (default 10)")
+    serve.add_argument("--top-k", type=int, default=5, help="labels per model by default")
+    serve.add_argument("--max-batch", type=int, default=16,
+                       help="most images per forward pass when requests queue up (1: no batching)")
+    serve.add_argument("--batch-wait-ms", type=float, default=0.0,
+                       help="wait this long for more images before a forward pass (default 0)")
+    serve.set_defaults(func=cmd_serve)

@@ -1,0 +1,137 @@
+"""Export a trained model to ONNX or TorchScript, with its model card inside the file and beside it.
+
+    petal export runs/my-run                        # -> runs/my-run/model/model.onnx (+ .json)
+    petal export runs/my-run --format torchscript   # -> runs/my-run/model/model.pt (+ .json)
+
+The exported graph is the network alone: input "input", float32 (N, 3, size, size) RGB,
+already normalised ((pixel / 255 - mean) / std, values in the card's input spec), any
+batch size N; output "logits", float32 (N, classes), before softmax. Normalisation
+stays outside the graph so that every engine receives the same tensor from the same
+NumPy preprocessing (`petal.preprocess`) and their outputs can be compared directly.
+
+The model card (classes, input spec, metrics, plus an "export" section describing the
+tensors) is embedded (ONNX metadata_props["petal.card"], TorchScript extra file
+"model.json") and written beside the file as FILE.json. Both files are written
+atomically; the export is then run once on a random batch and compared with torch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from petal import __version__
+from petal.errors import PetalError
+from petal.fsutil import atomic_write_bytes, atomic_write_json
+from petal.modelio import ModelCard, find_model_folder, load_model
+from petal.onnx_engine import CARD_KEY, INPUT_NAME, ONNX_FILE, OUTPUT_NAME, sidecar_path
+
+FORMATS = {"onnx": ONNX_FILE, "torchscript": "model.pt"}
+TORCHSCRIPT_CARD = "model.json"
+CHECK_BATCH = 2  # > 1, so the dynamic batch axis is exercised by the check
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    sidecar: Path
+    max_abs_diff: float  # on logits: the exported model vs torch, on a random batch
+
+
+def default_path(model: str | os.PathLike, fmt: str) -> Path:
+    """model.onnx / model.pt inside the model folder (RUN/model/ for a run folder)."""
+    return find_model_folder(model) / FORMATS[fmt]
+
+
+def _export_card(card: ModelCard, fmt: str) -> dict:
+    """The model card plus how to call the exported file."""
+    size = card.input.size
+    return {**card.to_json(), "export": {
+        "format": fmt, "torch_version": torch.__version__,
+        "petal_version": __version__,
+        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["N", 3, size, size],
+                  "layout": "NCHW RGB", "normalised": "(pixel / 255 - mean) / std"},
+        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(card.classes)],
+                   "meaning": "logits; softmax gives class probabilities, in order of classes"},
+    }}
+
+
+def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
+                opset: int | None) -> tuple[bytes, dict]:
+    """The serialised ONNX model, and the card with the opset the exporter chose added."""
+    # The torch.export-based exporter (the default since torch 2.9; the TorchScript-based
+    # one is deprecated). Only the batch axis is dynamic: the spatial size is fixed by the
+    # input spec, so TF-"same" padding (EfficientNet-Lite) is resolved at export time.
+    try:
+        program = torch.onnx.export(
+            model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
+            dynamo=True, verbose=False)
+    except Exception as exc:  # the exporter raises many types; all mean "cannot export"
+        raise PetalError(f"ONNX export failed: {exc}") from exc
+    proto = program.model_proto
+    used = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+    card = {**card, "export": {**card["export"], "opset": used}}
+    metadata = {CARD_KEY: json.dumps(card), "classes": json.dumps(card["classes"]),
+                "input_spec": json.dumps(card["input"])}
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    return proto.SerializeToString(), card
+
+
+def _onnx_logits(data: bytes, batch: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: batch})[0]
+
+
+def _torchscript_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # torch marks torch.jit deprecated; TorchScript is exported for runtimes that need it.
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(model, example)
+        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_CARD: json.dumps(card)})
+    return buffer.getvalue()
+
+
+def _torchscript_logits(data: bytes, batch: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(io.BytesIO(data))
+    with torch.inference_mode():
+        return module(torch.from_numpy(batch)).numpy()
+
+
+def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
+           opset: int | None = None) -> ExportResult:
+    """Export the model of a run or model folder; returns where it went and a parity figure."""
+    if fmt not in FORMATS:
+        raise PetalError(f"unknown export format {fmt!r}: use {' or '.join(FORMATS)}")
+    if opset is not None and fmt != "onnx":
+        raise PetalError("--opset applies to ONNX only")
+    model, card = load_model(model_path)
+    path = Path(out) if out else default_path(model_path, fmt)
+    size = card.input.size
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(CHECK_BATCH, 3, size, size, generator=generator)
+    with torch.inference_mode():
+        expected = model(example).numpy()
+    card_json = _export_card(card, fmt)
+    if fmt == "onnx":
+        data, card_json = _onnx_bytes(model, example, card_json, opset)
+        actual = _onnx_logits(data, example.numpy())
+    else:
+        data = _torchscript_bytes(model, example, card_json)
+        actual = _torchscript_logits(data, example.numpy())
+    atomic_write_bytes(path, data)
+    atomic_write_json(sidecar_path(path), card_json)
+    return ExportResult(path, sidecar_path(path), float(np.abs(actual - expected).max()))

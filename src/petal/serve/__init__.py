@@ -1,0 +1,1 @@
+"""The web API and page: `petal serve MODEL [MODEL ...]` (see petal.serve.app)."""

@@ -1,0 +1,156 @@
+"""The web API and page for one or more loaded models.
+
+    GET  /               the page: pick or drop a photo, see each model's top-k side by side
+    GET  /api/models     the models: name, architecture, classes, input spec, val_acc
+    POST /api/predict    multipart field `file`; ?model=NAME (default: all), ?top_k=N
+    GET  /healthz        {"status": "ok"}
+
+/api/predict answers {"predictions": [{"model": NAME, "top_k": [{"label", "probability"},
+...] (most probable first), "ms": time of the forward pass, "batch": images in it}, ...]}.
+Errors answer {"detail": "a readable message"}: 404 unknown model, 413 upload over the
+limit or too many pixels, 415 not an image, 422 undecodable image or bad parameters,
+503 inference queue full. Uploads are decoded on a small thread pool and run on the one
+inference thread (petal.serve.worker); the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from petal.data.image import ImageLoadError
+from petal.models.spec import InputSpec
+from petal.predict import Classifier
+from petal.serve.limits import BodyLimit, image_error, too_large
+from petal.serve.models import ServedModel
+from petal.serve.worker import Busy, InferenceWorker
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    max_upload_bytes: int = 10 * 2**20
+    top_k: int = 5
+    max_batch: int = 16  # images per forward pass; 1 turns micro-batching off
+    batch_wait_ms: float = 0.0  # how long a batch waits for more images; 0: take what is queued
+    queue_size: int = 64  # images waiting for the inference thread before 503
+    decode_threads: int = 2
+
+
+def prepare_all(data: bytes, classifiers: list[Classifier]) -> list[np.ndarray]:
+    """The upload as each model sees it, decoded once per distinct input spec."""
+    arrays: dict[InputSpec, np.ndarray] = {}
+    for classifier in classifiers:
+        if classifier.spec not in arrays:
+            arrays[classifier.spec] = classifier.prepare(data)
+    return [arrays[classifier.spec] for classifier in classifiers]
+
+
+def warm_up(models: list[ServedModel]) -> None:
+    """One blank image through each model, so the first request is not the slow first call."""
+    for served in models:
+        size = served.classifier.spec.size
+        served.classifier.probabilities(np.zeros((1, size, size, 3), np.uint8))
+
+
+def ranked(classifier: Classifier, probabilities: np.ndarray, k: int) -> list[dict]:
+    """The k most probable labels of one image, highest first."""
+    return classifier.top_k(probabilities[None], [""], k)[0].to_json()["top_k"]
+
+
+def _readable(exc: RequestValidationError) -> str:
+    messages = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"] if part not in ("body", "query"))
+        if where == "file" and error["type"] == "missing":
+            messages.append("no file: send the image as the multipart form field 'file'")
+        else:
+            messages.append(f"{where}: {error['msg']}")
+    return "; ".join(messages)
+
+
+def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()) -> FastAPI:
+    by_name = {model.name: model for model in models}
+    page = resources.files("petal.serve").joinpath("static/index.html").read_text("utf-8")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.worker = InferenceWorker(options.max_batch, options.batch_wait_ms / 1000,
+                                           options.queue_size)
+        app.state.decoder = ThreadPoolExecutor(options.decode_threads, "petal-decode")
+        app.state.worker.start()
+        warm_up(models)
+        try:
+            yield
+        finally:
+            app.state.worker.stop()
+            app.state.decoder.shutdown()
+
+    app = FastAPI(title="petal", lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_upload_bytes=options.max_upload_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _readable(exc)}, status_code=422)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> str:
+        return page
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "models": len(models)}
+
+    @app.get("/api/models")
+    async def list_models() -> dict:
+        return {"models": [model.describe() for model in models],
+                "max_upload_bytes": options.max_upload_bytes, "top_k": options.top_k}
+
+    @app.post("/api/predict")
+    async def predict(
+        request: Request,
+        file: Annotated[UploadFile, File(description="the image")],
+        model: Annotated[str | None, Query(description="one model's name; default all")] = None,
+        top_k: Annotated[int, Query(ge=1, le=1000)] = options.top_k,
+    ) -> dict:
+        if model is not None and model not in by_name:
+            raise HTTPException(404, f"unknown model {model!r}: the models are "
+                                f"{', '.join(by_name)} (GET /api/models)")
+        chosen = [by_name[model]] if model else models
+        data = await file.read(options.max_upload_bytes + 1)
+        if len(data) > options.max_upload_bytes:
+            raise HTTPException(413, too_large(options.max_upload_bytes))
+        loop = asyncio.get_running_loop()
+        classifiers = [served.classifier for served in chosen]
+        try:
+            arrays = await loop.run_in_executor(request.app.state.decoder, prepare_all, data,
+                                                classifiers)
+        except ImageLoadError as exc:
+            raise image_error(exc) from exc
+        futures: list[asyncio.Future] = []
+        try:
+            for classifier, array in zip(classifiers, arrays):
+                futures.append(request.app.state.worker.submit(classifier, array))
+            results = await asyncio.gather(*futures)
+        except Busy:
+            for future in futures:
+                future.cancel()
+            raise HTTPException(503, "server busy: too many images waiting; retry shortly",
+                                headers={"Retry-After": "1"}) from None
+        except Exception as exc:
+            raise HTTPException(500, f"inference failed: {exc}") from exc
+        return {"predictions": [
+            {"model": served.name, "top_k": ranked(served.classifier, result.probabilities, top_k),
+             "ms": round(result.ms, 2), "batch": result.batch}
+            for served, result in zip(chosen, results)]}
+
+    return app

@@ -1,0 +1,89 @@
+"""The page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright; no download)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import petal
+from petal.serve.app import create_app
+from petal.serve.models import load_models
+from petal.serve.server import BackgroundServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
+                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+def correctly_classified_photo(run: Path) -> tuple[Path, str]:
+    """A training photo of `run` that its model labels correctly, and that label."""
+    classifier = petal.load(run)
+    for folder in sorted((run.parent / "data").iterdir()):
+        photos = sorted(folder.iterdir())[:10]
+        for photo, prediction in zip(photos, classifier.predict(photos)):
+            if prediction.label == folder.name:
+                return photo, folder.name
+    raise AssertionError(f"the model of {run} gets none of the photos tried right")
+
+
+@pytest.fixture(scope="module")
+def page_url(flowers_run: Path, tiny_run: Path) -> Iterator[str]:
+    models = load_models([f"flowers={flowers_run}", f"tiny={tiny_run}"])
+    with BackgroundServer(create_app(models)) as url:
+        yield url
+
+
+@pytest.fixture
+def page(page_url: str) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(page_url)
+            page.wait_for_selector(".model[data-model='tiny']")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_upload_shows_each_models_bars(page, flowers_run: Path, tmp_path: Path) -> None:
+    photo, label = correctly_classified_photo(flowers_run)
+    page.set_input_files("#file", str(photo))
+    flowers_bars = page.locator(".model[data-model='flowers'] .bar")
+    tiny_bars = page.locator(".model[data-model='tiny'] .bar")
+    flowers_bars.first.wait_for()
+    tiny_bars.first.wait_for()
+    assert flowers_bars.count() == 5 and tiny_bars.count() == 3  # top 5, of 5 and of 3 classes
+    assert flowers_bars.first.locator(".label").text_content() == label
+    assert tiny_bars.first.locator(".label").text_content() in {"cat", "dog", "fox"}
+    widths = [bar.evaluate("el => el.getBoundingClientRect().width")
+              for bar in flowers_bars.locator(".fill").all()]
+    assert widths == sorted(widths, reverse=True) and widths[0] > 0
+    assert page.locator("#error").is_hidden()
+    assert page.locator("#preview").is_visible()
+
+    screenshot = tmp_path / "page.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert screenshot.stat().st_size > 20_000
+    with Image.open(screenshot) as image:
+        assert image.width >= 1000 and image.height >= 400
+
+
+def test_non_image_shows_the_servers_message(page) -> None:
+    page.set_input_files("#file", {"name": "notes.txt", "mimeType": "text/plain",
+                                   "buffer": b"these are not pixels\n"})
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "notes.txt" in error.text_content()
+    assert "not an image file" in error.text_content()  # the server's detail
+    assert page.locator(".bar").count() == 0
