@@ -71,6 +71,9 @@ def _onnx_runner(trunk: nn.Module, example: torch.Tensor, path: Path) -> Callabl
     import onnxruntime as ort
 
     if not path.exists():
+        # The TorchScript-based exporter: 0.9 s for the Lite0 trunk here, against 14 s for
+        # the torch.export-based one that `petal export` uses; this file is a cache
+        # artifact, re-made whenever its key changes, so its export time is on the clock.
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter
