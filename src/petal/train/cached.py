@@ -134,11 +134,19 @@ class FeatureCache:
 
 
 class CachedViews(Dataset):
-    """Stored features as a dataset: training keys (index, seed) pick a random view;
-    evaluation keys are indices and give view 0, or views 0 and 1 stacked when `tta`."""
+    """Stored features as a dataset.
 
-    def __init__(self, views: list[np.ndarray], labels: np.ndarray, tta: bool = False) -> None:
-        self.views, self.labels, self.tta = [np.asarray(v) for v in views], labels, tta
+    Training keys (index, seed) pick a random stored view and, with `flip`, mirror a
+    spatial feature map (C, H, W) left-right half the time: the trunk's maps of a mirrored
+    photo are close to mirrored maps, and on the flowers set this free augmentation did as
+    well as storing the mirrored view (docs/RESULTS.md). Evaluation keys are indices and
+    give view 0, or views 0 and 1 stacked when `tta`.
+    """
+
+    def __init__(self, views: list[np.ndarray], labels: np.ndarray, flip: bool = False,
+                 tta: bool = False) -> None:
+        self.views, self.labels = [np.asarray(v) for v in views], labels
+        self.flip, self.tta = flip, tta
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -146,7 +154,10 @@ class CachedViews(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         if isinstance(key, tuple):
             index, seed = key
-            row = self.views[np.random.default_rng(seed).integers(len(self.views))][index]
+            rng = np.random.default_rng(seed)
+            row = self.views[rng.integers(len(self.views))][index]
+            if self.flip and row.ndim == 3 and rng.random() < 0.5:
+                row = row[:, :, ::-1]
         else:
             index = key
             row = np.stack([v[index] for v in self.views[:2]]) if self.tta else self.views[0][index]

@@ -163,12 +163,12 @@ def prepare(request: TrainRequest, progress: bool = True) -> Prepared:
                             engine=recipe.trunk_engine)
     keys = [i.sha256 for i in items]
     views = [features.view(v, pixels, keys, progress) for v in range(recipe.views)]
-    val_views = views[:2] if recipe.tta_flip else views[:1]
-    if recipe.tta_flip and recipe.views < 2:
-        val_views.append(features.view(1, pixels, keys, progress))
+    val_views = [v[n:] for v in views[:2 if recipe.tta_flip else 1]]
+    if recipe.tta_flip and recipe.views < 2:  # the mirrored view, for validation only
+        val_views.append(features.view(1, pixels[n:], keys[n:], progress))
     return Prepared(index, split, model, spec, architecture, parts.top,
-                    CachedViews([v[:n] for v in views], labels[:n]),
-                    CachedViews([v[n:] for v in val_views], labels[n:], tta=recipe.tta_flip))
+                    CachedViews([v[:n] for v in views], labels[:n], flip=recipe.flip),
+                    CachedViews(val_views, labels[n:], tta=recipe.tta_flip))
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:

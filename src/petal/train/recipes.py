@@ -33,7 +33,7 @@ class Recipe:
     grad_clip: float | None = None  # clip each gradient element to +-grad_clip (as the seed did)
     label_smoothing: float = 0.0
     input_size: int | None = None  # None: the model's own input size
-    flip: bool = True  # random horizontal flips (crops are always random in training)
+    flip: bool = True  # random horizontal flips (of images; in cached mode, of feature maps)
     tta_flip: bool = False  # validation averages each image with its mirror image
     width: float | None = None  # resnet9 channel multiplier (None: the original widths)
     # cached mode only (see train/cached.py)
@@ -94,8 +94,8 @@ RECIPES: dict[str, Recipe] = {
             model="efficientnet_lite0",
             mode="cached",
             cut="conv_head",
-            views=2,
-            epochs=10,
+            views=1,
+            epochs=12,
             batch_size=64,
             optimizer="adamw",
             lr=2e-3,
