@@ -98,3 +98,16 @@ def test_flowers_slice(flowers: Path, tmp_path: Path) -> None:
     pixels = DecodedCache(tmp_path / "cache", 64).ensure(sample, progress=False)
     assert pixels.shape == (len(sample), 64, 64, 3)
     assert 20 < pixels.mean() < 235 and pixels.std() > 10  # real photos, not blank rows
+
+
+def test_cache_build_command(image_folder: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "cache"
+    assert main(["cache", "build", str(image_folder), "--size", "20", "--cache-dir",
+                 str(root)]) == 0
+    assert "12 images decoded to 20px" in capsys.readouterr().out
+    pixels = DecodedCache(root, 20).ensure(_files(image_folder), progress=False)
+    assert pixels.shape == (12, 20, 20, 3)
+    assert main(["cache", "build", str(image_folder), "--model", "resnet9", "--cache-dir",
+                 str(root)]) == 0
+    assert "decoded to 73px" in capsys.readouterr().out

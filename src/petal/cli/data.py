@@ -47,6 +47,27 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 # --- cache ------------------------------------------------------------------------------
 
+def cmd_cache_build(args: argparse.Namespace) -> int:
+    import time
+
+    from petal.data.cache import DecodedCache
+    from petal.data.scan import require_usable, scan_folder
+    from petal.models import input_spec
+    from petal.paths import cache_root
+
+    size = args.size or input_spec(args.model).resize_size
+    start = time.perf_counter()
+    index = scan_folder(args.dir)
+    require_usable(index)
+    scanned = time.perf_counter()
+    DecodedCache(cache_root(args.cache_dir), size).ensure(
+        [(index.root / r.path, r.sha256) for r in index.images])
+    done = time.perf_counter()
+    print(f"{len(index.images)} images decoded to {size}px in {done - scanned:.1f} s "
+          f"(scan {scanned - start:.1f} s) -> {cache_root(args.cache_dir)}")
+    return 0
+
+
 def cmd_cache_info(args: argparse.Namespace) -> int:
     from petal.data.cache import cache_entries, folder_bytes
     from petal.paths import cache_root
@@ -100,6 +121,14 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
     cache = verbs.add_parser("cache", help="show or clear petal's cache")
     cache_verbs = cache.add_subparsers(dest="cache_verb", required=True, metavar="COMMAND")
+    build = cache_verbs.add_parser("build", help="decode every usable image of DIR once, "
+                                   "ahead of training")
+    build.add_argument("dir", help="image folder with one sub-folder per class")
+    build.add_argument("--model", default="efficientnet_lite0",
+                       help="store at this model's resize size (default efficientnet_lite0)")
+    build.add_argument("--size", type=int, help="store at this size instead (shorter side, px)")
+    add_cache_dir(build)
+    build.set_defaults(func=cmd_cache_build)
     info = cache_verbs.add_parser("info", help="what is cached and its size")
     add_cache_dir(info)
     info.set_defaults(func=cmd_cache_info)

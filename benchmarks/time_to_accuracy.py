@@ -1,0 +1,148 @@
+"""Wall-clock from the raw JPEG folder to a target validation accuracy, per training path.
+
+Each path runs `petal train` as a subprocess on the default split of the flowers set
+(seed 0), twice: with a cold cache (a new, empty --cache-dir: every JPEG decoded, every
+trunk feature computed) and with that cache warm. Times come from the run's history.csv,
+whose elapsed_seconds count from the start of the command, data preparation included;
+`wall` is the whole process, Python start-up and saving included.
+
+    .venv/bin/python benchmarks/time_to_accuracy.py --json docs/time_to_accuracy.json
+    .venv/bin/python benchmarks/time_to_accuracy.py --full   # adds the seed recipes
+
+Paths and targets (the original write-up's numbers):
+    fast-transfer   EfficientNet-Lite0, cached trunk features     target 94.7 %
+    fast-resnet9    ResNet9 from scratch, narrow and fast          target 82 %
+  --full adds
+    seed-transfer   the original's transfer recipe, whole network  target 94.7 %
+    seed-resnet9    the original's 20 epochs; on a CPU only the first SEED_RESNET9_EPOCHS
+                    are run and the schedule's time is extrapolated (marked as such)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PETAL = Path(sys.executable).with_name("petal")
+SEED_RESNET9_EPOCHS = 2  # of 20, at ~10 min each on 2 CPU cores
+
+
+@dataclass(frozen=True)
+class TrainingPath:
+    recipe: str
+    target: float
+    overrides: tuple[str, ...] = ()
+    extrapolate_to: int | None = None  # epochs of the full schedule, when only some run
+    warm: bool = True  # also run with a warm cache (pointless where decoding is seconds of hours)
+
+
+PATHS = [TrainingPath("fast-transfer", 0.947), TrainingPath("fast-resnet9", 0.82)]
+FULL = [TrainingPath("seed-transfer", 0.947, warm=False),
+        TrainingPath("seed-resnet9", 0.82, (f"epochs={SEED_RESNET9_EPOCHS}",), extrapolate_to=20,
+                     warm=False)]
+
+
+@dataclass
+class Result:
+    recipe: str
+    cache: str
+    target: float
+    seconds_to_target: float | None
+    epoch_reached: int | None
+    final_val_acc: float
+    epochs: int
+    seconds_to_final: float
+    wall_seconds: float
+    extrapolated_seconds: float | None = None  # the full schedule, from the epochs run
+
+
+def read_history(run: Path) -> list[dict[str, float]]:
+    with open(run / "history.csv", newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def train(path: TrainingPath, data: Path, cache: Path, out: Path, split: Path | None) -> float:
+    """Run `petal train`; returns the process's wall-clock seconds."""
+    command = [str(PETAL), "train", "--data", str(data), "--recipe", path.recipe, "--out",
+               str(out), "--cache-dir", str(cache), "--no-progress"]
+    command += ["--split", str(split)] if split else []
+    for override in path.overrides:
+        command += ["--set", override]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(path: TrainingPath, cache_state: str, history: list[dict[str, float]], wall: float
+            ) -> Result:
+    reached = next((row for row in history if row["val_acc"] >= path.target), None)
+    last = history[-1]
+    extrapolated = None
+    if path.extrapolate_to:
+        preparation = history[0]["elapsed_seconds"] - history[0]["epoch_seconds"]
+        per_epoch = sum(r["epoch_seconds"] for r in history) / len(history)
+        extrapolated = preparation + per_epoch * path.extrapolate_to
+    return Result(path.recipe, cache_state, path.target,
+                  reached["elapsed_seconds"] if reached else None,
+                  int(reached["epoch"]) if reached else None, last["val_acc"],
+                  int(last["epoch"]), last["elapsed_seconds"], wall, extrapolated)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def print_table(results: list[Result]) -> None:
+    print(f"\n{'recipe':<14} {'cache':<5} {'target':>6} {'to target':>9} {'epoch':>5} "
+          f"{'final acc':>9} {'epochs':>6} {'to final':>8} {'wall':>6} {'extrapolated':>12}")
+    for r in results:
+        print(f"{r.recipe:<14} {r.cache:<5} {r.target:>6.3f} {_seconds(r.seconds_to_target):>9} "
+              f"{r.epoch_reached or '-':>5} {r.final_val_acc:>9.4f} {r.epochs:>6} "
+              f"{_seconds(r.seconds_to_final):>8} {_seconds(r.wall_seconds):>6} "
+              f"{_seconds(r.extrapolated_seconds):>12}")
+    print("seconds from the start of `petal train`, data preparation included; "
+          "extrapolated = the full schedule's time estimated from the epochs run")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--split", type=Path, help="split file (default: petal's seed-0 split)")
+    parser.add_argument("--full", action="store_true", help="add the slow seed recipes")
+    parser.add_argument("--only", nargs="*", help="recipes to run (default: all selected)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--keep", type=Path, help="keep run folders and caches here")
+    args = parser.parse_args()
+
+    paths = [p for p in PATHS + (FULL if args.full else [])
+             if not args.only or p.recipe in args.only]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="petal-tta-") as scratch:
+        work = args.keep or Path(scratch)
+        for path in paths:
+            cache = work / f"cache-{path.recipe}"  # empty at first: a cold start
+            for cache_state in ("cold", "warm") if path.warm else ("cold",):
+                out = work / f"{path.recipe}-{cache_state}"
+                print(f"{path.recipe}, {cache_state} cache ...", flush=True)
+                wall = train(path, args.data, cache, out, args.split)
+                results.append(measure(path, cache_state, read_history(out), wall))
+                print_table(results[-1:])
+    print_table(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%d"), "data": str(args.data),
+            "results": [asdict(r) for r in results]}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
