@@ -46,7 +46,8 @@ from petal.train.module import ClassifierModule
 from petal.train.recipes import Recipe, recipe_from_json
 
 CONFIG_FILE = "config.json"
-LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1
+LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1 ...
+LR_FINDER_MIN_STEPS = 25  # ... or fewer on a tiny data set: three passes, at least this
 SPLIT_FILE = "split.json"
 
 
@@ -228,10 +229,11 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path,
                         enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=progress, default_root_dir=str(plot_path.parent))
     loader = train_loader(prepared.train_set, request.recipe.batch_size, request.recipe.seed)
+    steps = min(LR_FINDER_STEPS, max(LR_FINDER_MIN_STEPS, 3 * len(loader)))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*max_epochs.*|.*val_dataloader.*")
         finder = Tuner(trainer).lr_find(prepared.module(request.recipe), train_dataloaders=loader,
-                                        min_lr=1e-6, max_lr=1.0, num_training=LR_FINDER_STEPS,
+                                        min_lr=1e-6, max_lr=1.0, num_training=steps,
                                         update_attr=False)
     suggestion = finder.suggestion()
     if suggestion is None:
