@@ -28,7 +28,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options = ServeOptions(max_upload_bytes=round(args.max_upload_mb * 2**20), top_k=args.top_k,
                            max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
     url = url_of(sock)
-    print(f"Serving {', '.join(m.name for m in models)} ({args.engine}) at {url} (Ctrl-C stops)")
+    served = ", ".join(f"{m.name} ({m.classifier.engine})" for m in models)
+    print(f"Serving {served} at {url} (Ctrl-C stops)")
     if args.host in ("127.0.0.1", "localhost", "::1"):
         print(f"Bound to {args.host}: only this machine can reach it "
               "(--host 0.0.0.0 exposes it to the network).", flush=True)
@@ -59,8 +60,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
-    serve.add_argument("--engine", choices=("torch", "onnx"), default="torch",
-                       help="onnx runs each model's exported model.onnx (see `petal export`)")
+    serve.add_argument("--engine", choices=("torch", "onnx"),
+                       help="onnx runs each model's exported model.onnx (see `petal export`); "
+                            "default: onnx for .onnx files, torch for everything else")
     serve.add_argument("--max-upload-mb", type=float, default=10.0,
                        help="largest accepted upload (default 10)")
     serve.add_argument("--top-k", type=int, default=5, help="labels per model by default")

@@ -58,7 +58,7 @@ def unique(names: list[str]) -> list[str]:
     return result
 
 
-def load_models(arguments: list[str], engine: str = "torch") -> list[ServedModel]:
+def load_models(arguments: list[str], engine: str | None = None) -> list[ServedModel]:
     """Load each `PATH` or `NAME=PATH` with `petal.load`, named as described above."""
     parsed = [split_name(argument) for argument in arguments]
     names = unique([name or default_name(path) for name, path in parsed])
