@@ -185,3 +185,21 @@ def test_bad_model_folders(verb: str, tiny_run: Path, tmp_path: Path,
         assert main(args) == 1
         err = capsys.readouterr().err
         assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_to_input_matches_torchvision_normalize() -> None:
+    """The fast NumPy preprocessing equals ToTensor + Normalize with the spec's mean and std."""
+    import torch
+    from torchvision.transforms import v2
+
+    from petal.models.spec import InputSpec
+    from petal.preprocess import to_input
+
+    spec = InputSpec(size=8, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    normalize = v2.Compose([v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize(spec.mean, spec.std)])
+    expected = normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()
+    actual = to_input(images, spec)
+    assert actual.shape == (2, 3, 8, 8) and actual.flags.c_contiguous
+    np.testing.assert_allclose(actual, expected, atol=1e-5)

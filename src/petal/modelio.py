@@ -98,7 +98,9 @@ def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: M
     previous = folder.with_name(folder.name + ".previous")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    save_safetensors(model, str(partial / WEIGHTS_FILE), metadata={"format": "pt"})
+    # force_contiguous: weights trained channels-last are stored in the standard layout
+    save_safetensors(model, str(partial / WEIGHTS_FILE), metadata={"format": "pt"},
+                     force_contiguous=True)
     with open(partial / WEIGHTS_FILE, "rb") as handle:
         os.fsync(handle.fileno())
     atomic_write_json(partial / CARD_FILE, card.to_json())

@@ -16,7 +16,9 @@ class ClassifierModule(L.LightningModule):
     """Trains `network` (logits from its input) with the recipe's loss, optimiser and schedule.
 
     With an input `spec`, batches are uint8 images, normalised here exactly as
-    petal.preprocess does; without one (cached mode) they are stored trunk features.
+    petal.preprocess does, and the network runs channels-last (measured on this 2-core CPU:
+    2x faster training for EfficientNet-Lite0, 10 % for ResNet9); without a spec (cached
+    mode) batches are stored trunk features.
     A validation batch of shape (N, V, ...) holds V views of each input, averaged.
     """
 
@@ -32,10 +34,12 @@ class ClassifierModule(L.LightningModule):
             scale, shift = (torch.from_numpy(a) for a in scale_and_shift(spec))
             self.register_buffer("scale", scale, persistent=False)
             self.register_buffer("shift", shift, persistent=False)
+            self.network.to(memory_format=torch.channels_last)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.normalise:
             inputs = inputs.float() * self.scale + self.shift
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         return self.network(inputs)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
