@@ -67,7 +67,8 @@ RECIPES: dict[str, Recipe] = {
             epochs=5,
             batch_size=32,
             optimizer="adam",
-            lr=1e-3,
+            # The write-up gives no LR; 3e-4 beat 1e-3 on the seed-1 split (docs/TUNING.md)
+            lr=3e-4,
             weight_decay=1e-4,
             schedule="onecycle",
             grad_clip=0.1,
