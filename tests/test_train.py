@@ -16,8 +16,10 @@ import torch
 from petal.cli import main
 from petal.errors import PetalError
 from petal.modelio import find_model_folder, load_model
+from petal.models.registry import build_model
 from petal.train.fit import TrainRequest, fit, resume
 from petal.train.history import HISTORY_COLUMNS, read_history
+from petal.train.module import build_optimizer, classifier_head, parameter_groups
 from petal.train.recipes import get_recipe
 
 # A ResNet9 at 1/8 width on 32 px images: the real architecture, seconds to train.
@@ -48,6 +50,21 @@ def test_recipe_overrides() -> None:
             get_recipe("seed-transfer", bad)
     with pytest.raises(PetalError, match="unknown recipe"):
         get_recipe("fastest")
+
+
+@pytest.mark.parametrize("name", ["resnet9", "timm:resnet18", "squeezenet1_0"])
+def test_trunk_trains_at_a_scaled_learning_rate(name: str) -> None:
+    network, _ = build_model(name, 3, **({"width": 0.125} if name == "resnet9" else {}))
+    head = classifier_head(network)
+    assert head.weight.shape[0] == 3  # the fresh 3-way head, not a layer of the trunk
+    recipe = get_recipe("seed-transfer", ["lr=0.01", "trunk_lr_scale=0.1"])
+    groups = parameter_groups(network, recipe.lr, recipe.trunk_lr_scale)
+    assert [len(g["params"]) for g in groups] == [2, len(list(network.parameters())) - 2]
+    optimizer = build_optimizer(groups, recipe, total_steps=100)["optimizer"]
+    peaks = [g["max_lr"] for g in optimizer.param_groups]  # set by OneCycleLR
+    assert peaks == pytest.approx([0.01, 0.001])
+    with pytest.raises(PetalError, match="trunk_lr_scale"):
+        get_recipe("seed-transfer", ["trunk_lr_scale=0"])
 
 
 def test_run_folder(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -63,19 +63,39 @@ class ClassifierModule(L.LightningModule):
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(labels))
 
     def configure_optimizers(self):
-        return build_optimizer(self.network.parameters(), self.recipe, self.lr,
-                               self.trainer.estimated_stepping_batches)
+        groups = parameter_groups(self.network, self.lr, self.recipe.trunk_lr_scale)
+        return build_optimizer(groups, self.recipe, self.trainer.estimated_stepping_batches)
 
 
-def build_optimizer(params, recipe: Recipe, lr: float, total_steps: int) -> dict:
+def classifier_head(network: nn.Module) -> nn.Module:
+    """The layer that maps features to class scores: timm's `get_classifier()`, otherwise the
+    last Linear (or 1x1 Conv2d, as in SqueezeNet) in the network."""
+    if hasattr(network, "get_classifier"):
+        head = network.get_classifier()  # a tuple for distilled timm models (two heads)
+        return nn.ModuleList(head) if isinstance(head, tuple) else head
+    candidates = [m for m in network.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    return candidates[-1]
+
+
+def parameter_groups(network: nn.Module, lr: float, trunk_lr_scale: float) -> list[dict]:
+    """Trainable parameters: the head at `lr` first (history.csv logs the first group's LR),
+    then everything below it at `lr * trunk_lr_scale` (discriminative learning rates)."""
+    head = {id(p) for p in classifier_head(network).parameters()}
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) in head], "lr": lr},
+              {"params": [p for p in trainable if id(p) not in head], "lr": lr * trunk_lr_scale}]
+    return [group for group in groups if group["params"]]
+
+
+def build_optimizer(groups: list[dict], recipe: Recipe, total_steps: int) -> dict:
     """Optimiser + LR scheduler from the recipe, in Lightning's configure_optimizers form."""
-    params = [p for p in params if p.requires_grad]
+    peak_lrs = [group["lr"] for group in groups]
     if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=lr, momentum=recipe.momentum,
+        optimizer = torch.optim.SGD(groups, lr=peak_lrs[0], momentum=recipe.momentum,
                                     weight_decay=recipe.weight_decay, nesterov=True)
     else:
         kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-        optimizer = kind(params, lr=lr, weight_decay=recipe.weight_decay)
+        optimizer = kind(groups, lr=peak_lrs[0], weight_decay=recipe.weight_decay)
     if recipe.schedule == "constant" or total_steps < 6:  # too few steps for a schedule
         return {"optimizer": optimizer}
     if recipe.schedule == "step":
@@ -87,7 +107,7 @@ def build_optimizer(params, recipe: Recipe, lr: float, total_steps: int) -> dict
         # OneCycleLR divides by the length of its warm-up phase: keep it at >= 2 steps.
         warmup = min(max(recipe.warmup_fraction, 3 / total_steps), 0.5)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=int(total_steps), pct_start=warmup)
+            optimizer, max_lr=peak_lrs, total_steps=int(total_steps), pct_start=warmup)
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=int(total_steps))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
