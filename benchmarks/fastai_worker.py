@@ -1,9 +1,11 @@
-"""fastai's side of `vs_fastai.py`: runs inside fastai's own virtual environment, imports no petal.
+"""fastai's side of `vs_fastai.py`: runs inside fastai's own virtual environment.
 
-    .cache/fastai-venv/bin/python benchmarks/fastai_worker.py --data DATA --split SPLIT \
-        --weights WEIGHTS.safetensors --json OUT.json
+    .cache/fastai-venv/bin/python benchmarks/fastai_worker.py --task transfer --data DATA \
+        --split SPLIT --weights WEIGHTS.safetensors --json OUT.json
+    .cache/fastai-venv/bin/python benchmarks/fastai_worker.py --task scratch --data DATA \
+        --split SPLIT --json OUT.json
 
-fastai's standard transfer recipe for 224 px (fastbook, chapter 5, "presizing"):
+transfer: fastai's standard transfer recipe for 224 px (fastbook, chapter 5, "presizing"):
 `item_tfms=Resize(460)`, `batch_tfms=aug_transforms(size=224, min_scale=0.75)`, batch
 size 64 (fastai's default), `vision_learner(dls, "tf_efficientnet_lite0", ...)` with
 timm's default head replaced by fastai's, then `learn.fine_tune(epochs, freeze_epochs)`
@@ -11,6 +13,13 @@ with fine_tune's default learning rates. The ImageNet weights come from WEIGHTS 
 layout, 1000-class head) through timm's `pretrained_cfg_overlay=dict(file=...)`;
 `check_weights` proves every body tensor came from that file. fastai normalises with
 the timm model's `default_cfg` mean/std (`_timm_norm` in fastai/vision/learner.py): 0.5.
+
+scratch: fastai's from-scratch baseline (fastbook, chapter 7, Imagenette:
+`Learner(dls, model, metrics=accuracy)` and `learn.fit_one_cycle(5, 3e-3)`, ImageNet
+normalisation, presizing) applied to the original ResNet9 at petal's 64 px:
+`item_tfms=Resize(128)`, `batch_tfms=aug_transforms(size=64, min_scale=0.75)`. The
+network is petal's ResNet9 class (src/petal/models/resnet9.py, plain torch), imported
+from the source tree so both tools train the same architecture.
 
 Writes JSON: CLOCK_MONOTONIC stamps (comparable with the launching process) of the
 worker's start and of the end of each epoch (validation included), with the epoch's
@@ -26,6 +35,7 @@ STARTED = time.clock_gettime(time.CLOCK_MONOTONIC)  # before the heavy imports: 
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -37,18 +47,22 @@ from fastai.vision.all import (  # noqa: E402
     ImageBlock,
     IndexSplitter,
     ItemGetter,
+    Learner,
     Normalize,
     Resize,
     accuracy,
     aug_transforms,
+    imagenet_stats,
     vision_learner,
 )
 from safetensors.torch import load_file  # noqa: E402
 
 ARCH = "tf_efficientnet_lite0"
-PRESIZE = 460  # item_tfms=Resize(460): fastbook's presizing for a 224 px batch crop
-SIZE = 224
+PRESIZE = {"transfer": 460, "scratch": 128}  # fastbook's presizing: about twice the crop
+SIZE = {"transfer": 224, "scratch": 64}
 MIN_SCALE = 0.75
+SCRATCH_LR = 3e-3
+SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 
 def now() -> float:
@@ -60,9 +74,10 @@ class EpochClock(Callback):
 
     order = 60  # after the Recorder (50), which has then stored the epoch's metrics
 
-    def __init__(self) -> None:
+    def __init__(self, phases: tuple[str, ...]) -> None:
         self.rows: list[dict] = []
-        self.phase = 0  # fine_tune calls fit twice: frozen, then unfrozen
+        self.phases = phases  # one name per fit() call: fine_tune calls it twice
+        self.phase = 0
 
     def before_fit(self) -> None:
         self.phase += 1
@@ -70,7 +85,7 @@ class EpochClock(Callback):
     def after_epoch(self) -> None:
         names = self.recorder.metric_names[1:-1]  # drop "epoch" and "time"
         values = dict(zip(names, map(float, self.recorder.values[-1])))
-        row = {"epoch": len(self.rows) + 1, "phase": "frozen" if self.phase == 1 else "unfrozen",
+        row = {"epoch": len(self.rows) + 1, "phase": self.phases[self.phase - 1],
                "train_loss": values["train_loss"], "val_loss": values["valid_loss"],
                "val_acc": values["accuracy"], "clock": now()}
         self.rows.append(row)
@@ -105,48 +120,74 @@ def normalisation(dls) -> dict[str, list[float]]:
     return {"mean": norm.mean.flatten().tolist(), "std": norm.std.flatten().tolist()}
 
 
+def resnet9(num_classes: int) -> torch.nn.Module:
+    """petal's ResNet9 (plain torch; its module imports nothing of petal's heavy parts)."""
+    sys.path.insert(0, str(SOURCE))
+    from petal.models.resnet9 import ResNet9
+
+    return ResNet9(num_classes)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=["transfer", "scratch"], default="transfer")
     parser.add_argument("--data", type=Path, required=True, help="the split's data root")
     parser.add_argument("--split", type=Path, required=True, help="petal split JSON")
-    parser.add_argument("--weights", type=Path, required=True, help=f"{ARCH} state dict")
+    parser.add_argument("--weights", type=Path, help=f"{ARCH} state dict (transfer)")
     parser.add_argument("--json", type=Path, required=True, help="write the results here")
-    parser.add_argument("--epochs", type=int, default=2, help="unfrozen epochs (default 2)")
-    parser.add_argument("--freeze-epochs", type=int, default=1, help="default 1")
+    parser.add_argument("--epochs", type=int, help="transfer: unfrozen epochs (default 2); "
+                        "scratch: fit_one_cycle epochs (default 5)")
+    parser.add_argument("--freeze-epochs", type=int, default=1, help="transfer; default 1")
     parser.add_argument("--batch-size", type=int, default=64, help="default 64")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
+    transfer = args.task == "transfer"
+    if transfer and args.weights is None:
+        parser.error("--task transfer needs --weights")
+    epochs = args.epochs or (2 if transfer else 5)
 
     split = json.loads(args.split.read_text())
     items, val_indices = items_of(args.data, split)
+    augment = aug_transforms(size=SIZE[args.task], min_scale=MIN_SCALE)
     block = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ItemGetter(0),
                       get_y=ItemGetter(1), splitter=IndexSplitter(val_indices),
-                      item_tfms=Resize(PRESIZE),
-                      batch_tfms=aug_transforms(size=SIZE, min_scale=MIN_SCALE))
+                      item_tfms=Resize(PRESIZE[args.task]),
+                      batch_tfms=augment if transfer
+                      else [*augment, Normalize.from_stats(*imagenet_stats)])
     dls = block.dataloaders(items, bs=args.batch_size, num_workers=args.workers,
                             device=torch.device("cpu"))
-    clock = EpochClock()
-    learn = vision_learner(dls, ARCH, pretrained=True,
-                           pretrained_cfg_overlay={"file": str(args.weights)},
-                           metrics=accuracy, cbs=[clock])
-    compared = check_weights(learn.model[0].model, args.weights)
+    clock = EpochClock(("frozen", "unfrozen") if transfer else ("one-cycle",))
+    if transfer:
+        learn = vision_learner(dls, ARCH, pretrained=True,
+                               pretrained_cfg_overlay={"file": str(args.weights)},
+                               metrics=accuracy, cbs=[clock])
+        compared = check_weights(learn.model[0].model, args.weights)
+        call = f"learn.fine_tune({epochs}, freeze_epochs={args.freeze_epochs})"
+        arch, head = ARCH, "fastai create_head (concat pooling)"
+    else:
+        learn = Learner(dls, resnet9(dls.c), metrics=accuracy, cbs=[clock])
+        compared = 0
+        call = f"learn.fit_one_cycle({epochs}, {SCRATCH_LR})"
+        arch, head = "resnet9 (petal's class, width 1.0, random init)", "its own"
     norm = normalisation(dls)
     print(f"fastai {version('fastai')}: {len(items) - len(val_indices)} train / "
-          f"{len(val_indices)} val images, {compared} ImageNet tensors loaded from "
-          f"{args.weights.name}, normalised with mean {norm['mean']} std {norm['std']}",
-          flush=True)
+          f"{len(val_indices)} val images, {arch}, {compared} ImageNet tensors loaded, "
+          f"normalised with mean {norm['mean']} std {norm['std']}", flush=True)
     with learn.no_bar():
-        learn.fine_tune(args.epochs, freeze_epochs=args.freeze_epochs)
+        if transfer:
+            learn.fine_tune(epochs, freeze_epochs=args.freeze_epochs)
+        else:
+            learn.fit_one_cycle(epochs, SCRATCH_LR)
     args.json.write_text(json.dumps({
         "started_clock": STARTED,
         "epochs": clock.rows,
         "n_train": len(items) - len(val_indices),
         "n_val": len(val_indices),
-        "recipe": {"call": f"learn.fine_tune({args.epochs}, freeze_epochs={args.freeze_epochs})",
-                   "item_tfms": f"Resize({PRESIZE})",
-                   "batch_tfms": f"aug_transforms(size={SIZE}, min_scale={MIN_SCALE})",
+        "recipe": {"call": call,
+                   "item_tfms": f"Resize({PRESIZE[args.task]})",
+                   "batch_tfms": f"aug_transforms(size={SIZE[args.task]}, min_scale={MIN_SCALE})",
                    "batch_size": args.batch_size, "num_workers": args.workers,
-                   "arch": ARCH, "head": "fastai create_head (concat pooling)"},
+                   "arch": arch, "head": head},
         "normalisation": norm,
         "weights_tensors_checked": compared,
         "torch_threads": torch.get_num_threads(),

@@ -1,13 +1,19 @@
-"""petal's fast-transfer vs fastai's standard fine_tune: same machine, split, backbone, weights.
+"""petal vs fastai, each tool's standard recipe: same machine, split, network, weights.
 
 What it measures, in one run on one machine (the reference: 2 CPU cores, no GPU):
-  fastai  `learn.fine_tune(2, freeze_epochs=1)` on EfficientNet-Lite0 (timm
-          tf_efficientnet_lite0) at 224 px: fastbook's presizing, Resize(460) then
-          aug_transforms(size=224, min_scale=0.75), batch size 64, num_workers = cores
-          (see fastai_worker.py). Runs in its own virtual environment.
-  petal   `petal train --recipe fast-transfer` (the same ImageNet weights, 224 px, the
-          trunk run once on ONNX Runtime and cached, the top trained), cold cache.
-Both train on petal's seed-0 split of the flowers set (3886 / 431 with the full set) and
+  --task transfer (default)
+    fastai  `learn.fine_tune(2, freeze_epochs=1)` on EfficientNet-Lite0 (timm
+            tf_efficientnet_lite0) at 224 px: fastbook's presizing, Resize(460) then
+            aug_transforms(size=224, min_scale=0.75), batch size 64, num_workers = cores
+            (see fastai_worker.py). Runs in its own virtual environment.
+    petal   `petal train --recipe fast-transfer` (the same ImageNet weights, 224 px, the
+            trunk run once on ONNX Runtime and cached, the top trained), cold cache.
+  --task scratch
+    fastai  `Learner(dls, ResNet9)` + `learn.fit_one_cycle(5, 3e-3)` (fastbook's
+            from-scratch baseline) on the original ResNet9 at 64 px, Resize(128) then
+            aug_transforms(size=64, min_scale=0.75), ImageNet normalisation, batch 64.
+    petal   `petal train --recipe fast-resnet9`, cold cache.
+Both train on petal's seed-0 split of the flowers set (3884 / 431 with the full set) and
 validate on the same images. Times are wall-clock seconds from the moment this script
 launches the tool's process: interpreter start, imports, data loading and decoding
 included (fastai stamps each epoch's end with CLOCK_MONOTONIC; petal's history.csv
@@ -15,9 +21,10 @@ counts from its `main()`, whose start is stamped the same way and added). Instal
 fastai is not counted. The speed-up is fastai's time to first reach its own final
 validation accuracy over petal's time to first reach the same number of correct
 validation images. Both runs read the photos once beforehand, so neither pays for a
-cold page cache. The full run takes about 40 minutes on 2 cores:
+cold page cache. Each task takes about 40 minutes on 2 cores:
 
     .venv/bin/python benchmarks/vs_fastai.py --json docs/vs_fastai.json
+    .venv/bin/python benchmarks/vs_fastai.py --task scratch --json docs/vs_fastai_scratch.json
 
 and a smoke test on a linked slice of 15 photos per class (minutes):
 
@@ -49,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".cache" / "fastai-venv"
 WORKER = Path(__file__).with_name("fastai_worker.py")
 PETAL = Path(sys.executable).with_name("petal")
-PETAL_RECIPE = "fast-transfer"
+PETAL_RECIPE = {"transfer": "fast-transfer", "scratch": "fast-resnet9"}
 FASTAI_BATCH = 64
 # `petal train`, with its main()'s start stamped on CLOCK_MONOTONIC just before it runs.
 PETAL_SHIM = ("import sys, time; from petal.cli import main; "
@@ -149,13 +156,15 @@ class ToolRun:
     details: dict
 
 
-def run_fastai(data: Path, split: Path, weights: Path, out: Path, epochs: int,
-               freeze_epochs: int) -> ToolRun:
+def run_fastai(task: str, data: Path, split: Path, weights: Path | None, out: Path,
+               epochs: int | None, freeze_epochs: int) -> ToolRun:
     result = out / "fastai.json"
-    command = [str(VENV / "bin" / "python"), str(WORKER), "--data", str(data), "--split",
-               str(split), "--weights", str(weights), "--json", str(result), "--epochs",
-               str(epochs), "--freeze-epochs", str(freeze_epochs), "--batch-size",
-               str(FASTAI_BATCH), "--workers", str(len(os.sched_getaffinity(0)))]
+    command = [str(VENV / "bin" / "python"), str(WORKER), "--task", task, "--data", str(data),
+               "--split", str(split), "--json", str(result), "--freeze-epochs",
+               str(freeze_epochs), "--batch-size", str(FASTAI_BATCH), "--workers",
+               str(len(os.sched_getaffinity(0)))]
+    command += ["--weights", str(weights)] if weights else []
+    command += ["--epochs", str(epochs)] if epochs else []
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("VIRTUAL_ENV", None)
     launched = now()
@@ -167,11 +176,11 @@ def run_fastai(data: Path, split: Path, weights: Path, out: Path, epochs: int,
     return ToolRun("fastai", recipe, rows, report["started_clock"] - launched, wall, report)
 
 
-def run_petal(data: Path, split: Path, out: Path, overrides: list[str]) -> ToolRun:
+def run_petal(recipe: str, data: Path, split: Path, out: Path, overrides: list[str]) -> ToolRun:
     run = out / "petal-run"
     with tempfile.TemporaryDirectory(prefix="petal-vs-fastai-cache-") as cache:  # cold
         command = [sys.executable, "-c", PETAL_SHIM, "train", "--data", str(data), "--recipe",
-                   PETAL_RECIPE, "--split", str(split), "--out", str(run), "--cache-dir", cache,
+                   recipe, "--split", str(split), "--out", str(run), "--cache-dir", cache,
                    "--no-progress", *(x for o in overrides for x in ("--set", o))]
         launched = now()
         lines = stream(command, "[petal]")
@@ -182,7 +191,7 @@ def run_petal(data: Path, split: Path, out: Path, overrides: list[str]) -> ToolR
         history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
     rows = [Epoch(int(r["epoch"]), r["val_acc"], offset + r["elapsed_seconds"]) for r in history]
     config = json.loads((run / "config.json").read_text())
-    return ToolRun("petal", PETAL_RECIPE, rows, offset, wall,
+    return ToolRun("petal", recipe, rows, offset, wall,
                    {"run": str(run), "recipe": config["recipe"], "history": history})
 
 
@@ -231,6 +240,8 @@ def print_table(runs: list[ToolRun], comparison: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=list(PETAL_RECIPE), default="transfer",
+                        help="transfer: pretrained EfficientNet-Lite0; scratch: ResNet9")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
     parser.add_argument("--out", type=Path, help="work folder (default runs/vs_fastai-TIME)")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -238,8 +249,10 @@ def main() -> int:
     testing = parser.add_argument_group("for testing only")
     testing.add_argument("--per-class", type=int, help="train on a linked slice of N photos "
                          "per class")
-    testing.add_argument("--fastai-epochs", type=int, default=2, help="unfrozen (default 2)")
-    testing.add_argument("--freeze-epochs", type=int, default=1, help="frozen (default 1)")
+    testing.add_argument("--fastai-epochs", type=int, help="transfer: unfrozen (default 2); "
+                         "scratch: one-cycle (default 5)")
+    testing.add_argument("--freeze-epochs", type=int, default=1, help="transfer: frozen "
+                         "(default 1)")
     testing.add_argument("--petal-set", action="append", default=[], metavar="FIELD=VALUE",
                          help="override a field of petal's recipe (repeatable)")
     args = parser.parse_args()
@@ -250,17 +263,20 @@ def main() -> int:
     data = link_slice(args.data, args.per_class, out / "slice") if args.per_class else args.data
     split_file = args.split or make_split(data, out / "split.json")
     split = json.loads(split_file.read_text())
-    weights = export_weights(out / "tf_efficientnet_lite0_imagenet.safetensors")
+    weights = (export_weights(out / "tf_efficientnet_lite0_imagenet.safetensors")
+               if args.task == "transfer" else None)
     read_photos(data, split)
     setup = machine()
-    petal = run_petal(data, split_file, out, args.petal_set)
-    fastai = run_fastai(data, split_file, weights, out, args.fastai_epochs, args.freeze_epochs)
+    petal = run_petal(PETAL_RECIPE[args.task], data, split_file, out, args.petal_set)
+    fastai = run_fastai(args.task, data, split_file, weights, out, args.fastai_epochs,
+                        args.freeze_epochs)
     comparison = compare(fastai, petal, len(split["val"]))
     print_table([fastai, petal], comparison)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d"), "machine": setup, "data": str(args.data),
+            "date": time.strftime("%Y-%m-%d"), "task": args.task, "machine": setup,
+            "data": str(args.data),
             "per_class": args.per_class, "split": str(split_file),
             "n_train": len(split["train"]), "n_val": len(split["val"]),
             "fastai_install_seconds": install_seconds, "comparison": comparison,
