@@ -67,6 +67,15 @@ def test_trunk_trains_at_a_scaled_learning_rate(name: str) -> None:
         get_recipe("seed-transfer", ["trunk_lr_scale=0"])
 
 
+@pytest.mark.parametrize("freeze_bn", [False, True])
+def test_freeze_bn_keeps_running_statistics(image_folder: Path, tmp_path: Path,
+                                            freeze_bn: bool) -> None:
+    assert _train(image_folder, tmp_path / "run", "--set", f"freeze_bn={freeze_bn}") == 0
+    model, _ = load_model(tmp_path / "run")
+    means = [m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert means and all(torch.all(m == 0) for m in means) is freeze_bn  # 0: as initialised
+
+
 def test_run_folder(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = tmp_path / "run"
     assert _train(image_folder, run) == 0

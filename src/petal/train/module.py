@@ -36,6 +36,15 @@ class ClassifierModule(L.LightningModule):
             self.register_buffer("shift", shift, persistent=False)
             self.network.to(memory_format=torch.channels_last)
 
+    def on_train_batch_start(self, batch: object, batch_idx: int) -> None:
+        """With the recipe's `freeze_bn`, batch norm layers stay in eval mode and keep their
+        (pretrained) running statistics. Checked every batch: Lightning puts each submodule
+        back in its saved mode after validation, bypassing any `train()` override."""
+        if self.recipe.freeze_bn:
+            for layer in self.network.modules():
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.normalise:
             inputs = inputs.float() * self.scale + self.shift

@@ -33,6 +33,7 @@ class Recipe:
     warmup_fraction: float = 0.25  # onecycle: share of steps spent raising the LR
     grad_clip: float | None = None  # clip each gradient element to +-grad_clip (as the seed did)
     label_smoothing: float = 0.0
+    freeze_bn: bool = False  # batch norm keeps its running statistics (pretrained ones)
     input_size: int | None = None  # None: the model's own input size
     flip: bool = True  # random horizontal flips (of images; in cached mode, of feature maps)
     tta_flip: bool = False  # validation averages each image with its mirror image
