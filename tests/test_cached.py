@@ -100,3 +100,29 @@ def test_cached_recipe_saves_an_ordinary_model(image_folder: Path, tmp_path: Pat
     # the trunk kept its ImageNet weights; the top trained
     assert torch.equal(loaded.blocks[0][0].conv_dw.weight, untouched.blocks[0][0].conv_dw.weight)
     assert not torch.equal(loaded.conv_head.weight, untouched.conv_head.weight)
+
+
+def test_probe_starts_the_fine_tune_from_the_trained_top(image_folder: Path,
+                                                        tmp_path: Path) -> None:
+    # At a vanishing LR the fine-tune leaves the head where the probe put it (LP-FT).
+    recipe = get_recipe("seed-transfer", ["probe=fast-transfer epochs=2 batch_size=4",
+                                          "input_size=64", "batch_size=4", "epochs=1",
+                                          "lr=1e-12"])
+    result = fit(TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
+                              cache_dir=str(tmp_path / "cache")), time.perf_counter(),
+                 progress=False)
+    probed, probe_card = load_model(result.run_dir / "probe")
+    tuned, card = load_model(result.run_dir)
+    assert probe_card.recipe["name"] == "fast-transfer" and probe_card.recipe["epochs"] == 2
+    assert probe_card.architecture == card.architecture  # input_size 64 came from seed-transfer
+    assert torch.allclose(tuned.classifier.weight, probed.classifier.weight, atol=1e-6)
+    fresh, _ = build_model("efficientnet_lite0", 3, weights="imagenet", input_size=64)
+    assert not torch.allclose(tuned.classifier.weight, fresh.classifier.weight, atol=1e-3)
+
+
+@pytest.mark.parametrize("fields", [["probe=seed-resnet9"], ["probe=fastest"],
+                                    ["probe=fast-transfer", "mode=cached"],
+                                    ["probe=fast-transfer epochs=zero"]])
+def test_bad_probe_is_rejected(fields: list[str]) -> None:
+    with pytest.raises(PetalError, match="probe|recipe|epochs"):
+        get_recipe("seed-transfer", fields)

@@ -7,6 +7,8 @@ Run folder (RUN):
   lr_steps.csv       the learning rate of every optimiser step
   accuracy.png  loss.png  lr.png  (lr_find.png with --lr auto)
   checkpoints/       best.ckpt (highest val_acc) and last.ckpt (for --resume)
+  probe/             with the recipe field `probe`: the cached-mode run whose top the
+                     fine-tune starts from (a run folder of its own)
   model/             model.safetensors + model.json: the network at the end of the schedule
 Everything in RUN is written by global rank 0 only; files are replaced atomically.
 """
@@ -43,11 +45,12 @@ from petal.train.cut import cut_network
 from petal.train.data import CachedImages, eval_loader, train_loader
 from petal.train.history import HistoryWriter, read_history
 from petal.train.module import ClassifierModule
-from petal.train.recipes import Recipe, recipe_from_json
+from petal.train.recipes import Recipe, probe_recipe, recipe_from_json
 
 CONFIG_FILE = "config.json"
 LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1 ...
 LR_FINDER_MIN_STEPS = 25  # ... or fewer on a tiny data set: three passes, at least this
+PROBE_DIR = "probe"
 SPLIT_FILE = "split.json"
 
 
@@ -242,6 +245,21 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path,
     return float(suggestion)
 
 
+def run_probe(request: TrainRequest, prepared: Prepared, started: float,
+              progress: bool = True) -> None:
+    """LP-FT: train the cached-mode recipe `request.recipe.probe` on the same data and split
+    (into RUN/probe/; the same split), then load what it trained into `prepared.model`, so that the
+    whole-network fine-tune starts from a trained top rather than a random head."""
+    probe = probe_recipe(request.recipe)
+    probe_request = dataclasses.replace(request, recipe=probe, out=request.out / PROBE_DIR,
+                                        split_file=request.split_file, lr=None)
+    print(f"Probe: training the top with recipe {probe.name} -> {probe_request.out}")
+    probe_prepared = prepare(probe_request, progress)
+    fit(probe_request, started, progress, prepared=probe_prepared)
+    prepared.model.load_state_dict(probe_prepared.model.state_dict())
+    print("Fine-tuning the whole network from the probe's top")
+
+
 def fit(request: TrainRequest, started: float, progress: bool = True,
         resume_from: Path | None = None, extra_callbacks: list[L.Callback] | None = None,
         prepared: Prepared | None = None) -> TrainResult:
@@ -254,6 +272,8 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
     run = request.out
     if resume_from is None and rank_zero_only.rank == 0:
         write_run_start(request, prepared)
+    if request.recipe.probe and resume_from is None:
+        run_probe(request, prepared, started, progress)
     lr = request.lr if isinstance(request.lr, float) else request.recipe.lr
     if request.lr == "auto" and resume_from is None:
         lr = find_lr(request, prepared, run / "lr_find.png", progress)

@@ -38,6 +38,10 @@ class Recipe:
     flip: bool = True  # random horizontal flips (of images; in cached mode, of feature maps)
     tta_flip: bool = False  # validation averages each image with its mirror image
     width: float | None = None  # resnet9 channel multiplier (None: the original widths)
+    # full mode only: first run this cached-mode recipe, "NAME [FIELD=VALUE ...]" (e.g.
+    # "fast-transfer epochs=8"), and fine-tune the whole network from the top it trained
+    # rather than from a random head (LP-FT); input_size, width and seed are this recipe's
+    probe: str = ""
     # cached mode only (see train/cached.py)
     cut: str = "classifier"  # the first step that trains, e.g. blocks.6 (`petal recipes`)
     views: int = 1  # stored views of each image: centre, mirrored centre, random crops
@@ -167,9 +171,21 @@ def validate(recipe: Recipe) -> None:
         if getattr(recipe, key) not in allowed:
             raise PetalError(f"recipe field {key}={getattr(recipe, key)!r}: "
                              f"use one of {', '.join(sorted(allowed))}")
+    if recipe.probe and (recipe.mode != "full" or probe_recipe(recipe).mode != "cached"):
+        cached = ", ".join(r.name for r in RECIPES.values() if r.mode == "cached")
+        raise PetalError(f"recipe field probe={recipe.probe!r}: a probe is a cached-mode "
+                         f"recipe ({cached}) and needs mode=full")
     if (recipe.epochs < 1 or recipe.batch_size < 1 or recipe.views < 1 or recipe.lr <= 0
             or recipe.trunk_lr_scale <= 0):
         raise PetalError("epochs, batch_size, views must be >= 1; lr, trunk_lr_scale > 0")
+
+
+def probe_recipe(recipe: Recipe) -> Recipe:
+    """The recipe named by `recipe.probe`, with its overrides and `recipe`'s architecture."""
+    name, *overrides = recipe.probe.split()
+    probe = get_recipe(name, overrides)
+    return dataclasses.replace(probe, input_size=recipe.input_size, width=recipe.width,
+                               seed=recipe.seed)
 
 
 def recipe_from_json(data: dict) -> Recipe:
