@@ -16,7 +16,7 @@ from petal.models import build_model
 from petal.preprocess import center_crop, to_input
 from petal.train.cached import FeatureCache, features_key, view_crop
 from petal.train.cut import cut_names, cut_network
-from petal.train.fit import TrainRequest, fit
+from petal.train.fit import TrainRequest, fit, resume
 from petal.train.recipes import get_recipe
 
 
@@ -126,3 +126,9 @@ def test_probe_starts_the_fine_tune_from_the_trained_top(image_folder: Path,
 def test_bad_probe_is_rejected(fields: list[str]) -> None:
     with pytest.raises(PetalError, match="probe|recipe|epochs"):
         get_recipe("seed-transfer", fields)
+
+
+def test_resume_of_a_run_stopped_in_its_probe_says_so(tmp_path: Path) -> None:
+    (tmp_path / "run" / "probe").mkdir(parents=True)
+    with pytest.raises(PetalError, match="during its probe"):
+        resume(tmp_path / "run", time.perf_counter(), progress=False)

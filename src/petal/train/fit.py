@@ -350,5 +350,7 @@ def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainR
 def resume(run: Path, started: float, progress: bool = True) -> TrainResult:
     last = run / "checkpoints" / "last.ckpt"
     if not last.is_file():
-        raise PetalError(f"{run} has no checkpoints/last.ckpt to resume from")
+        during = f" (it stopped during its {PROBE_DIR})" if (run / PROBE_DIR).exists() else ""
+        raise PetalError(f"{run} has no checkpoints/last.ckpt to resume from{during}: "
+                         "start the run again in a new --out folder")
     return fit(request_from_run(run), started, progress=progress, resume_from=last)
