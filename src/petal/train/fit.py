@@ -248,7 +248,7 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path,
 def run_probe(request: TrainRequest, prepared: Prepared, started: float,
               progress: bool = True) -> None:
     """LP-FT: train the cached-mode recipe `request.recipe.probe` on the same data and split
-    (into RUN/probe/; the same split), then load what it trained into `prepared.model`, so that the
+    (into RUN/probe/), then load what it trained into `prepared.model`, so that the
     whole-network fine-tune starts from a trained top rather than a random head."""
     probe = probe_recipe(request.recipe)
     probe_request = dataclasses.replace(request, recipe=probe, out=request.out / PROBE_DIR,
