@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,13 +11,18 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
+from torchvision.transforms.v2.functional import resize
 
 from petal.cli import main
 from petal.errors import PetalError
+from petal.evaluate import evaluate
 from petal.modelio import find_model_folder, load_model
 from petal.models.registry import build_model
+from petal.train.data import CachedImages
 from petal.train.fit import TrainRequest, fit, resume
 from petal.train.history import HISTORY_COLUMNS, read_history
 from petal.train.module import build_optimizer, classifier_head, parameter_groups
@@ -65,6 +71,23 @@ def test_trunk_trains_at_a_scaled_learning_rate(name: str) -> None:
     assert peaks == pytest.approx([0.01, 0.001])
     with pytest.raises(PetalError, match="trunk_lr_scale"):
         get_recipe("seed-transfer", ["trunk_lr_scale=0"])
+
+
+def test_random_resized_crops_are_seeded_and_leave_torch_rng_alone() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    crops = CachedImages(pixels, np.array([0, 1]), crop=32, flip=False, min_area=0.3)
+    rng_state = torch.get_rng_state()
+    first, label = crops[(1, 7)]
+    assert first.shape == (3, 32, 32) and first.dtype == torch.uint8 and label == 1
+    assert torch.equal(crops[(1, 7)][0], first)  # (index, seed) fixes the crop
+    assert any(not torch.equal(crops[(1, seed)][0], first) for seed in range(5))
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    whole = CachedImages(pixels, np.array([0, 1]), crop=32, flip=False, min_area=1.0)[(0, 3)][0]
+    image = torch.from_numpy(pixels[0]).permute(2, 0, 1)
+    assert torch.equal(whole, resize(image, [32, 32], antialias=True))  # all of the image
+    assert torch.equal(crops[0][0], image[:, 4:36, 4:36])  # evaluation: the central crop
+    with pytest.raises(PetalError, match="crop_area"):
+        get_recipe("seed-transfer", ["crop_area=1.5"])
 
 
 @pytest.mark.parametrize("freeze_bn", [False, True])
@@ -120,6 +143,29 @@ def test_model_folder_round_trip_without_pickle(image_folder: Path, tmp_path: Pa
     assert card.classes == ["cat", "dog", "fox"]
 
 
+def test_ema_validates_and_saves_the_averaged_weights(image_folder: Path, tmp_path: Path,
+                                                      tiny_recipe) -> None:
+    recipe = dataclasses.replace(tiny_recipe, ema=0.9)
+    request = TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
+                           cache_dir=str(tmp_path / "cache"))
+    result = fit(request, time.perf_counter(), progress=False)
+    last = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    saved = load_file(result.model_dir / "model.safetensors")
+
+    def network(state: dict) -> dict:
+        return {k.removeprefix("network."): v for k, v in state.items()
+                if k.startswith("network.")}
+
+    average, raw = network(last["state_dict"]), network(last["current_model_state"])
+    assert all(torch.equal(saved[k], average[k]) for k in saved)
+    assert not all(torch.equal(average[k], raw[k]) for k in average)  # not the raw weights
+    metrics = evaluate(result.run_dir, out=tmp_path / "eval", progress=False,
+                       cache_dir=tmp_path / "cache")
+    assert metrics["accuracy"] == pytest.approx(result.val_acc, abs=1e-5)
+    with pytest.raises(PetalError, match="ema"):
+        get_recipe("seed-transfer", ["ema=1"])
+
+
 class _Crash(L.Callback):
     """Stops a run at the start of epoch `at`, as a killed process would."""
 
@@ -131,10 +177,13 @@ class _Crash(L.Callback):
             raise RuntimeError("simulated crash")
 
 
+@pytest.mark.parametrize("ema", [0.0, 0.9])
 def test_resume_gives_the_uninterrupted_history(image_folder: Path, tmp_path: Path,
-                                                tiny_recipe) -> None:
+                                                tiny_recipe, ema: float) -> None:
+    recipe = dataclasses.replace(tiny_recipe, ema=ema)
+
     def request(name: str) -> TrainRequest:
-        return TrainRequest(data=image_folder, recipe=tiny_recipe, out=tmp_path / name,
+        return TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / name,
                             cache_dir=str(tmp_path / "cache"))
 
     fit(request("straight"), time.perf_counter(), progress=False)

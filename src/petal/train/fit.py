@@ -43,6 +43,7 @@ from petal.report.curves import plot_history
 from petal.train.cached import CachedViews, FeatureCache, features_key
 from petal.train.cut import cut_network
 from petal.train.data import CachedImages, eval_loader, train_loader
+from petal.train.ema import weight_ema
 from petal.train.history import HistoryWriter, read_history
 from petal.train.module import ClassifierModule
 from petal.train.recipes import Recipe, probe_recipe, recipe_from_json
@@ -159,7 +160,8 @@ def prepare(request: TrainRequest, progress: bool = True) -> Prepared:
     n = len(split.train)
     if recipe.mode == "full":
         return Prepared(index, split, model, spec, architecture, model,
-                        CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip),
+                        CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip,
+                                     min_area=recipe.crop_area),
                         CachedImages(pixels[n:], labels[n:], spec.size, flip=False))
     parts = cut_network(model, recipe.cut)
     features = FeatureCache(cache_root(request.cache_dir), parts.trunk,
@@ -297,7 +299,9 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
                            mode="max", save_on_train_epoch_end=True, enable_version_counter=False)
     last = ModelCheckpoint(dirpath=run / "checkpoints", filename="last", monitor=None,
                            save_on_train_epoch_end=True, enable_version_counter=False)
-    trainer = _trainer(request, [history, best, last, *(extra_callbacks or [])], progress)
+    averaging = [weight_ema(recipe.ema)] if recipe.ema else []
+    trainer = _trainer(request, [history, best, last, *averaging, *(extra_callbacks or [])],
+                       progress)
     trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
                 eval_loader(prepared.val_set, recipe.batch_size),
                 ckpt_path=str(resume_from) if resume_from else None)

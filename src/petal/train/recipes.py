@@ -33,9 +33,13 @@ class Recipe:
     warmup_fraction: float = 0.25  # onecycle: share of steps spent raising the LR
     grad_clip: float | None = None  # clip each gradient element to +-grad_clip (as the seed did)
     label_smoothing: float = 0.0
+    ema: float = 0.0  # > 0: validate and save a moving average of the weights with this decay
     freeze_bn: bool = False  # batch norm keeps its running statistics (pretrained ones)
     input_size: int | None = None  # None: the model's own input size
     flip: bool = True  # random horizontal flips (of images; in cached mode, of feature maps)
+    # full mode: > 0 makes training crops random-resized crops covering at least this share
+    # of the stored image (0: fixed-size random crops, input_size px out of resize_size px)
+    crop_area: float = 0.0
     tta_flip: bool = False  # validation averages each image with its mirror image
     width: float | None = None  # resnet9 channel multiplier (None: the original widths)
     # full mode only: first run this cached-mode recipe, "NAME [FIELD=VALUE ...]" (e.g.
@@ -176,8 +180,10 @@ def validate(recipe: Recipe) -> None:
         raise PetalError(f"recipe field probe={recipe.probe!r}: a probe is a cached-mode "
                          f"recipe ({cached}) and needs mode=full")
     if (recipe.epochs < 1 or recipe.batch_size < 1 or recipe.views < 1 or recipe.lr <= 0
-            or recipe.trunk_lr_scale <= 0):
-        raise PetalError("epochs, batch_size, views must be >= 1; lr, trunk_lr_scale > 0")
+            or recipe.trunk_lr_scale <= 0 or not 0 <= recipe.ema < 1
+            or not 0 <= recipe.crop_area <= 1):
+        raise PetalError("epochs, batch_size, views must be >= 1; lr, trunk_lr_scale > 0; "
+                         "0 <= ema < 1; 0 <= crop_area <= 1")
 
 
 def probe_recipe(recipe: Recipe) -> Recipe:
