@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -118,6 +120,29 @@ def test_probe_starts_the_fine_tune_from_the_trained_top(image_folder: Path,
     assert torch.allclose(tuned.classifier.weight, probed.classifier.weight, atol=1e-6)
     fresh, _ = build_model("efficientnet_lite0", 3, weights="imagenet", input_size=64)
     assert not torch.allclose(tuned.classifier.weight, fresh.classifier.weight, atol=1e-3)
+
+
+class _FirstHead(L.Callback):
+    """Keeps the classifier weights the fine-tune starts from."""
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.weight = module.network.classifier.weight.detach().clone()
+
+
+def test_lr_finder_after_a_probe_starts_from_the_probed_top(image_folder: Path,
+                                                            tmp_path: Path) -> None:
+    # --lr auto with a probe: the LR range test runs on the probed network, and the
+    # fine-tune starts from the probed top again, not from where the range test left it.
+    recipe = get_recipe("seed-transfer", ["probe=fast-transfer epochs=2 batch_size=4",
+                                          "input_size=64", "batch_size=4", "epochs=1"])
+    first_head = _FirstHead()
+    result = fit(TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
+                              cache_dir=str(tmp_path / "cache"), lr="auto"),
+                 time.perf_counter(), progress=False, extra_callbacks=[first_head])
+    probed, _ = load_model(result.run_dir / "probe")
+    assert torch.equal(first_head.weight, probed.classifier.weight)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["lr_found"] > 0 and (result.run_dir / "lr_find.png").is_file()
 
 
 @pytest.mark.parametrize("fields", [["probe=seed-resnet9"], ["probe=fastest"],
