@@ -7,11 +7,15 @@ module only supplies the averaging rule.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
+AveragingRule = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-def ema_with_warmup(decay: float):
+
+def ema_with_warmup(decay: float) -> AveragingRule:
     """The averaging rule: the decay ramps up as (1 + n) / (10 + n) towards `decay`, as in
     timm's ModelEma, so the first epochs are not dragged back towards the starting weights
     (torch's plain EMA rule weights them by decay ** steps)."""
