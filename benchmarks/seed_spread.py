@@ -16,7 +16,6 @@ unfinished one is continued with `petal train --resume`, so a long measurement (
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import subprocess
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 from machine import machine
+
+from petal.train.history import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 PETAL = Path(sys.executable).with_name("petal")
@@ -46,8 +47,7 @@ def train(recipe: str, seed: int, data: Path, run: Path, cache: Path | None) -> 
 
 
 def summarise(seed: int, run: Path) -> dict:
-    with open(run / "history.csv", newline="") as handle:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    rows = read_history(run / "history.csv")
     return {"seed": seed, "final_val_acc": rows[-1]["val_acc"],
             "best_val_acc": max(r["val_acc"] for r in rows), "epochs": int(rows[-1]["epoch"]),
             "seconds": rows[-1]["elapsed_seconds"], "run": str(run)}

@@ -21,7 +21,6 @@ Paths and targets (the original write-up's numbers):
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from machine import machine
+
+from petal.train.history import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 PETAL = Path(sys.executable).with_name("petal")
@@ -64,11 +65,6 @@ class Result:
     seconds_to_final: float
     wall_seconds: float
     extrapolated_seconds: float | None = None  # the full schedule, from the epochs run
-
-
-def read_history(run: Path) -> list[dict[str, float]]:
-    with open(run / "history.csv", newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 def train(path: TrainingPath, data: Path, cache: Path, out: Path, split: Path | None) -> float:
@@ -135,7 +131,7 @@ def main() -> int:
                 out = work / f"{path.recipe}-{cache_state}"
                 print(f"{path.recipe}, {cache_state} cache ...", flush=True)
                 wall = train(path, args.data, cache, out, args.split)
-                results.append(measure(path, cache_state, read_history(out), wall))
+                results.append(measure(path, cache_state, read_history(out / "history.csv"), wall))
                 print_table(results[-1:])
     print_table(results)
     if args.json:
