@@ -134,12 +134,21 @@ def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
     return split
 
 
-def prepare(request: TrainRequest, progress: bool = True) -> Prepared:
-    """Check data, split, build the model and decode the images; PetalError on bad input."""
-    recipe = request.recipe
+def scan_and_split(request: TrainRequest, progress: bool = True) -> tuple[DatasetIndex, Split]:
+    """The checked data folder and the split to train on; PetalError on bad input."""
     index = scan_folder(request.data, progress=progress)
     require_usable(index)
-    split = load_split(request, index)
+    return index, load_split(request, index)
+
+
+def prepare(request: TrainRequest, progress: bool = True,
+            scanned: tuple[DatasetIndex, Split] | None = None) -> Prepared:
+    """Check data, split, build the model and decode the images; PetalError on bad input.
+
+    `scanned` (from `scan_and_split`) saves scanning the data folder again.
+    """
+    recipe = request.recipe
+    index, split = scanned or scan_and_split(request, progress)
     options = {"width": recipe.width} if recipe.width is not None else {}
     architecture = architecture_config(request.model_name, len(split.classes),
                                        recipe.input_size, **options)
@@ -256,7 +265,7 @@ def run_probe(request: TrainRequest, prepared: Prepared, started: float,
     probe_request = dataclasses.replace(request, recipe=probe, out=request.out / PROBE_DIR,
                                         split_file=request.split_file, lr=None)
     print(f"Probe: training the top with recipe {probe.name} -> {probe_request.out}")
-    probe_prepared = prepare(probe_request, progress)
+    probe_prepared = prepare(probe_request, progress, scanned=(prepared.index, prepared.split))
     fit(probe_request, started, progress, prepared=probe_prepared)
     prepared.model.load_state_dict(probe_prepared.model.state_dict())
     print("Fine-tuning the whole network from the probe's top")
