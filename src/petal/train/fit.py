@@ -263,7 +263,7 @@ def run_probe(request: TrainRequest, prepared: Prepared, started: float,
     whole-network fine-tune starts from a trained top rather than a random head."""
     probe = probe_recipe(request.recipe)
     probe_request = dataclasses.replace(request, recipe=probe, out=request.out / PROBE_DIR,
-                                        split_file=request.split_file, lr=None)
+                                        lr=None)
     print(f"Probe: training the top with recipe {probe.name} -> {probe_request.out}")
     probe_prepared = prepare(probe_request, progress, scanned=(prepared.index, prepared.split))
     fit(probe_request, started, progress, prepared=probe_prepared)
