@@ -9,8 +9,9 @@ can be read against the run-to-run spread of one.
         --out runs/spread --json docs/seed_spread_fast_transfer.json
 
 Run folders go to OUT/RECIPE-seedN. A finished one is read, not trained again, and an
-unfinished one is continued with `petal train --resume`, so a long measurement (about
-25 minutes per seed-transfer run on 2 CPU cores) can be stopped and picked up again.
+unfinished one is continued with `petal train --resume`, so a long measurement (20-24
+minutes per seed-transfer run on 2 CPU cores, docs/RESULTS.md) can be stopped and picked
+up again.
 """
 
 from __future__ import annotations
