@@ -51,7 +51,8 @@ def test_recipe_overrides() -> None:
         2, 0.01, None, (3, 6), False)
     assert get_recipe("seed-resnet9").epochs == 20  # the named recipe itself is unchanged
     for bad, message in [(["nope=1"], "FIELD=VALUE"), (["epochs=two"], "expected int"),
-                         (["optimizer=lbfgs"], "optimizer"), (["epochs"], "FIELD=VALUE")]:
+                         (["optimizer=lbfgs"], "optimizer"), (["epochs"], "FIELD=VALUE"),
+                         (["drop_path_rate=1"], "drop_path_rate < 1")]:
         with pytest.raises(PetalError, match=message):
             get_recipe("seed-transfer", bad)
     with pytest.raises(PetalError, match="unknown recipe"):
@@ -71,6 +72,23 @@ def test_trunk_trains_at_a_scaled_learning_rate(name: str) -> None:
     assert peaks == pytest.approx([0.01, 0.001])
     with pytest.raises(PetalError, match="trunk_lr_scale"):
         get_recipe("seed-transfer", ["trunk_lr_scale=0"])
+
+
+def test_layer_lr_decay_lowers_each_layer_below_the_top() -> None:
+    network, _ = build_model("efficientnet_lite0", 3, weights="none")
+    groups = parameter_groups(network, 0.01, trunk_lr_scale=0.5, layer_decay=0.5)
+    lrs = [g["lr"] for g in groups]
+    # head, then 17 timm layers from the top (head conv + last block) down to the stem
+    assert lrs == pytest.approx([0.01] + [0.005 * 0.5 ** i for i in range(17)])
+    assert [p for g in groups[:3] for p in g["params"]] == [
+        *network.classifier.parameters(), *network.blocks[6].parameters(),
+        *network.conv_head.parameters(), *network.bn2.parameters(),
+        *network.blocks[5][3].parameters()]
+    assert sum(len(g["params"]) for g in groups) == len(list(network.parameters()))
+    with pytest.raises(PetalError, match="needs a timm model"):
+        parameter_groups(build_model("resnet9", 3)[0], 0.01, 0.5, layer_decay=0.5)
+    with pytest.raises(PetalError, match="layer_lr_decay"):
+        get_recipe("seed-transfer", ["layer_lr_decay=0"])
 
 
 def test_random_resized_crops_are_seeded_and_leave_torch_rng_alone() -> None:
@@ -228,6 +246,7 @@ def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: P
         (["--recipe", "nope"], "unknown recipe"),
         (["--set", "colour=red"], "field=value"),
         (["--set", "batch_size=64"], "too few training images"),
+        (["--set", "drop_rate=0.2"], "drop_rate does not apply to resnet9"),
     ],
 )
 def test_bad_input_fails_before_training(image_folder: Path, tmp_path: Path, args: list[str],

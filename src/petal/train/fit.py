@@ -152,10 +152,14 @@ def prepare(request: TrainRequest, progress: bool = True,
     options = {"width": recipe.width} if recipe.width is not None else {}
     architecture = architecture_config(request.model_name, len(split.classes),
                                        recipe.input_size, **options)
+    # training-only, so kept out of the architecture that inference rebuilds
+    regularisation = {key: rate for key, rate in [("drop_rate", recipe.drop_rate),
+                                                  ("drop_path_rate", recipe.drop_path_rate)]
+                      if rate}
     L.seed_everything(recipe.seed, verbose=False)
     model, spec = build_model(request.model_name, len(split.classes),
                               weights=request.weights_or_default, input_size=recipe.input_size,
-                              **options)
+                              **options, **regularisation)
     if len(split.train) < recipe.batch_size:
         raise PetalError(f"too few training images ({len(split.train)}) for batch size "
                          f"{recipe.batch_size}: add images or use --set batch_size=N")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from timm.models import group_parameters
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from petal.errors import PetalError
 from petal.models.spec import InputSpec
 from petal.preprocess import scale_and_shift
 from petal.train.recipes import Recipe
@@ -72,7 +74,8 @@ class ClassifierModule(L.LightningModule):
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(labels))
 
     def configure_optimizers(self):
-        groups = parameter_groups(self.network, self.lr, self.recipe.trunk_lr_scale)
+        groups = parameter_groups(self.network, self.lr, self.recipe.trunk_lr_scale,
+                                  self.recipe.layer_lr_decay)
         return build_optimizer(groups, self.recipe, self.trainer.estimated_stepping_batches)
 
 
@@ -86,14 +89,36 @@ def classifier_head(network: nn.Module) -> nn.Module:
     return candidates[-1]
 
 
-def parameter_groups(network: nn.Module, lr: float, trunk_lr_scale: float) -> list[dict]:
+def parameter_groups(network: nn.Module, lr: float, trunk_lr_scale: float,
+                     layer_decay: float = 1.0) -> list[dict]:
     """Trainable parameters: the head at `lr` first (history.csv logs the first group's LR),
-    then everything below it at `lr * trunk_lr_scale` (discriminative learning rates)."""
+    then everything below it at `lr * trunk_lr_scale` (discriminative learning rates).
+
+    With `layer_decay` < 1 (timm models), the trunk's top layer trains at `lr *
+    trunk_lr_scale` and each layer below at `layer_decay` times the one above it, the
+    layers being timm's `group_matcher` blocks (EfficientNet: stem, each block, head conv).
+    """
     head = {id(p) for p in classifier_head(network).parameters()}
-    trainable = [p for p in network.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if id(p) in head], "lr": lr},
-              {"params": [p for p in trainable if id(p) not in head], "lr": lr * trunk_lr_scale}]
+    named = [(name, p) for name, p in network.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for _, p in named if id(p) in head], "lr": lr}]
+    trunk = [(name, p) for name, p in named if id(p) not in head]
+    if layer_decay == 1.0:
+        groups.append({"params": [p for _, p in trunk], "lr": lr * trunk_lr_scale})
+    else:
+        layer_of = _trunk_layers(network)
+        top = max(layer_of[name] for name, _ in trunk)
+        for layer in sorted({layer_of[name] for name, _ in trunk}, reverse=True):
+            groups.append({"params": [p for name, p in trunk if layer_of[name] == layer],
+                           "lr": lr * trunk_lr_scale * layer_decay ** (top - layer)})
     return [group for group in groups if group["params"]]
+
+
+def _trunk_layers(network: nn.Module) -> dict[str, int]:
+    """Parameter name -> layer number, counted from the input, by timm's grouping."""
+    if not hasattr(network, "group_matcher"):
+        raise PetalError("recipe field layer_lr_decay needs a timm model "
+                         "(efficientnet_lite*, timm:NAME), whose layers timm names")
+    return group_parameters(network, network.group_matcher(coarse=False), reverse=True)
 
 
 def build_optimizer(groups: list[dict], recipe: Recipe, total_steps: int) -> dict:

@@ -25,6 +25,9 @@ class Recipe:
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3  # the peak LR for onecycle, the starting LR otherwise
     trunk_lr_scale: float = 1.0  # layers below the classifier head train at lr * this
+    # < 1 (timm models): only the trunk's top layer trains at lr * trunk_lr_scale, each layer
+    # below it at this times the LR of the one above (layer-wise LR decay)
+    layer_lr_decay: float = 1.0
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
     schedule: str = "constant"  # constant | step | onecycle | cosine
@@ -35,6 +38,10 @@ class Recipe:
     label_smoothing: float = 0.0
     ema: float = 0.0  # > 0: validate and save a moving average of the weights with this decay
     freeze_bn: bool = False  # batch norm keeps its running statistics (pretrained ones)
+    # timm models (efficientnet_lite* included) only: dropout before the classifier and
+    # stochastic depth (the share of residual branches dropped, rising with depth)
+    drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
     input_size: int | None = None  # None: the model's own input size
     flip: bool = True  # random horizontal flips (of images; in cached mode, of feature maps)
     # full mode: > 0 makes training crops random-resized crops covering at least this share
@@ -180,10 +187,13 @@ def validate(recipe: Recipe) -> None:
         raise PetalError(f"recipe field probe={recipe.probe!r}: a probe is a cached-mode "
                          f"recipe ({cached}) and needs mode=full")
     if (recipe.epochs < 1 or recipe.batch_size < 1 or recipe.views < 1 or recipe.lr <= 0
-            or recipe.trunk_lr_scale <= 0 or not 0 <= recipe.ema < 1
-            or not 0 <= recipe.crop_area <= 1):
+            or recipe.trunk_lr_scale <= 0 or not 0 < recipe.layer_lr_decay <= 1
+            or not 0 <= recipe.ema < 1
+            or not 0 <= recipe.crop_area <= 1 or not 0 <= recipe.drop_rate < 1
+            or not 0 <= recipe.drop_path_rate < 1):
         raise PetalError("epochs, batch_size, views must be >= 1; lr, trunk_lr_scale > 0; "
-                         "0 <= ema < 1; 0 <= crop_area <= 1")
+                         "0 < layer_lr_decay <= 1; "
+                         "0 <= ema, drop_rate, drop_path_rate < 1; 0 <= crop_area <= 1")
 
 
 def probe_recipe(recipe: Recipe) -> Recipe:
