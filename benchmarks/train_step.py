@@ -1,0 +1,84 @@
+"""Training speed of one network on this CPU: eager vs torch.compile, channels-last or not.
+
+Times full training steps (forward, cross-entropy, backward, Adam) of a petal model on
+one random batch, after two warm-up steps, and prints images/s for each variant, so the
+choices in train/module.py (channels-last, no torch.compile) can be checked on another
+machine. Pin it to cores with taskset to compare thread counts.
+
+    taskset -c 0 .venv/bin/python benchmarks/train_step.py --json docs/train_step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from machine import machine
+
+from petal.models import build_model
+
+VARIANTS = {  # name -> (channels-last, compiled)
+    "eager, channels-last (petal)": (True, False),
+    "eager, contiguous": (False, False),
+    "torch.compile, channels-last": (True, True),
+}
+
+
+def images_per_second(model_name: str, batch: int, size: int, steps: int,
+                      channels_last: bool, compiled: bool) -> tuple[float, float]:
+    """(images/s over `steps` steps, seconds of the first step, compilation included)."""
+    torch.manual_seed(0)
+    network, _ = build_model(model_name, 5, weights="none", input_size=size)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    network = network.to(memory_format=layout).train()
+    optimizer = torch.optim.Adam(network.parameters(), 1e-4)
+    forward = torch.compile(network) if compiled else network
+    inputs = torch.randn(batch, 3, size, size).contiguous(memory_format=layout)
+    labels = torch.randint(0, 5, (batch,))
+
+    def step() -> None:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(forward(inputs), labels).backward()
+        optimizer.step()
+
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - start), first
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+
+    print(f"{args.model}, batch {args.batch}, {args.size} px, {torch.get_num_threads()} threads")
+    results = []
+    for name, (channels_last, compiled) in VARIANTS.items():
+        rate, first = images_per_second(args.model, args.batch, args.size, args.steps,
+                                        channels_last, compiled)
+        results.append({"variant": name, "images_per_s": round(rate, 1),
+                        "first_step_s": round(first, 1)})
+        print(f"{name:<30} {rate:6.1f} images/s  (first step {first:.1f} s)", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%d"), "machine": machine(), "model": args.model,
+            "batch": args.batch, "size": args.size, "threads": torch.get_num_threads(),
+            "results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
