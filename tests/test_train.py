@@ -57,6 +57,8 @@ def test_recipe_overrides() -> None:
             get_recipe("seed-transfer", bad)
     with pytest.raises(PetalError, match="unknown recipe"):
         get_recipe("fastest")
+    with pytest.raises(PetalError, match="drop_rate: full mode only"):
+        get_recipe("fast-transfer", ["drop_rate=0.2"])
 
 
 @pytest.mark.parametrize("name", ["resnet9", "timm:resnet18", "squeezenet1_0"])

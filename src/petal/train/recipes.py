@@ -25,8 +25,8 @@ class Recipe:
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3  # the peak LR for onecycle, the starting LR otherwise
     trunk_lr_scale: float = 1.0  # layers below the classifier head train at lr * this
-    # < 1 (timm models): only the trunk's top layer trains at lr * trunk_lr_scale, each layer
-    # below it at this times the LR of the one above (layer-wise LR decay)
+    # < 1 (timm models, full mode): only the trunk's top layer trains at lr * trunk_lr_scale,
+    # each layer below it at this times the LR of the one above (layer-wise LR decay)
     layer_lr_decay: float = 1.0
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
@@ -38,7 +38,7 @@ class Recipe:
     label_smoothing: float = 0.0
     ema: float = 0.0  # > 0: validate and save a moving average of the weights with this decay
     freeze_bn: bool = False  # batch norm keeps its running statistics (pretrained ones)
-    # timm models (efficientnet_lite* included) only: dropout before the classifier and
+    # timm models (efficientnet_lite* included), full mode: dropout before the classifier and
     # stochastic depth (the share of residual branches dropped, rising with depth)
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
@@ -186,6 +186,11 @@ def validate(recipe: Recipe) -> None:
         cached = ", ".join(r.name for r in RECIPES.values() if r.mode == "cached")
         raise PetalError(f"recipe field probe={recipe.probe!r}: a probe is a cached-mode "
                          f"recipe ({cached}) and needs mode=full")
+    full_only = {"layer_lr_decay": recipe.layer_lr_decay != 1, "drop_rate": recipe.drop_rate,
+                 "drop_path_rate": recipe.drop_path_rate}
+    if recipe.mode == "cached" and (used := [name for name, on in full_only.items() if on]):
+        raise PetalError(f"recipe field {', '.join(used)}: full mode only (a cached-mode "
+                         "recipe trains a cut-off top, not the timm network)")
     if (recipe.epochs < 1 or recipe.batch_size < 1 or recipe.views < 1 or recipe.lr <= 0
             or recipe.trunk_lr_scale <= 0 or not 0 < recipe.layer_lr_decay <= 1
             or not 0 <= recipe.ema < 1
