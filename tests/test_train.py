@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import torch
 from safetensors.torch import load_file
 from torchvision.transforms.v2.functional import resize
 
+import petal
 from petal.cli import main
+from petal.data.cache import DecodedCache
 from petal.errors import PetalError
 from petal.evaluate import evaluate
 from petal.modelio import find_model_folder, load_model
@@ -184,6 +187,30 @@ def test_ema_validates_and_saves_the_averaged_weights(image_folder: Path, tmp_pa
     assert metrics["accuracy"] == pytest.approx(result.val_acc, abs=1e-5)
     with pytest.raises(PetalError, match="ema"):
         get_recipe("seed-transfer", ["ema=1"])
+
+
+def test_eval_crop_full_validates_and_saves_whole_squares(image_folder: Path, tmp_path: Path,
+                                                          tiny_recipe) -> None:
+    recipe = dataclasses.replace(tiny_recipe, eval_crop="full")
+    request = TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
+                           cache_dir=str(tmp_path / "cache"))
+    result = fit(request, time.perf_counter(), progress=False)
+    trained = json.loads((result.run_dir / "config.json").read_text())["input"]
+    saved = json.loads((result.model_dir / "model.json").read_text())["input"]
+    assert trained["size"] == 32 and trained["resize_size"] == 37  # random 32 px crops of 37
+    assert saved["size"] == saved["resize_size"] == 37 and saved["crop_pct"] == 1.0
+    classifier = petal.load(result.run_dir)
+    photo = sorted((image_folder / "cat").iterdir())[0]
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    square = DecodedCache(tmp_path / "cache", 37).ensure([(photo, digest)], progress=False)[0]
+    np.testing.assert_array_equal(classifier.prepare(photo), square)  # nothing cropped away
+    metrics = evaluate(result.run_dir, out=tmp_path / "eval", progress=False,
+                       cache_dir=tmp_path / "cache")
+    assert metrics["accuracy"] == pytest.approx(result.val_acc, abs=1e-5)
+    with pytest.raises(PetalError, match="eval_crop.*full mode only"):
+        get_recipe("fast-transfer", ["eval_crop=full"])
+    with pytest.raises(PetalError, match="eval_crop='middle'"):
+        get_recipe("seed-transfer", ["eval_crop=middle"])
 
 
 class _Crash(L.Callback):

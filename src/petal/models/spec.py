@@ -37,6 +37,10 @@ class InputSpec:
         """The shorter side images are resized to before the central `size` crop."""
         return round(self.size / self.crop_pct)
 
+    def whole_square(self) -> InputSpec:
+        """The same stored square seen whole: `resize_size` px, nothing cropped away."""
+        return InputSpec(self.resize_size, self.mean, self.std, crop_pct=1.0)
+
     def to_json(self) -> dict[str, Any]:
         # resize_size is derived, written for readers of model.json that are not petal.
         return {"size": self.size, "mean": list(self.mean), "std": list(self.std),

@@ -71,7 +71,8 @@ class CachedImages(Dataset):
         image = self.pixels[index, top:top + crop, left:left + crop]
         if mirror:
             image = image[:, ::-1]
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        # a copy: the cache is read-only, and a whole-square crop would otherwise be a view of it
+        tensor = torch.from_numpy(np.array(image, order="C")).permute(2, 0, 1)
         return tensor, int(self.labels[index])
 
     def _resized_crop(self, index: int, seed: int) -> tuple[torch.Tensor, int]:

@@ -105,11 +105,12 @@ class Prepared:
     index: DatasetIndex
     split: Split
     model: torch.nn.Module  # the whole network, saved at the end
-    spec: InputSpec
+    spec: InputSpec  # what training crops
     architecture: dict
     network: torch.nn.Module  # what trains: the model, or its top in cached mode
     train_set: Dataset
     val_set: Dataset
+    eval_spec: InputSpec  # what validation and the saved model see (the recipe's eval_crop)
 
     def module(self, recipe: Recipe) -> ClassifierModule:
         images_in = isinstance(self.train_set, CachedImages)
@@ -172,10 +173,12 @@ def prepare(request: TrainRequest, progress: bool = True,
     labels = np.array([label_of[i.label] for i in items])
     n = len(split.train)
     if recipe.mode == "full":
+        eval_spec = spec.whole_square() if recipe.eval_crop == "full" else spec
         return Prepared(index, split, model, spec, architecture, model,
                         CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip,
                                      min_area=recipe.crop_area),
-                        CachedImages(pixels[n:], labels[n:], spec.size, flip=False))
+                        CachedImages(pixels[n:], labels[n:], eval_spec.size, flip=False),
+                        eval_spec)
     parts = cut_network(model, recipe.cut)
     features = FeatureCache(cache_root(request.cache_dir), parts.trunk,
                             features_key(architecture, recipe.cut, spec, parts.trunk), spec,
@@ -187,7 +190,7 @@ def prepare(request: TrainRequest, progress: bool = True,
         val_views.append(features.view(1, pixels[n:], keys[n:], progress))
     return Prepared(index, split, model, spec, architecture, parts.top,
                     CachedViews([v[:n] for v in views], labels[:n], flip=recipe.flip),
-                    CachedViews(val_views, labels[n:], tta=recipe.tta_flip))
+                    CachedViews(val_views, labels[n:], tta=recipe.tta_flip), spec)
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
@@ -334,7 +337,7 @@ def finish(request: TrainRequest, prepared: Prepared, model: torch.nn.Module, re
                "epochs": int(rows[-1]["epoch"]), "train_seconds": rows[-1]["elapsed_seconds"],
                "n_train": len(prepared.split.train), "n_val": len(prepared.split.val)}
     card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
-                     input=prepared.spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
+                     input=prepared.eval_spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
                      data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}")
     model_dir = save_model_folder(run / "model", model.cpu().eval(), card)
     plot_history(run)

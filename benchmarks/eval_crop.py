@@ -1,0 +1,71 @@
+"""Test-time views of trained models: the central crop against the whole stored square.
+
+For each run (or model) folder, evaluates its own validation split four ways and counts the
+images right: the central crop (`c`, what a model saved with eval_crop=center sees), `c`
+averaged with its mirror (`c+cm`, tta_flip), the whole decoded-cache square (`f`, what
+eval_crop=full sees) and `f` with its mirror (`f+fm`). Nothing is retrained, so the
+recipe field eval_crop can be judged on models that already exist.
+
+    .venv/bin/python benchmarks/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
+        --json docs/eval_crop.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from machine import machine
+
+import petal
+from petal.evaluate import central_crops, decoded_squares, split_set
+from petal.modelio import find_model_folder
+
+VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"]}
+
+
+def images_right(run: Path) -> dict:
+    """Images right on `run`'s own validation split for each entry of VIEWS."""
+    folder = find_model_folder(run)
+    classifier = petal.load(folder)
+    card, spec = classifier.card, classifier.spec
+    if spec.crop_pct == 1.0:
+        raise SystemExit(f"{run} was saved with whole squares already: nothing to compare")
+    chosen = split_set((folder / card.split).resolve(), Path(card.data), "val",
+                       classifier.classes, {}, progress=False)
+    squares = decoded_squares(chosen, spec.resize_size, progress=False)
+    targets = np.array([classifier.classes.index(chosen.class_mapping[label])
+                        for _, label, _ in chosen.items])
+    crops = central_crops(squares, spec.size)
+    probabilities = {name: classifier.probabilities(np.ascontiguousarray(pixels))
+                     for name, pixels in [("c", crops), ("cm", crops[:, :, ::-1]),
+                                          ("f", squares), ("fm", squares[:, :, ::-1])]}
+    right = {name: int((sum(probabilities[v] for v in views).argmax(1) == targets).sum())
+             for name, views in VIEWS.items()}
+    return {"run": str(run), "n": len(targets), **right}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run or model folders")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    rows = []
+    for run in args.runs:
+        rows.append(images_right(run))
+        print("  ".join(f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+    totals = {name: sum(row[name] for row in rows) for name in ["n", *VIEWS]}
+    print("total  " + "  ".join(f"{k} {v}" for k, v in totals.items()))
+    if args.json:
+        args.json.write_text(json.dumps({"date": date.today().isoformat(),
+                                         "machine": machine(), "runs": rows,
+                                         "totals": totals}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
