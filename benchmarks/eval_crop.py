@@ -1,10 +1,11 @@
 """Test-time views of trained models: the central crop against the whole stored square.
 
 For each run (or model) folder, evaluates its own validation split four ways and counts the
-images right: the central crop (`c`, what a model saved with eval_crop=center sees), `c`
-averaged with its mirror (`c+cm`, tta_flip), the whole decoded-cache square (`f`, what
-eval_crop=full sees) and `f` with its mirror (`f+fm`). Nothing is retrained, so the
-recipe field eval_crop can be judged on models that already exist.
+images right: the central crop of the training crops' size (`c`, what a model saved with
+eval_crop=center sees), `c` averaged with its mirror (`c+cm`, tta_flip), the whole
+decoded-cache square (`f`, what eval_crop=full sees) and `f` with its mirror (`f+fm`).
+Nothing is retrained, so the recipe field eval_crop can be judged on models that already
+exist, saved either way.
 
     .venv/bin/python benchmarks/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
         --json docs/eval_crop.json
@@ -22,7 +23,8 @@ import numpy as np
 from machine import machine
 
 import petal
-from petal.evaluate import central_crops, decoded_squares, split_set
+from petal.evaluate import RUN_CONFIG, central_crops, decoded_squares, split_set
+from petal.fsutil import read_json
 from petal.modelio import find_model_folder
 
 VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"]}
@@ -33,14 +35,14 @@ def images_right(run: Path) -> dict:
     folder = find_model_folder(run)
     classifier = petal.load(folder)
     card, spec = classifier.card, classifier.spec
-    if spec.crop_pct == 1.0:
-        raise SystemExit(f"{run} was saved with whole squares already: nothing to compare")
+    config = folder.parent / RUN_CONFIG  # a run folder's config.json has the training input
+    crop = read_json(config)["input"]["size"] if config.is_file() else spec.size
     chosen = split_set((folder / card.split).resolve(), Path(card.data), "val",
                        classifier.classes, {}, progress=False)
     squares = decoded_squares(chosen, spec.resize_size, progress=False)
     targets = np.array([classifier.classes.index(chosen.class_mapping[label])
                         for _, label, _ in chosen.items])
-    crops = central_crops(squares, spec.size)
+    crops = central_crops(squares, crop)
     probabilities = {name: classifier.probabilities(np.ascontiguousarray(pixels))
                      for name, pixels in [("c", crops), ("cm", crops[:, :, ::-1]),
                                           ("f", squares), ("fm", squares[:, :, ::-1])]}
