@@ -85,9 +85,9 @@ def test_feature_cache_computes_once(engine: str, tmp_path: Path) -> None:
 
 
 def test_cached_recipe_saves_an_ordinary_model(image_folder: Path, tmp_path: Path) -> None:
-    recipe = get_recipe("seed-transfer", ["mode=cached", "cut=blocks.6", "views=3",
-                                          "input_size=64", "batch_size=4", "epochs=2",
-                                          "tta_flip=true"])
+    recipe = get_recipe("seed-transfer", ["mode=cached", "eval_crop=center", "cut=blocks.6",
+                                          "views=3", "input_size=64", "batch_size=4",
+                                          "epochs=2", "tta_flip=true"])
     result = fit(TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
                               cache_dir=str(tmp_path / "cache")), time.perf_counter(),
                  progress=False)
