@@ -28,7 +28,12 @@ from petal.models.registry import build_model
 from petal.train.data import CachedImages
 from petal.train.fit import TrainRequest, fit, resume
 from petal.train.history import HISTORY_COLUMNS, read_history
-from petal.train.module import build_optimizer, classifier_head, parameter_groups
+from petal.train.module import (
+    ClassifierModule,
+    build_optimizer,
+    classifier_head,
+    parameter_groups,
+)
 from petal.train.recipes import get_recipe
 
 # A ResNet9 at 1/8 width on 32 px images: the real architecture, seconds to train.
@@ -111,6 +116,32 @@ def test_random_resized_crops_are_seeded_and_leave_torch_rng_alone() -> None:
     assert torch.equal(crops[0][0], image[:, 4:36, 4:36])  # evaluation: the central crop
     with pytest.raises(PetalError, match="crop_area"):
         get_recipe("seed-transfer", ["crop_area=1.5"])
+
+
+def test_mixup_and_cutmix_blend_seeded_batches() -> None:
+    recipe = get_recipe("seed-resnet9", ["mixup=0.4", "cutmix=1.0", "label_smoothing=0.1"])
+    network, spec = build_model("resnet9", 3, width=0.125, input_size=16)
+    module = ClassifierModule(network, recipe, 3, spec)
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 3, 16, 16),
+                                                                dtype=np.uint8))
+    labels = torch.tensor([0, 1, 2, 0])
+    np.random.seed(5)
+    numpy_state = np.random.get_state()[1].copy()
+    mixed, soft = module.mixed_batch(images, labels, batch_idx=3)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)  # numpy's RNG left alone
+    again, _ = module.mixed_batch(images, labels, batch_idx=3)
+    assert torch.equal(mixed, again)  # (seed, epoch, batch) fix the blend
+    assert any(not torch.equal(module.mixed_batch(images, labels, i)[0], mixed)
+               for i in range(4))
+    assert not torch.equal(mixed, module.normalised(images))
+    assert soft.shape == (4, 3) and torch.allclose(soft.sum(1), torch.ones(4))
+    assert soft.min() > 0  # label smoothing carried into the mixed targets
+    for bad, message in [(["mixup=-1"], "mixup, cutmix >= 0"),
+                         (["cutmix=1", "batch_size=5"], "must be even")]:
+        with pytest.raises(PetalError, match=message):
+            get_recipe("seed-transfer", bad)
+    with pytest.raises(PetalError, match="mixup: full mode only"):
+        get_recipe("fast-transfer", ["mixup=0.2"])
 
 
 @pytest.mark.parametrize("freeze_bn", [False, True])
@@ -224,10 +255,10 @@ class _Crash(L.Callback):
             raise RuntimeError("simulated crash")
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
+@pytest.mark.parametrize("changes", [{}, {"ema": 0.9}, {"mixup": 0.4, "cutmix": 1.0}])
 def test_resume_gives_the_uninterrupted_history(image_folder: Path, tmp_path: Path,
-                                                tiny_recipe, ema: float) -> None:
-    recipe = dataclasses.replace(tiny_recipe, ema=ema)
+                                                tiny_recipe, changes: dict) -> None:
+    recipe = dataclasses.replace(tiny_recipe, **changes)
 
     def request(name: str) -> TrainRequest:
         return TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / name,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from timm.models import group_parameters
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -30,6 +33,11 @@ class ClassifierModule(L.LightningModule):
         self.network, self.recipe = network, recipe
         self.lr = recipe.lr  # Lightning's LR finder reads and writes this attribute
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.mix = None
+        if recipe.mixup or recipe.cutmix:  # smoothing moves into the mixed soft targets
+            self.mix = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
+                             label_smoothing=recipe.label_smoothing, num_classes=num_classes)
+            self.mixed_criterion = SoftTargetCrossEntropy()
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.normalise = spec is not None
         if spec is not None:
@@ -48,17 +56,38 @@ class ClassifierModule(L.LightningModule):
                     layer.eval()
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if self.normalise:
-            inputs = inputs.float() * self.scale + self.shift
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return self.network(inputs)
+        return self.network(self.normalised(inputs))
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+    def normalised(self, inputs: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> the network's normalised float input (features pass unchanged)."""
+        if not self.normalise:
+            return inputs
+        inputs = inputs.float() * self.scale + self.shift
+        return inputs.contiguous(memory_format=torch.channels_last)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
+                      batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
-        loss = self.criterion(self(inputs), labels)
+        if self.mix is None:
+            loss = self.criterion(self(inputs), labels)
+        else:
+            mixed, soft_labels = self.mixed_batch(inputs, labels, batch_idx)
+            loss = self.mixed_criterion(self.network(mixed), soft_labels)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)
         return loss
+
+    def mixed_batch(self, inputs: torch.Tensor, labels: torch.Tensor,
+                    batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recipe's mixup/cutmix of a normalised batch (timm blends in place, so after
+        normalising). timm draws from numpy's global RNG: seeded here by (seed, epoch, batch)
+        and restored after, so a resumed run mixes exactly as an uninterrupted one."""
+        saved = np.random.get_state()
+        np.random.seed([self.recipe.seed, self.current_epoch, batch_idx])
+        try:
+            return self.mix(self.normalised(inputs), labels)
+        finally:
+            np.random.set_state(saved)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         inputs, labels = batch

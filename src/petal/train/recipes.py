@@ -36,6 +36,11 @@ class Recipe:
     warmup_fraction: float = 0.25  # onecycle: share of steps spent raising the LR
     grad_clip: float | None = None  # clip each gradient element to +-grad_clip (as the seed did)
     label_smoothing: float = 0.0
+    # full mode, > 0: each training batch is blended with itself reversed (timm's Mixup):
+    # mixup draws the blend weight from Beta(mixup, mixup); cutmix pastes a box whose area
+    # is drawn from Beta(cutmix, cutmix); with both, each batch takes one of the two
+    mixup: float = 0.0
+    cutmix: float = 0.0
     ema: float = 0.0  # > 0: validate and save a moving average of the weights with this decay
     freeze_bn: bool = False  # batch norm keeps its running statistics (pretrained ones)
     # timm models (efficientnet_lite* included), full mode: dropout before the classifier and
@@ -195,7 +200,8 @@ def validate(recipe: Recipe) -> None:
                          f"recipe ({cached}) and needs mode=full")
     full_only = {"layer_lr_decay": recipe.layer_lr_decay != 1, "drop_rate": recipe.drop_rate,
                  "drop_path_rate": recipe.drop_path_rate,
-                 "eval_crop": recipe.eval_crop != "center"}
+                 "eval_crop": recipe.eval_crop != "center", "mixup": recipe.mixup,
+                 "cutmix": recipe.cutmix}
     if recipe.mode == "cached" and (used := [name for name, on in full_only.items() if on]):
         raise PetalError(f"recipe field {', '.join(used)}: full mode only (a cached-mode "
                          "recipe trains a cut-off top on stored features of central crops, "
@@ -204,10 +210,14 @@ def validate(recipe: Recipe) -> None:
             or recipe.trunk_lr_scale <= 0 or not 0 < recipe.layer_lr_decay <= 1
             or not 0 <= recipe.ema < 1
             or not 0 <= recipe.crop_area <= 1 or not 0 <= recipe.drop_rate < 1
-            or not 0 <= recipe.drop_path_rate < 1):
+            or not 0 <= recipe.drop_path_rate < 1 or recipe.mixup < 0 or recipe.cutmix < 0):
         raise PetalError("epochs, batch_size, views must be >= 1; lr, trunk_lr_scale > 0; "
                          "0 < layer_lr_decay <= 1; "
-                         "0 <= ema, drop_rate, drop_path_rate < 1; 0 <= crop_area <= 1")
+                         "0 <= ema, drop_rate, drop_path_rate < 1; 0 <= crop_area <= 1; "
+                         "mixup, cutmix >= 0")
+    if (recipe.mixup or recipe.cutmix) and recipe.batch_size % 2:
+        raise PetalError(f"mixup and cutmix pair each image with another: batch_size "
+                         f"{recipe.batch_size} must be even")
 
 
 def probe_recipe(recipe: Recipe) -> Recipe:
