@@ -45,8 +45,15 @@ def _server(app: FastAPI, log_level: str) -> uvicorn.Server:
 
 
 def serve_forever(app: FastAPI, sock: socket.socket) -> None:
-    """Serve on `sock` until Ctrl-C."""
-    _server(app, "info").run(sockets=[sock])
+    """Serve on `sock` until Ctrl-C; then raise KeyboardInterrupt (petal exits 130)."""
+    server = _server(app, "info")
+    server.run(sockets=[sock])
+    # uvicorn re-raises the Ctrl-C it caught once shut down, but asyncio's own SIGINT
+    # handler can turn that into a cancellation of an already finished task and lose it
+    # (seen once in CI: exit 0). Only a signal stops this server; SIGTERM's re-raise ends
+    # the process before this line, so what reaches it is Ctrl-C.
+    if server.should_exit:
+        raise KeyboardInterrupt
 
 
 class BackgroundServer:
