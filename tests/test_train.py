@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import hashlib
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
 from torchvision.transforms.v2.functional import resize
 
 import petal
@@ -26,7 +28,7 @@ from petal.evaluate import evaluate
 from petal.modelio import find_model_folder, load_model
 from petal.models.registry import build_model
 from petal.train.data import CachedImages
-from petal.train.fit import TrainRequest, fit, resume
+from petal.train.fit import TrainerOptions, TrainRequest, fit, prepare, resume
 from petal.train.history import HISTORY_COLUMNS, read_history
 from petal.train.module import (
     ClassifierModule,
@@ -144,6 +146,57 @@ def test_mixup_and_cutmix_blend_seeded_batches() -> None:
         get_recipe("fast-transfer", ["mixup=0.2"])
 
 
+def test_sam_steps_with_the_gradient_at_the_perturbed_weights() -> None:
+    """One Lightning step with sam=0.05 against SAM written out: gradient g at w, gradient
+    at w + rho g/|g|, SGD from w with the latter; the loss logged and the batch norm
+    statistics are those of the pass at w. (SGD, as Adam's first step is +-lr wherever the
+    gradient is not 0, and the biases of convolutions before batch norm get rounding noise.)"""
+    recipe = get_recipe("seed-resnet9", ["sam=0.05", "schedule=constant", "optimizer=sgd",
+                                         "lr=0.1"])
+    network, spec = build_model("resnet9", 3, width=0.125, input_size=16)
+    reference = ClassifierModule(copy.deepcopy(network), recipe, 3, spec)
+    module = ClassifierModule(network, recipe, 3, spec)
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 3, 16, 16),
+                                                                dtype=np.uint8))
+    labels = torch.tensor([0, 1, 2, 0])
+    batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                          batch_size=4)
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, accelerator="cpu")
+    trainer.fit(module, batches)
+
+    weights = [p for p in reference.parameters() if p.requires_grad]
+    loss = nn.functional.cross_entropy(reference(images), labels)
+    statistics = [b.clone() for b in reference.buffers()]
+    gradients = torch.autograd.grad(loss, weights)
+    norm = torch.cat([g.flatten() for g in gradients]).norm()
+    with torch.no_grad():
+        for weight, gradient in zip(weights, gradients, strict=True):
+            weight.add_(0.05 * gradient / norm)
+    perturbed_gradients = torch.autograd.grad(
+        nn.functional.cross_entropy(reference(images), labels), weights)
+    with torch.no_grad():
+        for weight, gradient in zip(weights, gradients, strict=True):
+            weight.sub_(0.05 * gradient / norm)
+            weight.grad = None
+    sgd = torch.optim.SGD(weights, lr=recipe.lr, momentum=recipe.momentum, nesterov=True)
+    for weight, gradient in zip(weights, perturbed_gradients, strict=True):
+        weight.grad = gradient
+    sgd.step()
+
+    for ours, expected in zip(module.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, expected)
+    for ours, expected in zip(module.buffers(), statistics, strict=True):
+        torch.testing.assert_close(ours, expected)  # running statistics: the pass at w only
+    assert trainer.callback_metrics["train_loss"].item() == pytest.approx(loss.item())
+    with pytest.raises(PetalError, match="sam >= 0"):
+        get_recipe("seed-transfer", ["sam=-0.1"])
+    with pytest.raises(PetalError, match="not with --precision 16-mixed"):
+        prepare(TrainRequest(data=Path("unread"), recipe=recipe, out=Path("unwritten"),
+                             trainer=TrainerOptions(precision="16-mixed")))
+
+
 @pytest.mark.parametrize("freeze_bn", [False, True])
 def test_freeze_bn_keeps_running_statistics(image_folder: Path, tmp_path: Path,
                                             freeze_bn: bool) -> None:
@@ -255,7 +308,8 @@ class _Crash(L.Callback):
             raise RuntimeError("simulated crash")
 
 
-@pytest.mark.parametrize("changes", [{}, {"ema": 0.9}, {"mixup": 0.4, "cutmix": 1.0}])
+@pytest.mark.parametrize("changes", [{}, {"ema": 0.9}, {"mixup": 0.4, "cutmix": 1.0},
+                                     {"sam": 0.05}])
 def test_resume_gives_the_uninterrupted_history(image_folder: Path, tmp_path: Path,
                                                 tiny_recipe, changes: dict) -> None:
     recipe = dataclasses.replace(tiny_recipe, **changes)

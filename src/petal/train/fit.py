@@ -149,6 +149,9 @@ def prepare(request: TrainRequest, progress: bool = True,
     `scanned` (from `scan_and_split`) saves scanning the data folder again.
     """
     recipe = request.recipe
+    if recipe.sam and request.trainer.precision in {"16", "16-mixed"}:
+        raise PetalError("recipe field sam: not with --precision 16-mixed, whose gradient "
+                         "scaler steps without the closure SAM needs (use bf16-mixed)")
     index, split = scanned or scan_and_split(request, progress)
     options = {"width": recipe.width} if recipe.width is not None else {}
     architecture = architecture_config(request.model_name, len(split.classes),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import lightning as L
 import numpy as np
 import torch
@@ -15,6 +17,7 @@ from petal.errors import PetalError
 from petal.models.spec import InputSpec
 from petal.preprocess import scale_and_shift
 from petal.train.recipes import Recipe
+from petal.train.sam import LightningSAM, running_statistics_kept
 
 
 class ClassifierModule(L.LightningModule):
@@ -68,13 +71,17 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
                       batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
-        if self.mix is None:
-            loss = self.criterion(self(inputs), labels)
-        else:
-            mixed, soft_labels = self.mixed_batch(inputs, labels, batch_idx)
-            loss = self.mixed_criterion(self.network(mixed), soft_labels)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(labels), sync_dist=True)
+        # with the recipe's sam, the second pass of a step, at the perturbed weights
+        perturbed = getattr(self.trainer.optimizers[0], "perturbed", False)
+        with running_statistics_kept(self.network) if perturbed else nullcontext():
+            if self.mix is None:
+                loss = self.criterion(self(inputs), labels)
+            else:
+                mixed, soft_labels = self.mixed_batch(inputs, labels, batch_idx)
+                loss = self.mixed_criterion(self.network(mixed), soft_labels)
+        if not perturbed:  # history.csv reports the loss at the weights themselves
+            self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                     batch_size=len(labels), sync_dist=True)
         return loss
 
     def mixed_batch(self, inputs: torch.Tensor, labels: torch.Tensor,
@@ -154,11 +161,16 @@ def build_optimizer(groups: list[dict], recipe: Recipe, total_steps: int) -> dic
     """Optimiser + LR scheduler from the recipe, in Lightning's configure_optimizers form."""
     peak_lrs = [group["lr"] for group in groups]
     if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=peak_lrs[0], momentum=recipe.momentum,
-                                    weight_decay=recipe.weight_decay, nesterov=True)
+        kind = torch.optim.SGD
+        options = {"momentum": recipe.momentum, "nesterov": True}
     else:
         kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-        optimizer = kind(groups, lr=peak_lrs[0], weight_decay=recipe.weight_decay)
+        options = {"betas": (0.9, 0.999)}  # named, so OneCycleLR finds them through SAM too
+    options |= {"lr": peak_lrs[0], "weight_decay": recipe.weight_decay}
+    if recipe.sam:
+        optimizer = LightningSAM(groups, kind, rho=recipe.sam, **options)
+    else:
+        optimizer = kind(groups, **options)
     if recipe.schedule == "constant" or total_steps < 6:  # too few steps for a schedule
         return {"optimizer": optimizer}
     if recipe.schedule == "step":

@@ -41,6 +41,9 @@ class Recipe:
     # is drawn from Beta(cutmix, cutmix); with both, each batch takes one of the two
     mixup: float = 0.0
     cutmix: float = 0.0
+    # > 0: sharpness-aware minimisation with this radius rho (train/sam.py); each step
+    # costs two forward and backward passes
+    sam: float = 0.0
     ema: float = 0.0  # > 0: validate and save a moving average of the weights with this decay
     freeze_bn: bool = False  # batch norm keeps its running statistics (pretrained ones)
     # timm models (efficientnet_lite* included), full mode: dropout before the classifier and
@@ -213,11 +216,12 @@ def validate(recipe: Recipe) -> None:
             or recipe.trunk_lr_scale <= 0 or not 0 < recipe.layer_lr_decay <= 1
             or not 0 <= recipe.ema < 1
             or not 0 <= recipe.crop_area <= 1 or not 0 <= recipe.drop_rate < 1
-            or not 0 <= recipe.drop_path_rate < 1 or recipe.mixup < 0 or recipe.cutmix < 0):
+            or not 0 <= recipe.drop_path_rate < 1 or recipe.mixup < 0 or recipe.cutmix < 0
+            or recipe.sam < 0):
         raise PetalError("epochs, batch_size, views must be >= 1; lr, trunk_lr_scale > 0; "
                          "0 < layer_lr_decay <= 1; "
                          "0 <= ema, drop_rate, drop_path_rate < 1; 0 <= crop_area <= 1; "
-                         "mixup, cutmix >= 0")
+                         "mixup, cutmix, sam >= 0")
     if (recipe.mixup or recipe.cutmix) and recipe.batch_size % 2:
         raise PetalError(f"mixup and cutmix pair each image with another: batch_size "
                          f"{recipe.batch_size} must be even")
