@@ -3,7 +3,8 @@
 For each run (or model) folder, evaluates its own validation split four ways and counts the
 images right: the central crop of the training crops' size (`c`, what a model saved with
 eval_crop=center sees), `c` averaged with its mirror (`c+cm`, tta_flip), the whole
-decoded-cache square (`f`, what eval_crop=full sees) and `f` with its mirror (`f+fm`).
+decoded-cache square (`f`, what eval_crop=full sees), `f` with its mirror (`f+fm`) and all
+four averaged (`c+cm+f+fm`).
 Nothing is retrained, so the recipe field eval_crop can be judged on models that already
 exist, saved either way.
 
@@ -27,7 +28,8 @@ from petal.evaluate import RUN_CONFIG, central_crops, decoded_squares, split_set
 from petal.fsutil import read_json
 from petal.modelio import find_model_folder
 
-VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"]}
+VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"],
+         "c+cm+f+fm": ["c", "cm", "f", "fm"]}
 
 
 def images_right(run: Path) -> dict:
