@@ -138,7 +138,7 @@ def test_mixup_and_cutmix_blend_seeded_batches() -> None:
     assert not torch.equal(mixed, module.normalised(images))
     assert soft.shape == (4, 3) and torch.allclose(soft.sum(1), torch.ones(4))
     assert soft.min() > 0  # label smoothing carried into the mixed targets
-    for bad, message in [(["mixup=-1"], "mixup, cutmix >= 0"),
+    for bad, message in [(["mixup=-1"], "mixup, cutmix, sam >= 0"),
                          (["cutmix=1", "batch_size=5"], "must be even")]:
         with pytest.raises(PetalError, match=message):
             get_recipe("seed-transfer", bad)
