@@ -51,7 +51,7 @@ PATHS = [TrainingPath("fast-transfer", 0.947), TrainingPath("fast-resnet9", 0.82
 
 
 def full_paths(seed_resnet9_epochs: int) -> list[TrainingPath]:
-    """The seed recipes; seed-resnet9 cut to its first epochs (2-12 min each on 2 CPU cores)."""
+    """The seed recipes; seed-resnet9 cut to its first epochs (2-7 min each on 2 CPU cores)."""
     cut = seed_resnet9_epochs < 20
     return [TrainingPath("seed-transfer", 0.947, warm=False),
             TrainingPath("seed-resnet9", 0.82,
