@@ -120,13 +120,17 @@ def test_random_resized_crops_are_seeded_and_leave_torch_rng_alone() -> None:
         get_recipe("seed-transfer", ["crop_area=1.5"])
 
 
+def _random_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Four random 16 px uint8 images with labels of 3 classes."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 3, 16, 16), dtype=np.uint8)
+    return torch.from_numpy(images), torch.tensor([0, 1, 2, 0])
+
+
 def test_mixup_and_cutmix_blend_seeded_batches() -> None:
     recipe = get_recipe("seed-resnet9", ["mixup=0.4", "cutmix=1.0", "label_smoothing=0.1"])
     network, spec = build_model("resnet9", 3, width=0.125, input_size=16)
     module = ClassifierModule(network, recipe, 3, spec)
-    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 3, 16, 16),
-                                                                dtype=np.uint8))
-    labels = torch.tensor([0, 1, 2, 0])
+    images, labels = _random_batch()
     np.random.seed(5)
     numpy_state = np.random.get_state()[1].copy()
     mixed, soft = module.mixed_batch(images, labels, batch_idx=3)
@@ -156,9 +160,7 @@ def test_sam_steps_with_the_gradient_at_the_perturbed_weights() -> None:
     network, spec = build_model("resnet9", 3, width=0.125, input_size=16)
     reference = ClassifierModule(copy.deepcopy(network), recipe, 3, spec)
     module = ClassifierModule(network, recipe, 3, spec)
-    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 3, 16, 16),
-                                                                dtype=np.uint8))
-    labels = torch.tensor([0, 1, 2, 0])
+    images, labels = _random_batch()
     batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
                                           batch_size=4)
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
