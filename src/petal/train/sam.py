@@ -48,7 +48,11 @@ class LightningSAM(SAM):
 @contextmanager
 def running_statistics_kept(network: nn.Module) -> Iterator[None]:
     """Batch norm layers normalise by batch statistics but leave their running ones as they
-    are: the pass at the perturbed weights must not count twice towards them."""
+    are: the pass at the perturbed weights must not count twice towards them.
+
+    pytorch_optimizer's disable_running_stats / enable_running_stats zero the momentum too,
+    but leave num_batches_tracked counting the extra pass and the momentum unrestored if
+    the pass raises; this restores both."""
     layers = [m for m in network.modules()
               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     saved = [(layer.momentum, layer.num_batches_tracked.clone()) for layer in layers]
