@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -115,6 +116,21 @@ def test_console_script_and_help(image_folder: Path) -> None:
     for verb in (["data", "check"], ["data", "split"], ["cache", "info"]):
         shown = subprocess.run([petal, *verb, "--help"], capture_output=True, text=True)
         assert shown.returncode == 0 and "usage:" in shown.stdout
+
+
+def test_special_files_are_listed_without_blocking(image_folder: Path) -> None:
+    """A named pipe is never opened for a blocking read; a symlink loop is one skipped file."""
+    cat = image_folder / "cat"
+    os.mkfifo(cat / "pipe.jpg")
+    (cat / "loop1.jpg").symlink_to(cat / "loop2.jpg")
+    (cat / "loop2.jpg").symlink_to(cat / "loop1.jpg")
+    petal = Path(sys.executable).with_name("petal")
+    done = subprocess.run([petal, "data", "check", str(image_folder), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    reasons = {r["path"]: r["reason"] for r in json.loads(done.stdout)["rejected"]}
+    assert reasons == {"cat/pipe.jpg": "not_a_file", "cat/loop1.jpg": "unreadable",
+                       "cat/loop2.jpg": "unreadable"}
 
 
 def test_near_duplicates_and_distinct_images_are_told_apart(tmp_path: Path) -> None:

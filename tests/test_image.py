@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import signal
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,12 @@ import pytest
 from PIL import Image
 
 from conftest import pattern, write_image
-from petal.data.image import ImageLoadError, load_image, resize_and_center_crop
+from petal.data.image import (
+    MAX_FILE_BYTES,
+    ImageLoadError,
+    load_image,
+    resize_and_center_crop,
+)
 
 
 def _saved(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -125,3 +134,78 @@ def test_resize_and_center_crop_takes_the_middle() -> None:
     square = np.asarray(resize_and_center_crop(image, 50))
     assert square.shape == (50, 50, 3)
     assert (square[..., 2] > 200).all() and (square[..., 0] < 50).all()
+
+
+def test_sixteen_bit_grey_converts_strip_by_strip() -> None:
+    ramp = (np.arange(600, dtype=np.uint16)[:, None] * 100).repeat(40, axis=1)  # > one strip
+    pixels = _rgb(_saved(Image.fromarray(ramp), "PNG"))
+    expected = np.clip(ramp / 257 + 0.5, 0, 255).astype(np.uint8)
+    assert (pixels[..., 0] == expected).all()
+
+
+# --- the size policy and files that are not images -------------------------------------------
+
+@pytest.mark.parametrize("size", [(20_000, 1), (1, 20_000), (60_000, 1), (2_600, 100)])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_strips_are_refused_before_resizing(size: tuple[int, int], fmt: str) -> None:
+    # Resized to a 256 px short side, a 20000 x 1 strip would take 5.1 M x 256 pixels (4 GB).
+    data = _saved(Image.new("RGB", size), fmt)
+    with pytest.raises(ImageLoadError) as info:
+        load_image(data, min_size=256)
+    assert info.value.reason == "bad_shape" and "strip" in info.value.message
+
+
+def test_panorama_within_the_ratio_loads() -> None:
+    square = resize_and_center_crop(load_image(_saved(Image.new("RGB", (2_400, 100)), "PNG")), 256)
+    assert square.size == (256, 256)
+
+
+def test_strip_given_as_an_array_or_image_is_refused() -> None:
+    with pytest.raises(ImageLoadError):
+        load_image(Image.new("RGB", (5_000, 2)))
+
+
+def test_truncated_header_is_truncated() -> None:
+    data = _saved(pattern(6, size=(120, 100)), "JPEG")
+    with pytest.raises(ImageLoadError) as info:
+        load_image(data[:62])  # inside the JPEG header
+    assert info.value.reason == "truncated"
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging: SIGALRM interrupts a blocking open() or read()."""
+    def expire(*_: object) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _special_files(folder: Path) -> dict[str, str]:
+    """A named pipe, a folder named like a photo, a symlink loop: path -> expected reason."""
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "folder.jpg").mkdir()
+    (folder / "loop1.jpg").symlink_to(folder / "loop2.jpg")
+    (folder / "loop2.jpg").symlink_to(folder / "loop1.jpg")
+    return {"pipe.jpg": "not_a_file", "folder.jpg": "not_a_file", "loop1.jpg": "unreadable"}
+
+
+def test_special_files_are_refused_without_blocking(tmp_path: Path) -> None:
+    for name, reason in _special_files(tmp_path).items():
+        with _deadline(5), pytest.raises(ImageLoadError) as info:
+            load_image(tmp_path / name)
+        assert info.value.reason == reason, name
+
+
+def test_files_over_the_size_limit_are_not_read(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as handle:  # sparse: no disk space, no memory
+        handle.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(ImageLoadError) as info:
+        load_image(huge)
+    assert info.value.reason == "too_large"

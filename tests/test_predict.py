@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +125,24 @@ def test_unreadable_files_are_skipped(tiny_run: Path, photos: Path,
     assert f"skipped {photos / 'broken.jpg'}:" in captured.err
     assert f"skipped {photos / 'notes.txt'}: not an image" in captured.err
     assert "skipped 2" in captured.err
+
+
+def test_special_files_and_strips_are_skipped(tiny_run: Path, photos: Path) -> None:
+    """A named pipe, a symlink loop and a 20000 x 1 strip: reported, the rest predicted."""
+    os.mkfifo(photos / "pipe.jpg")
+    (photos / "loop1.jpg").symlink_to(photos / "loop2.jpg")
+    (photos / "loop2.jpg").symlink_to(photos / "loop1.jpg")
+    Image.new("RGB", (20_000, 1)).save(photos / "strip.png")
+    petal_cli = Path(sys.executable).with_name("petal")
+    done = subprocess.run([petal_cli, "predict", str(tiny_run), str(photos), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [p["source"] for p in json.loads(done.stdout)] == [str(f) for f in
+                                                              _sorted_files(photos)]
+    for name, why in [("pipe.jpg", "not a regular file"), ("loop1.jpg", "symbolic links"),
+                      ("loop2.jpg", "symbolic links"), ("strip.png", "a strip")]:
+        assert f"skipped {photos / name}: " in done.stderr and why in done.stderr, name
+    assert "skipped 4" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_nothing_readable_exits_1(tiny_run: Path, tmp_path: Path,

@@ -1,9 +1,11 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Safe file access: atomic writes (a reader sees the old file or the new one, never half of
+one) and bounded reads (no special file can block a reader, no file can exhaust memory)."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,40 @@ from typing import Any
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _MODE = 0o666 & ~_UMASK
+
+# Opening a named pipe for reading blocks until a writer comes, unless non-blocking;
+# regular files read the same either way. (Windows has no named pipes in folders.)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+# model.json, split.json, config.json, metrics.json: kilobytes to a few megabytes.
+MAX_JSON_BYTES = 64 * 2**20
+
+
+class NotARegularFile(OSError):
+    """A named pipe, socket, device or folder where a file was expected."""
+
+
+class FileTooLarge(OSError):
+    """A file over the size petal reads into memory for its kind."""
+
+
+def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of regular file `path`; NotARegularFile or FileTooLarge instead of blocking on
+    a named pipe or reading without end from a device. Other OSErrors pass through."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe, socket or device"
+            raise NotARegularFile(f"{path} is {kind}, not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        data = b"" if info.st_size > max_bytes else handle.read(max_bytes + 1)
+    if info.st_size > max_bytes or len(data) > max_bytes:
+        raise FileTooLarge(f"{path} is larger than {max_bytes / 2**20:g} MiB")
+    return data
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -39,5 +75,11 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a JSON file of at most `max_bytes`. Invalid JSON, nesting too deep for the parser
+    and text that is not UTF-8 raise ValueError; an unreadable file raises OSError."""
+    data = read_limited(path, max_bytes)
+    try:
+        return json.loads(data)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc

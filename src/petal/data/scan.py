@@ -18,7 +18,7 @@ from pathlib import Path
 import imagehash
 from tqdm import tqdm
 
-from petal.data.image import ImageLoadError, load_image, open_image
+from petal.data.image import ImageLoadError, load_image, open_image, read_image_file
 from petal.errors import PetalError
 
 # Size at which the perceptual hash is computed; JPEGs are decoded at reduced scale.
@@ -71,10 +71,7 @@ def _inspect(task: tuple[str, str, str]) -> ImageRecord | Rejected:
     """Read, hash and decode one file (runs in a worker process)."""
     full_path, rel_path, label = task
     try:
-        data = Path(full_path).read_bytes()
-    except OSError as exc:
-        return Rejected(rel_path, "unreadable", f"cannot read file: {exc}")
-    try:
+        data = read_image_file(full_path)
         header = open_image(data)
         width, height = header.size
         image = load_image(header, min_size=_PHASH_DECODE_SIZE)

@@ -18,7 +18,8 @@ DRAIN_SECONDS = 10
 MULTIPART_SLACK = 64 * 1024
 
 # HTTP status for each ImageLoadError reason; any other reason is 422 (undecodable).
-IMAGE_ERROR_STATUS = {"not_image": 415, "unsupported_mode": 415, "too_many_pixels": 413}
+IMAGE_ERROR_STATUS = {"not_image": 415, "unsupported_mode": 415, "too_many_pixels": 413,
+                      "too_large": 413, "out_of_memory": 413}
 
 
 def too_large(max_upload_bytes: int) -> str:
