@@ -129,6 +129,24 @@ def test_card_from_sidecar_when_metadata_stripped(tiny_onnx: Path, tmp_path: Pat
     assert petal.load(stripped).classes == ["cat", "dog", "fox"]
 
 
+@pytest.mark.parametrize("edit", ["fewer classes", "other input size"])
+def test_card_that_contradicts_the_graph_is_refused(tiny_onnx: Path, tmp_path: Path,
+                                                    edit: str) -> None:
+    """A card edited to fewer classes (and outputs) or another input size than the graph has."""
+    proto = onnx.load(str(tiny_onnx))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "edited.onnx"))
+    card = json.loads(tiny_onnx.with_name("tiny.onnx.json").read_text())
+    if edit == "fewer classes":
+        card["classes"] = card["classes"][:-1]
+        card["architecture"]["num_classes"] = len(card["classes"])
+    else:
+        card["input"]["size"] = 64
+    (tmp_path / "edited.onnx.json").write_text(json.dumps(card))
+    with pytest.raises(PetalError, match="does not fit its card"):
+        petal.load(tmp_path / "edited.onnx")
+
+
 def test_default_path_inside_model_folder(tiny_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(tiny_run / "model", run / "model")

@@ -208,6 +208,52 @@ def test_bad_model_folders(verb: str, tiny_run: Path, tmp_path: Path,
         assert err.startswith("error:") and message in err and "Traceback" not in err
 
 
+def _crafted(card: dict) -> dict[str, object]:
+    """Hand-edited model.json contents, each of which must be refused with a clear message."""
+    arch = card["architecture"]
+    return {
+        "a list": ([card], "holds a JSON list"),
+        "nested deep": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        "fewer classes": ({**card, "classes": card["classes"][:-1]}, "class names are given"),
+        "huge num_classes": ({**card, "classes": [f"c{i}" for i in range(10**6)],
+                              "architecture": {**arch, "num_classes": 10**6}}, "classes must be"),
+        "huge input": ({**card, "input": {**card["input"], "size": 10**9}}, "input size"),
+        "tiny crop_pct": ({**card, "input": {**card["input"], "crop_pct": 1e-6}}, "crop_pct"),
+        "wider network": ({**card, "architecture": {**arch, "options": {"width": 64.0}}},
+                          "does not hold the network"),
+        "split elsewhere": ({**card, "split": "/etc/passwd"}, "split '/etc/passwd'"),
+        "duplicate classes": ({**card, "classes": [card["classes"][0]] * len(card["classes"])},
+                              "distinct names"),
+    }
+
+
+@pytest.mark.parametrize("case", ["a list", "nested deep", "fewer classes", "huge num_classes",
+                                  "huge input", "tiny crop_pct", "wider network",
+                                  "split elsewhere", "duplicate classes"])
+def test_crafted_model_cards_are_refused(case: str, tiny_run: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    crafted = tmp_path / "crafted"
+    shutil.copytree(tiny_run / "model", crafted)
+    content, message = _crafted(json.loads((crafted / "model.json").read_text()))[case]
+    text = content if isinstance(content, str) else json.dumps(content)
+    (crafted / "model.json").write_text(text)
+    image = str(tiny_run.parent / "data" / "cat" / "cat0.jpg")
+    assert main(["predict", str(crafted), image]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_model_card_that_is_a_named_pipe(tiny_run: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    crafted = tmp_path / "crafted"
+    shutil.copytree(tiny_run / "model", crafted)
+    (crafted / "model.json").unlink()
+    os.mkfifo(crafted / "model.json")
+    image = str(tiny_run.parent / "data" / "cat" / "cat0.jpg")
+    assert main(["predict", str(crafted), image]) == 1  # no writer: a blocking open would hang
+    assert "neither a model folder" in capsys.readouterr().err
+
+
 def test_to_input_matches_torchvision_normalize() -> None:
     """The fast NumPy preprocessing equals ToTensor + Normalize with the spec's mean and std."""
     import torch

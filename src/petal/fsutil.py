@@ -75,11 +75,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """Parse a JSON file of at most `max_bytes`. Invalid JSON, nesting too deep for the parser
-    and text that is not UTF-8 raise ValueError; an unreadable file raises OSError."""
-    data = read_limited(path, max_bytes)
+def parse_json(text: str | bytes) -> Any:
+    """json.loads, with nesting too deep for the parser raised as the ValueError it is."""
     try:
-        return json.loads(data)
+        return json.loads(text)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
+
+
+def read_json(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a JSON file of at most `max_bytes`. Invalid JSON (or not UTF-8) raises
+    ValueError; an unreadable, special or oversized file raises OSError."""
+    return parse_json(read_limited(path, max_bytes))

@@ -1,9 +1,12 @@
 """A trained model is a folder: `model.safetensors` (weights) + `model.json` (everything else).
 
-Loading never unpickles anything; reading model.json needs no torch. Saving writes a
-complete new folder beside the old one and swaps it in with two renames;
-`find_model_folder` recovers the previous folder if a process died between them, so a
-good model is never replaced by a partial one.
+Loading never unpickles anything; reading model.json needs no torch. model.json is checked
+as a whole before anything is built from it, and the network it describes is built on the
+"meta" device (no memory) and compared with the shapes in the weights file's header before
+it is built for real: a hand-edited card can neither mislabel outputs nor make petal
+allocate a network the weights do not hold. Saving writes a complete new folder beside the
+old one and swaps it in with two renames; `find_model_folder` recovers the previous folder
+if a process died between them, so a good model is never replaced by a partial one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from petal import __version__
 from petal.errors import PetalError
@@ -26,6 +29,7 @@ if TYPE_CHECKING:  # torch is imported only where weights are read or written
 MODEL_FORMAT = "petal-model/1"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model.json"
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,843
 
 
 @dataclass
@@ -50,19 +54,58 @@ class ModelCard:
         return data
 
     @classmethod
-    def from_json(cls, data: dict, source: Path) -> ModelCard:
+    def from_json(cls, data: Any, source: Path) -> ModelCard:
+        if not isinstance(data, dict):
+            raise PetalError(f"{source} is not a petal model card: it holds a JSON "
+                             f"{type(data).__name__}, not an object")
         if data.get("format") != MODEL_FORMAT:
             raise PetalError(
                 f"{source} was written by petal {data.get('petal_version', '?')} in format "
                 f"{data.get('format')!r}; this petal ({__version__}) reads {MODEL_FORMAT!r}. "
                 "Retrain the model or use a matching petal version."
             )
-        try:
-            values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-            values["input"] = InputSpec.from_json(data["input"])
-            return cls(**values)
-        except (KeyError, TypeError) as exc:
-            raise PetalError(f"{source} is not a valid petal model card: {exc}") from exc
+        if problem := card_problem(data):
+            raise PetalError(f"{source} is not a valid petal model card: {problem}")
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        values["input"] = InputSpec.from_json(data["input"])
+        return cls(**values)
+
+
+def _is_file_name(text: str) -> bool:
+    return text not in ("", ".", "..") and "/" not in text and "\\" not in text
+
+
+def _split_problem(split: Any) -> str | None:
+    """`split` must name a file in the model folder or in the run folder holding it."""
+    if split is None:
+        return None
+    parts = PurePosixPath(split).parts if isinstance(split, str) else ()
+    if not (parts and _is_file_name(parts[-1]) and parts[:-1] in ((), ("..",))):
+        return (f"split {split!r} must be a file name in the model folder or '../NAME' "
+                "in its run folder")
+    return None
+
+
+def card_problem(data: dict) -> str | None:
+    """What makes model.json unusable, or None: every field that inference relies on."""
+    classes, architecture = data.get("classes"), data.get("architecture")
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        return "classes must be a list of non-empty names"
+    if not 1 <= len(classes) <= MAX_CLASSES or len(set(classes)) != len(classes):
+        return f"classes must be 1 to {MAX_CLASSES:,} distinct names"
+    if not isinstance(architecture, dict) or not isinstance(architecture.get("name"), str):
+        return "architecture must be an object with a model name"
+    if architecture.get("num_classes") != len(classes):
+        return (f"the architecture has {architecture.get('num_classes')!r} outputs but "
+                f"{len(classes)} class names are given")
+    if not isinstance(architecture.get("options", {}), dict):
+        return "architecture options must be an object"
+    if not isinstance(data.get("input"), dict):
+        return "input must be an object (size, mean, std, crop_pct)"
+    for name, kind in (("recipe", dict), ("metrics", dict), ("data", str)):
+        if name in data and not isinstance(data[name], kind):
+            return f"{name} must be a JSON {'object' if kind is dict else 'string'}"
+    return _split_problem(data.get("split"))
 
 
 def find_model_folder(path: str | os.PathLike) -> Path:
@@ -86,6 +129,8 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         data = read_json(folder / CARD_FILE)
     except ValueError as exc:
         raise PetalError(f"{folder / CARD_FILE} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise PetalError(f"cannot read {folder / CARD_FILE}: {exc}") from exc
     return ModelCard.from_json(data, folder / CARD_FILE)
 
 
@@ -112,18 +157,57 @@ def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: M
     return folder
 
 
+def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, from a safetensors file's header only (no tensor is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise PetalError(f"cannot load weights from {weights}: {exc}") from exc
+
+
+def _build(architecture: dict, on_meta: bool = False) -> torch.nn.Module:
+    import torch
+
+    from petal.models import rebuild_model
+
+    try:
+        with torch.device("meta" if on_meta else "cpu"):
+            return rebuild_model(architecture)[0]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PetalError(f"the architecture in {CARD_FILE} cannot be built ({exc}): "
+                         "save the model again with petal") from exc
+
+
+def _shape_mismatch(expected: dict[str, tuple], stored: dict[str, tuple]) -> str | None:
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    misshaped = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+    found = [f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+             for what, keys in (("missing", missing), ("unexpected", unexpected),
+                                ("wrong shape", misshaped)) if keys]
+    return "; ".join(found) or None
+
+
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard]:
     """Rebuild the network from model.json and load model.safetensors; returns it in eval mode."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model as load_safetensors
 
-    from petal.models import rebuild_model
-
     folder = find_model_folder(path)
     card = read_card(folder)
-    model, _ = rebuild_model(card.architecture)
+    weights = folder / WEIGHTS_FILE
+    stored = _stored_shapes(weights)
+    skeleton = _build(card.architecture, on_meta=True)
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    if mismatch := _shape_mismatch(expected, stored):
+        raise PetalError(f"{weights} does not hold the network {CARD_FILE} describes "
+                         f"({mismatch}): the two files do not belong together")
+    model = _build(card.architecture)
     try:
-        load_safetensors(model, str(folder / WEIGHTS_FILE), strict=True)
-    except (SafetensorError, RuntimeError, FileNotFoundError, OSError) as exc:
-        raise PetalError(f"cannot load weights from {folder / WEIGHTS_FILE}: {exc}") from exc
+        load_safetensors(model, str(weights), strict=True)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise PetalError(f"cannot load weights from {weights}: {exc}") from exc
     return model.eval(), card

@@ -8,15 +8,18 @@ The model card travels inside the file (metadata_props[CARD_KEY]) and beside it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from petal.errors import PetalError
-from petal.fsutil import read_json
+from petal.fsutil import parse_json, read_json
 from petal.modelio import ModelCard, find_model_folder
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 ONNX_FILE = "model.onnx"
 INPUT_NAME = "input"
@@ -48,13 +51,30 @@ def read_onnx_card(path: Path, metadata: dict[str, str]) -> ModelCard:
     sidecar = sidecar_path(path)
     try:
         if CARD_KEY in metadata:
-            return ModelCard.from_json(json.loads(metadata[CARD_KEY]), path)
+            return ModelCard.from_json(parse_json(metadata[CARD_KEY]), path)
         if sidecar.is_file():
             return ModelCard.from_json(read_json(sidecar), sidecar)
     except ValueError as exc:
         raise PetalError(f"the model card of {path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise PetalError(f"cannot read {sidecar}: {exc}") from exc
     raise PetalError(f"{path} carries no petal model card (metadata {CARD_KEY!r}) and has no "
                      f"{sidecar.name} beside it: export it with `petal export`")
+
+
+def check_shapes(path: Path, session: ort.InferenceSession, card: ModelCard) -> None:
+    """PetalError when the graph's fixed input or output sizes contradict the model card."""
+    size = card.input.size
+    wanted = [("input", session.get_inputs(), [None, 3, size, size]),
+              ("output", session.get_outputs(), [None, len(card.classes)])]
+    for what, nodes, expected in wanted:
+        shape = list(nodes[0].shape) if nodes else []
+        fixed = [dim if isinstance(dim, int) else None for dim in shape]
+        if len(fixed) != len(expected) or any(
+                want is not None and got is not None and got != want
+                for got, want in zip(fixed, expected)):
+            raise PetalError(f"{path}: the graph's {what} shape {shape} does not fit its card "
+                             f"({len(card.classes)} classes, {size} px input)")
 
 
 def onnx_runner(path: str | Path, threads: int | None = None
@@ -74,9 +94,14 @@ def onnx_runner(path: str | Path, threads: int | None = None
     except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
         raise PetalError(f"ONNX Runtime cannot load {path}: {exc}") from exc
     card = read_onnx_card(path, session.get_modelmeta().custom_metadata_map)
+    check_shapes(path, session, card)
     input_name = session.get_inputs()[0].name
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: batch})[0]
+        logits = session.run(None, {input_name: batch})[0]
+        if logits.ndim != 2 or logits.shape[1] != len(card.classes):
+            raise PetalError(f"{path} gave outputs of shape {logits.shape} for "
+                             f"{len(card.classes)} classes: the file and its card disagree")
+        return logits
 
     return card, run_batch

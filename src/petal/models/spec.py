@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,9 @@ from petal.errors import PetalError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Largest input side, before or after the crop: every image is resized to it, so it bounds
+# what one image can cost (ImageNet models take 224-600 px).
+MAX_SIDE = 2048
 
 
 @dataclass(frozen=True)
@@ -24,13 +28,16 @@ class InputSpec:
     crop_pct: float = 0.875
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or self.size < 1:
-            raise PetalError(f"input size must be a positive number of pixels, got {self.size!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise PetalError(f"normalisation needs 3 means and 3 positive stds, "
+        if not isinstance(self.size, int) or not 1 <= self.size <= MAX_SIDE:
+            raise PetalError(f"input size must be 1 to {MAX_SIDE} pixels, got {self.size!r}")
+        values = (*self.mean, *self.std)
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0 or not all(
+                math.isfinite(v) for v in values):
+            raise PetalError(f"normalisation needs 3 finite means and 3 positive stds, "
                              f"got {self.mean}, {self.std}")
-        if not 0 < self.crop_pct <= 1:
-            raise PetalError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+        if not 0 < self.crop_pct <= 1 or self.resize_size > MAX_SIDE:
+            raise PetalError(f"crop_pct must be in (0, 1] with size / crop_pct <= {MAX_SIDE}, "
+                             f"got {self.crop_pct}")
 
     @property
     def resize_size(self) -> int:
