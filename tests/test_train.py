@@ -7,6 +7,8 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -333,6 +335,36 @@ def test_resume_gives_the_uninterrupted_history(image_folder: Path, tmp_path: Pa
 
     assert learned("crashed") == learned("straight")
     assert len(learned("straight")) == 3
+
+
+class _RunsCode:
+    """Unpickling this object calls os.system: what a crafted checkpoint can do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("content", ["code", "truncated", "not a checkpoint"])
+def test_resume_never_runs_code_from_the_checkpoint(tiny_run: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture,
+                                                    content: str) -> None:
+    run, marker = tmp_path / "run", tmp_path / "ran"
+    shutil.copytree(tiny_run, run)
+    last = run / "checkpoints" / "last.ckpt"
+    good = torch.load(last, weights_only=True)
+    if content == "code":
+        torch.save({**good, "payload": _RunsCode(marker)}, last)
+    elif content == "truncated":
+        last.write_bytes(last.read_bytes()[:5000])
+    else:
+        torch.save([1, 2, 3], last)
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "new --out folder" in err and "Traceback" not in err
+    assert not marker.exists()
 
 
 def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: Path) -> None:

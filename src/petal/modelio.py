@@ -136,6 +136,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
 
 def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: ModelCard) -> Path:
     """Write weights + card into `folder`, atomically replacing any model already there."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_model as save_safetensors
 
     folder = Path(folder)
@@ -143,12 +144,19 @@ def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: M
     previous = folder.with_name(folder.name + ".previous")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    # force_contiguous: weights trained channels-last are stored in the standard layout
-    save_safetensors(model, str(partial / WEIGHTS_FILE), metadata={"format": "pt"},
-                     force_contiguous=True)
-    with open(partial / WEIGHTS_FILE, "rb") as handle:
-        os.fsync(handle.fileno())
-    atomic_write_json(partial / CARD_FILE, card.to_json())
+    try:
+        # force_contiguous: weights trained channels-last are stored in the standard layout
+        save_safetensors(model, str(partial / WEIGHTS_FILE), metadata={"format": "pt"},
+                         force_contiguous=True)
+        with open(partial / WEIGHTS_FILE, "rb") as handle:
+            os.fsync(handle.fileno())
+        atomic_write_json(partial / CARD_FILE, card.to_json())
+    except SafetensorError as exc:  # its I/O errors (a full disk) are not OSErrors
+        shutil.rmtree(partial, ignore_errors=True)
+        raise PetalError(f"cannot write the model into {folder}: {exc}") from exc
+    except BaseException:  # leave nothing half-written behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if folder.exists():
         shutil.rmtree(previous, ignore_errors=True)
         os.rename(folder, previous)

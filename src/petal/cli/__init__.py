@@ -8,6 +8,7 @@ data commands start quickly.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 
@@ -15,6 +16,14 @@ from petal.cli import data, results, run, serve, train
 from petal.errors import PetalError
 
 AREAS = (run, data, train, results, serve)
+
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: "free some space, or write elsewhere (--out, --cache-dir)",
+    errno.EDQUOT: "free some space, or write elsewhere (--out, --cache-dir)",
+    errno.EFBIG: "the file system or a limit on file size refused it",
+    errno.EROFS: "that file system is read-only: write elsewhere (--out, --cache-dir)",
+    errno.EACCES: "check the permissions, or write elsewhere (--out, --cache-dir)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,9 +46,24 @@ def main(argv: list[str] | None = None) -> int:
     except PetalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a full disk, a read-only folder, a vanished file, ...
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory: use smaller batches (--batch-size, --set batch_size=N) "
+              "or a machine with more memory", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted after {time.perf_counter() - start:.0f} s", file=sys.stderr)
         return 130
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`PATH: reason (what to do)` for an OSError from anywhere below the CLI."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    hint = _OS_ERROR_HINTS.get(exc.errno or 0)
+    return f"{where}{reason}" + (f" ({hint})" if hint else "")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from petal.report.figures import save_figure  # noqa: E402
 from petal.train.history import read_history  # noqa: E402
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_history(run_dir: Path) -> list[Path]:
@@ -30,7 +24,7 @@ def plot_history(run_dir: Path) -> list[Path]:
     ax.plot(epochs, [r["val_acc"] for r in rows], "-x")
     ax.set(xlabel="epoch", ylabel="validation accuracy", title="Accuracy vs. epochs")
     ax.grid(alpha=0.3)
-    written.append(_save(fig, run_dir / "accuracy.png"))
+    written.append(save_figure(fig, run_dir / "accuracy.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [r["train_loss"] for r in rows], "-bx", label="training")
@@ -38,7 +32,7 @@ def plot_history(run_dir: Path) -> list[Path]:
     ax.set(xlabel="epoch", ylabel="loss", title="Loss vs. epochs")
     ax.legend()
     ax.grid(alpha=0.3)
-    written.append(_save(fig, run_dir / "loss.png"))
+    written.append(save_figure(fig, run_dir / "loss.png"))
 
     with open(run_dir / "lr_steps.csv", newline="") as handle:
         steps = [(int(r["step"]), float(r["lr"])) for r in csv.DictReader(handle)]
@@ -46,7 +40,7 @@ def plot_history(run_dir: Path) -> list[Path]:
     ax.plot([s for s, _ in steps], [lr for _, lr in steps])
     ax.set(xlabel="batch", ylabel="learning rate", title="Learning rate vs. batch")
     ax.grid(alpha=0.3)
-    written.append(_save(fig, run_dir / "lr.png"))
+    written.append(save_figure(fig, run_dir / "lr.png"))
     return written
 
 
@@ -61,4 +55,4 @@ def plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float, pat
     ax.set(xlabel="learning rate (log scale)", ylabel="loss", title="Learning-rate finder")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
-    return _save(fig, path)
+    return save_figure(fig, path)

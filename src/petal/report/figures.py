@@ -6,6 +6,7 @@ writes it and closes it; none of them knows about models or torch.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from petal.data.image import load_image  # noqa: E402
+from petal.fsutil import atomic_write_bytes  # noqa: E402
 
 GALLERY_MAX = 16  # images in a gallery figure: enough to see a pattern, still readable
 
@@ -49,10 +51,13 @@ def thumbnail(path: str | Path, side: int = 256) -> Image.Image:
     return image
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Lay out, write atomically as PNG (a full disk leaves the previous file) and close."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -78,7 +83,7 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * side, side))
     _matrix_panel(left, matrix, classes, "Confusion matrix (counts)", "d")
     _matrix_panel(right, normalised, classes, "Confusion matrix (row-normalised)", ".2f")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str], path: Path,
@@ -93,7 +98,7 @@ def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str]
         ax.imshow(image)
         ax.set_title(caption, fontsize=9, color=caption_color)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
@@ -107,7 +112,7 @@ def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
         ax.axis("off")
         ax.text(0.5, 0.5, f"No mistakes: all {n_images} images classified correctly",
                 ha="center", va="center", fontsize=12)
-        return _save(fig, path)
+        return save_figure(fig, path)
     shown = list(mistakes)[:GALLERY_MAX]
     captions = [f"true: {m.true}\npredicted: {m.predicted} ({m.confidence:.1%})" for m in shown]
     title = f"Most confident mistakes ({len(shown)} of {n_mistakes}, {n_images} images)"
@@ -149,7 +154,7 @@ def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, p
     top.legend(loc="upper left")
     bottom.bar(centres, counts, width=width, edgecolor="black", color="tab:gray")
     bottom.set(xlabel="confidence (top-1 probability)", ylabel="images")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking],
@@ -168,4 +173,4 @@ def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking]
         ax.invert_yaxis()  # most probable on top
         ax.set_xticks([0, 0.5, 1])
         ax.set(xlim=(0, 1.25), xlabel="probability", title=ranking.title)
-    return _save(fig, path)
+    return save_figure(fig, path)

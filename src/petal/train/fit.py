@@ -41,6 +41,7 @@ from petal.models.spec import InputSpec
 from petal.paths import cache_root
 from petal.report.curves import plot_history
 from petal.train.cached import CachedViews, FeatureCache, features_key
+from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_network
 from petal.train.data import CachedImages, eval_loader, train_loader
 from petal.train.ema import weight_ema
@@ -229,6 +230,7 @@ def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool)
         gradient_clip_val=request.recipe.grad_clip,
         gradient_clip_algorithm="value",
         callbacks=callbacks + ([TQDMProgressBar()] if progress else []),
+        plugins=[SafeCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
         logger=False,
@@ -310,7 +312,7 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
     module = prepared.module(recipe)
     resume_at = None
     if resume_from is not None:
-        state = torch.load(resume_from, map_location="cpu", weights_only=False)
+        state = read_checkpoint(resume_from)
         resume_at = (state["epoch"] + 1, state["global_step"])
     history = HistoryWriter(run, started, resume_at)
     # Two callbacks: Lightning's save_last only saves when the monitored best changes.
@@ -323,7 +325,7 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
                        progress)
     trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
                 eval_loader(prepared.val_set, recipe.batch_size),
-                ckpt_path=str(resume_from) if resume_from else None)
+                ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     if not trainer.is_global_zero:
         return TrainResult(run, run / "model", 0.0, 0.0, 0, time.perf_counter() - started)
     return finish(request, prepared, prepared.model, recipe, started)
