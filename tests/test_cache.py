@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,8 @@ from conftest import write_image
 from petal.cli import main
 from petal.data.cache import DecodedCache, decode_to_square
 from petal.data.scan import scan_folder
+from petal.data.store import RowStore
+from petal.errors import PetalWarning
 from petal.paths import cache_root
 
 
@@ -111,3 +118,77 @@ def test_cache_build_command(image_folder: Path, tmp_path: Path,
     assert main(["cache", "build", str(image_folder), "--model", "resnet9", "--cache-dir",
                  str(root)]) == 0
     assert "decoded to 73px" in capsys.readouterr().out
+
+
+# --- damage: every row read is checked, and what fails is made again ---------------------
+
+def _swap_first_two(index: dict) -> None:
+    first, second = list(index["rows"])[:2]
+    index["rows"][first], index["rows"][second] = index["rows"][second], index["rows"][first]
+
+
+def _damage(store: RowStore, kind: str) -> None:
+    rows, index_path = store.rows_path, store.index_path
+    size = rows.stat().st_size
+    if kind == "rows zeroed":
+        rows.write_bytes(bytes(size))
+    elif kind == "rows random":
+        rows.write_bytes(np.random.default_rng(0).bytes(size))
+    elif kind == "rows truncated":
+        os.truncate(rows, size // 2)
+    elif kind == "index not JSON":
+        index_path.write_text("{not json")
+    elif kind == "index of an older petal":
+        index_path.write_text(json.dumps({key: row for key, (row, _) in
+                                          store.read_index().items()}))
+    else:
+        index = json.loads(index_path.read_text())
+        if kind == "rows swapped":
+            _swap_first_two(index)
+        else:
+            key = next(iter(index["rows"]))
+            index["rows"][key][0] = {"row -1": -1, "row out of range": 10**9}[kind]
+        index_path.write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize("kind", ["rows zeroed", "rows random", "rows truncated",
+                                  "index not JSON", "index of an older petal", "rows swapped",
+                                  "row -1", "row out of range"])
+def test_damaged_cache_is_noticed_and_made_again(image_folder: Path, tmp_path: Path,
+                                                 kind: str) -> None:
+    cache = DecodedCache(tmp_path / "cache", 16)
+    files = _files(image_folder)
+    cache.ensure(files, progress=False)
+    _damage(cache.store, kind)
+    with pytest.warns(PetalWarning, match="made again"):
+        pixels = cache.ensure(files, progress=False)
+    for (path, _), stored in zip(files, pixels):
+        assert np.array_equal(stored, decode_to_square(path, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # repaired: read again without a word
+        cache.ensure(files, progress=False)
+
+
+def test_training_on_a_damaged_cache_warns_and_trains_on_true_pixels(
+        image_folder: Path, tmp_path: Path) -> None:
+    petal = Path(sys.executable).with_name("petal")
+    cache = tmp_path / "cache"
+
+    def train(out: str) -> subprocess.CompletedProcess:
+        return subprocess.run([petal, "train", "--data", str(image_folder), "--recipe",
+                               "seed-resnet9", "--set", "width=0.125", "--set", "input_size=32",
+                               "--set", "batch_size=4", "--set", "epochs=2", "--no-progress",
+                               "--cache-dir", str(cache), "--out", str(tmp_path / out)],
+                              capture_output=True, text=True, timeout=300)
+
+    assert train("clean").returncode == 0
+    for rows in cache.glob("decoded/*/rows.bin"):
+        rows.write_bytes(bytes(rows.stat().st_size))  # zeroed: chance accuracy if unnoticed
+    damaged = train("damaged")
+    assert damaged.returncode == 0 and "warning: " in damaged.stderr
+    assert "made again" in damaged.stderr and "Traceback" not in damaged.stderr
+    history = [(tmp_path / run / "history.csv").read_text().splitlines()
+               for run in ("clean", "damaged")]
+    columns = slice(0, 5)  # epoch, losses, accuracy, lr: not the times
+    assert [row.split(",")[columns] for row in history[0]] == \
+        [row.split(",")[columns] for row in history[1]]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import petal
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.modelio import load_model
 from petal.models import build_model
 from petal.preprocess import center_crop, to_input
@@ -82,6 +82,17 @@ def test_feature_cache_computes_once(engine: str, tmp_path: Path) -> None:
     poisoned = FeatureCache(tmp_path, trunk, "k", spec, engine=engine)
     poisoned.run = lambda batch: pytest.fail("stored features are not recomputed")
     assert np.array_equal(poisoned.view(0, pixels, keys, progress=False), features)
+
+
+def test_damaged_trunk_file_is_exported_again(tmp_path: Path) -> None:
+    model, spec = build_model("efficientnet_lite0", 3, input_size=64)
+    trunk = cut_network(model, "blocks.6").trunk
+    FeatureCache(tmp_path, trunk, "k", spec)
+    (tmp_path / "features" / "k" / "trunk.onnx").write_bytes(b"\x00" * 100)
+    with pytest.warns(PetalWarning, match="exported again"):
+        cache = FeatureCache(tmp_path, trunk, "k", spec)
+    pixels = np.zeros((1, spec.resize_size, spec.resize_size, 3), np.uint8)
+    assert cache.view(0, pixels, ["00" * 8], progress=False).shape == (1, *cache.row_shape)
 
 
 def test_cached_recipe_saves_an_ordinary_model(image_folder: Path, tmp_path: Path) -> None:

@@ -11,9 +11,11 @@ import argparse
 import errno
 import sys
 import time
+import warnings
+from typing import TextIO
 
 from petal.cli import data, results, run, serve, train
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 
 AREAS = (run, data, train, results, serve)
 
@@ -41,6 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     args = build_parser().parse_args(argv)
     args.started = start  # elapsed times in a run folder count from here
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args, start)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """petal's own warnings as `warning: MESSAGE`; any other as Python shows it."""
+    if issubclass(category, PetalWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _run(args: argparse.Namespace, start: float) -> int:
     try:
         return args.func(args)
     except PetalError as exc:

@@ -90,8 +90,11 @@ def cache_entries(root: str | os.PathLike) -> list[CacheEntry]:
     entries = []
     for folder in sorted((Path(root) / "decoded").glob("*px")):
         cache = DecodedCache(root, int(folder.name[:-2]))
-        entries.append(CacheEntry(cache.size, len(cache.store.read_index()),
-                                  cache.store.size_bytes(), folder))
+        try:
+            images = len(cache.store.read_index())
+        except (ValueError, OSError):
+            images = 0  # an unreadable index: the rows are made again on next use
+        entries.append(CacheEntry(cache.size, images, cache.store.size_bytes(), folder))
     return entries
 
 

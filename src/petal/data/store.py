@@ -2,26 +2,58 @@
 
 The decoded-image cache and the cached-feature store are both one of these:
   rows.bin     rows of `row_shape` x `dtype`, appended, never rewritten
-  index.json   {key: row}, replaced atomically after the rows it names are on disk
+  index.json   {"format", "rows": {key: [row, checksum]}}, replaced atomically after the
+               rows it names are on disk
 A process killed mid-append leaves at worst orphaned or partial rows past those the index
 names; the next append truncates the partial row. Concurrent writers (e.g. DDP ranks)
 serialise on a file lock.
+
+Every row read through `ensure` is checked first: its CRC-32, taken over the key and the
+row's bytes, must match the index. A row that was overwritten, zeroed, cut off or swapped
+with another key's is made again (with a PetalWarning), and an index that cannot be read
+starts the store afresh, so nothing trains on damaged pixels. CRC-32 catches accidental
+damage at about 2 GB/s here (0.4 s for the 850 MB flowers cache); the cache is not a
+security boundary: whoever can write it can only spoil pixels, never run code.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from petal.errors import PetalWarning
 from petal.fsutil import atomic_write_json, read_json
+
+STORE_FORMAT = "petal-rows/2"
+MAX_INDEX_BYTES = 2**30  # about ten million rows
 
 # Computes rows for a list of keys, yielding one array of `row_shape` per key, in order.
 RowMaker = Callable[[list[str]], Iterable[np.ndarray]]
+Index = dict[str, tuple[int, int]]  # key -> (row, checksum)
+
+
+def row_checksum(key: str, row: np.ndarray | memoryview | bytes) -> int:
+    """CRC-32 of the key and the row's bytes: a row under another key does not match."""
+    return zlib.crc32(row, zlib.crc32(key.encode()))
+
+
+def _parse_index(data: object) -> Index:
+    """The index of a parsed index.json; ValueError when it is not one this petal wrote."""
+    if not isinstance(data, dict) or data.get("format") != STORE_FORMAT:
+        raise ValueError(f"not a {STORE_FORMAT} index")
+    rows = data.get("rows")
+    if not isinstance(rows, dict):
+        raise ValueError("no rows")
+    return {key: (entry[0], entry[1]) for key, entry in rows.items()
+            if isinstance(entry, list) and len(entry) == 2
+            and all(type(value) is int for value in entry)}
 
 
 class RowStore:
@@ -43,44 +75,85 @@ class RowStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def read_index(self) -> dict[str, int]:
-        return read_json(self.index_path) if self.index_path.exists() else {}
+    def read_index(self) -> Index:
+        """key -> (row, checksum); {} for a new store. ValueError or OSError when unreadable."""
+        if not self.index_path.exists():
+            return {}
+        return _parse_index(read_json(self.index_path, MAX_INDEX_BYTES))
+
+    def _usable_index(self) -> Index:
+        """The index, or {} with the rows dropped when it cannot be read (under the lock)."""
+        try:
+            return self.read_index()
+        except (ValueError, OSError) as exc:
+            warnings.warn(f"the cache index {self.index_path} is unreadable ({exc}): "
+                          "its rows are made again", PetalWarning, stacklevel=3)
+            if self.rows_path.exists():
+                os.truncate(self.rows_path, 0)
+            return {}
+
+    def _damaged(self, index: Index, keys: Iterable[str]) -> list[str]:
+        """The keys among `keys` whose stored row is missing, cut off or fails its checksum."""
+        n_rows = self.rows_path.stat().st_size // self.row_bytes if self.rows_path.exists() else 0
+        stored = self._memmap(n_rows)
+        damaged = []
+        for key in keys:
+            row, checksum = index[key]
+            if not 0 <= row < n_rows or row_checksum(key, stored[row].data) != checksum:
+                damaged.append(key)
+        return damaged
 
     def ensure(self, keys: Sequence[str], make_rows: RowMaker) -> np.ndarray:
-        """Rows for `keys` (in that order), computing with `make_rows` the ones not stored yet.
+        """Rows for `keys` (in that order), computing with `make_rows` the ones not stored yet
+        and the stored ones that fail their check.
 
         Returns a read-only array of shape (len(keys), *row_shape), memory-mapped when the
         rows lie contiguously in the file, else a copy.
         """
         with self._locked():
-            index = self.read_index()
-            missing = list(dict.fromkeys(k for k in keys if k not in index))
+            index = self._usable_index()
+            wanted = list(dict.fromkeys(keys))
+            damaged = self._damaged(index, [k for k in wanted if k in index])
+            if damaged:
+                warnings.warn(f"{len(damaged)} of {len(wanted)} rows in {self.dir} were damaged "
+                              "(changed since they were written): they are made again",
+                              PetalWarning, stacklevel=2)
+                for key in damaged:
+                    del index[key]
+            missing = [k for k in wanted if k not in index]
             if missing:
                 self._append(missing, make_rows, index)
-            rows = np.array([index[k] for k in keys], dtype=np.int64)
+            rows = np.array([index[k][0] for k in keys], dtype=np.int64)
         return self._rows(rows)
 
-    def _append(self, missing: list[str], make_rows: RowMaker, index: dict[str, int]) -> None:
+    def _append(self, missing: list[str], make_rows: RowMaker, index: Index) -> None:
         existing = self.rows_path.stat().st_size if self.rows_path.exists() else 0
         next_row = existing // self.row_bytes
         with open(self.rows_path, "ab") as out:
             out.truncate(next_row * self.row_bytes)  # drop a partial row from a killed append
             try:
                 for key, row in zip(missing, make_rows(missing), strict=True):
-                    out.write(np.ascontiguousarray(row, dtype=self.dtype).tobytes())
-                    index[key] = next_row
+                    data = np.ascontiguousarray(row, dtype=self.dtype).tobytes()
+                    out.write(data)
+                    index[key] = (next_row, row_checksum(key, data))
                     next_row += 1
             finally:
                 out.flush()
                 os.fsync(out.fileno())
-                atomic_write_json(self.index_path, index)
+                atomic_write_json(self.index_path, {
+                    "format": STORE_FORMAT, "row_shape": list(self.row_shape),
+                    "dtype": self.dtype.str, "rows": {k: list(v) for k, v in index.items()}})
+
+    def _memmap(self, n_rows: int) -> np.ndarray:
+        if n_rows == 0:
+            return np.zeros((0, *self.row_shape), dtype=self.dtype)
+        return np.memmap(self.rows_path, dtype=self.dtype, mode="r",
+                         shape=(n_rows, *self.row_shape))
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
             return np.zeros((0, *self.row_shape), dtype=self.dtype)
-        n_rows = self.rows_path.stat().st_size // self.row_bytes
-        stored = np.memmap(self.rows_path, dtype=self.dtype, mode="r",
-                           shape=(n_rows, *self.row_shape))
+        stored = self._memmap(self.rows_path.stat().st_size // self.row_bytes)
         if np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
             return stored[rows[0]:rows[0] + len(rows)]  # contiguous: stay memory-mapped
         return stored[rows]

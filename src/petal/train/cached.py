@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from petal.data.store import RowStore
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_bytes
 from petal.models.spec import InputSpec
 from petal.preprocess import to_input
@@ -67,23 +67,33 @@ def features_key(architecture: dict, cut: str, spec: InputSpec, trunk: nn.Module
     return digest.hexdigest()[:20]
 
 
+def _export_trunk(trunk: nn.Module, example: torch.Tensor, path: Path) -> None:
+    # The TorchScript-based exporter: 0.9 s for the Lite0 trunk here, against 14 s for
+    # the torch.export-based one that `petal export` uses; this file is a cache
+    # artifact, re-made whenever its key changes, so its export time is on the clock.
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter
+        torch.onnx.export(trunk, example, buffer, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "batch"}},
+                          dynamo=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def _onnx_runner(trunk: nn.Module, example: torch.Tensor, path: Path) -> Callable:
     import onnxruntime as ort
 
-    if not path.exists():
-        # The TorchScript-based exporter: 0.9 s for the Lite0 trunk here, against 14 s for
-        # the torch.export-based one that `petal export` uses; this file is a cache
-        # artifact, re-made whenever its key changes, so its export time is on the clock.
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter
-            torch.onnx.export(trunk, example, buffer, input_names=["input"],
-                              output_names=["output"], dynamic_axes={"input": {0: "batch"}},
-                              dynamo=False)
-        atomic_write_bytes(path, buffer.getvalue())
     options = ort.SessionOptions()
     options.intra_op_num_threads = len(os.sched_getaffinity(0))
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if not path.exists():
+        _export_trunk(trunk, example, path)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's own types: a damaged cache file
+        warnings.warn(f"the cached trunk {path} is damaged ({str(exc)[:200]}): exported again",
+                      PetalWarning, stacklevel=2)
+        _export_trunk(trunk, example, path)
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda batch: session.run(None, {"input": batch})[0]
 
 
