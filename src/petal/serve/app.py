@@ -7,18 +7,21 @@
 
 /api/predict answers {"predictions": [{"model": NAME, "top_k": [{"label", "probability"},
 ...] (most probable first), "ms": time of the forward pass, "batch": images in it}, ...]}.
-Errors answer {"detail": "a readable message"}: 404 unknown model, 413 upload over the
-limit or too many pixels, 415 not an image, 422 undecodable image or bad parameters,
-503 inference queue full. Uploads are decoded on a small thread pool and run on the one
-inference thread (petal.serve.worker); the event loop only moves bytes.
+Errors answer {"detail": "a readable message"}: 404 unknown model, 408 a body that stalls,
+413 upload over the limit or too many pixels, 415 not an image, 422 undecodable image or
+bad parameters, 503 (with Retry-After) when `queue_size` uploads are already being
+decoded or waiting for inference and no place frees within `queue_wait_s`. Uploads are
+decoded on a small thread pool and run on the one inference thread (petal.serve.worker);
+the event loop only moves bytes. Uploads over LARGE_IMAGE_PIXELS decode one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated
@@ -27,13 +30,14 @@ import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import State
 
-from petal.data.image import ImageLoadError
+from petal.data.image import ImageLoadError, open_image
 from petal.models.spec import InputSpec
 from petal.predict import Classifier
 from petal.serve.limits import BodyLimit, image_error, too_large
 from petal.serve.models import ServedModel
-from petal.serve.worker import Busy, InferenceWorker
+from petal.serve.worker import Busy, InferenceWorker, Result
 
 
 @dataclass(frozen=True)
@@ -42,16 +46,31 @@ class ServeOptions:
     top_k: int = 5
     max_batch: int = 16  # images per forward pass; 1 turns micro-batching off
     batch_wait_ms: float = 0.0  # how long a batch waits for more images; 0: take what is queued
-    queue_size: int = 64  # images waiting for the inference thread before 503
+    queue_size: int = 64  # uploads being decoded or waiting for inference at once
+    queue_wait_s: float = 5.0  # how long an upload waits for one of those places before 503
     decode_threads: int = 2
+    body_idle_s: float = 15.0  # an upload that sends nothing for this long gets 408 ...
+    body_deadline_s: float = 120.0  # ... and so does one not complete by then (10 MiB: 0.7 Mbit/s)
+
+
+# Two 64-megapixel decodes at once would take ~1.6 GB; one takes at most ~0.8 GB.
+LARGE_IMAGE_PIXELS = 16_000_000
+_large_decode = threading.Lock()
+
+
+def busy() -> HTTPException:
+    return HTTPException(503, "server busy: too many images waiting; retry shortly",
+                         headers={"Retry-After": "1"})
 
 
 def prepare_all(data: bytes, classifiers: list[Classifier]) -> list[np.ndarray]:
     """The upload as each model sees it, decoded once per distinct input spec."""
+    width, height = open_image(data).size  # the header only: is it a large image?
     arrays: dict[InputSpec, np.ndarray] = {}
-    for classifier in classifiers:
-        if classifier.spec not in arrays:
-            arrays[classifier.spec] = classifier.prepare(data)
+    with _large_decode if width * height > LARGE_IMAGE_PIXELS else nullcontext():
+        for classifier in classifiers:
+            if classifier.spec not in arrays:
+                arrays[classifier.spec] = classifier.prepare(data)
     return [arrays[classifier.spec] for classifier in classifiers]
 
 
@@ -85,7 +104,8 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.worker = InferenceWorker(options.max_batch, options.batch_wait_ms / 1000,
-                                           options.queue_size)
+                                           options.queue_size * len(models))
+        app.state.places = asyncio.Semaphore(options.queue_size)
         app.state.decoder = ThreadPoolExecutor(options.decode_threads, "petal-decode")
         app.state.worker.start()
         warm_up(models)
@@ -96,7 +116,8 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
             app.state.decoder.shutdown()
 
     app = FastAPI(title="petal", lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_upload_bytes=options.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_upload_bytes=options.max_upload_bytes,
+                       idle_s=options.body_idle_s, deadline_s=options.body_deadline_s)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -126,31 +147,42 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
             raise HTTPException(404, f"unknown model {model!r}: the models are "
                                 f"{', '.join(by_name)} (GET /api/models)")
         chosen = [by_name[model]] if model else models
-        data = await file.read(options.max_upload_bytes + 1)
-        if len(data) > options.max_upload_bytes:
-            raise HTTPException(413, too_large(options.max_upload_bytes))
-        loop = asyncio.get_running_loop()
-        classifiers = [served.classifier for served in chosen]
+        places: asyncio.Semaphore = request.app.state.places
+        try:  # a place first, then the upload in memory: waiting uploads stay spooled
+            await asyncio.wait_for(places.acquire(), options.queue_wait_s)
+        except TimeoutError:
+            raise busy() from None
         try:
-            arrays = await loop.run_in_executor(request.app.state.decoder, prepare_all, data,
-                                                classifiers)
-        except ImageLoadError as exc:
-            raise image_error(exc) from exc
-        futures: list[asyncio.Future] = []
-        try:
-            for classifier, array in zip(classifiers, arrays):
-                futures.append(request.app.state.worker.submit(classifier, array))
-            results = await asyncio.gather(*futures)
-        except Busy:
-            for future in futures:
-                future.cancel()
-            raise HTTPException(503, "server busy: too many images waiting; retry shortly",
-                                headers={"Retry-After": "1"}) from None
-        except Exception as exc:
-            raise HTTPException(500, f"inference failed: {exc}") from exc
+            data = await file.read(options.max_upload_bytes + 1)
+            if len(data) > options.max_upload_bytes:
+                raise HTTPException(413, too_large(options.max_upload_bytes))
+            results = await _infer(request.app.state, data, chosen)
+        finally:
+            places.release()
         return {"predictions": [
             {"model": served.name, "top_k": ranked(served.classifier, result.probabilities, top_k),
              "ms": round(result.ms, 2), "batch": result.batch}
             for served, result in zip(chosen, results)]}
 
     return app
+
+
+async def _infer(state: State, data: bytes, chosen: list[ServedModel]) -> list[Result]:
+    """Decode the upload on the decode pool, then run it through each chosen model."""
+    loop = asyncio.get_running_loop()
+    classifiers = [served.classifier for served in chosen]
+    try:
+        arrays = await loop.run_in_executor(state.decoder, prepare_all, data, classifiers)
+    except ImageLoadError as exc:
+        raise image_error(exc) from exc
+    futures: list[asyncio.Future] = []
+    try:
+        for classifier, array in zip(classifiers, arrays):
+            futures.append(state.worker.submit(classifier, array))
+        return await asyncio.gather(*futures)
+    except Busy:
+        for future in futures:
+            future.cancel()
+        raise busy() from None
+    except Exception as exc:
+        raise HTTPException(500, f"inference failed: {exc}") from exc

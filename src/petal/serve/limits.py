@@ -1,4 +1,4 @@
-"""Refuse what the server should not process: oversized bodies, and images petal cannot use."""
+"""Refuse what the server should not process: oversized or stalled bodies, unusable images."""
 
 from __future__ import annotations
 
@@ -32,19 +32,24 @@ def image_error(error: ImageLoadError) -> HTTPException:
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for a request body over `max_upload_bytes` (+ multipart slack).
+    """ASGI middleware: 413 for a request body over `max_upload_bytes` (+ multipart slack),
+    408 for a body that stalls.
 
     A declared Content-Length over the limit is refused before the app sees the request;
     otherwise bytes are counted as they arrive and the app's reading stops at the limit,
     so neither a lying header nor a chunked upload makes the server buffer more. Before
     a 413 goes out, the rest of the body is read and thrown away (up to DRAIN_BYTES, for
     at most DRAIN_SECONDS): a client still sending would otherwise meet a reset connection
-    instead of the answer.
+    instead of the answer. A body that sends nothing for `idle_s`, or is not complete
+    `deadline_s` after it started (a slow-POST attack holds a connection that way), is
+    answered 408 at once and its connection closed.
     """
 
-    def __init__(self, app: ASGIApp, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, idle_s: float = 15.0,
+                 deadline_s: float = 120.0) -> None:
         self.app, self.max_upload_bytes = app, max_upload_bytes
         self.max_body = max_upload_bytes + MULTIPART_SLACK
+        self.idle_s, self.deadline_s = idle_s, deadline_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,11 +60,21 @@ class BodyLimit:
                 await drain(receive)
             response = JSONResponse({"detail": too_large(self.max_upload_bytes)}, 413)
             return await response(scope, receive, send)
-        received, body_done, refused = 0, False, False
+        received, body_done, refused, stalled = 0, False, False, False
+        deadline = asyncio.get_running_loop().time() + self.deadline_s
 
         async def counting_receive() -> Message:
-            nonlocal received, body_done, refused
-            message = await receive()
+            nonlocal received, body_done, refused, stalled
+            if body_done:  # after the body: only a disconnect can come, wait as long as it takes
+                return await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                async with asyncio.timeout(max(0.0, min(self.idle_s, left))):
+                    message = await receive()
+            except TimeoutError:
+                refused = stalled = True
+                raise HTTPException(408, "the upload stalled: send the whole request without "
+                                    "pauses", headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
@@ -69,7 +84,7 @@ class BodyLimit:
             return message
 
         async def draining_send(message: Message) -> None:
-            if refused and not body_done and message["type"] == "http.response.start":
+            if refused and not (body_done or stalled) and message["type"] == "http.response.start":
                 await drain(receive)
             await send(message)
 
