@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/serve_load.py runs/my-run --clients 8 --seconds 20 --json out.json
     .venv/bin/python benchmarks/serve_load.py --url http://127.0.0.1:8000 --pid 1234
+    .venv/bin/python benchmarks/serve_load.py runs/my-run --attack all --json attack.json
 
 Starts `petal serve MODEL... --port 0` itself (or uses --url, and --pid for its memory),
 then runs --clients asyncio+httpx clients until --seconds have passed. Each request is
@@ -10,6 +11,11 @@ good (a real flower photo) or, with probability --bad-fraction, bad: a non-image
 Prints throughput, p50/p99 latency of good requests, good requests that failed (should be
 0), bad requests answered with the expected 4xx, and the server's resident memory
 (/proc/PID/status) before and after the load, plus its peak.
+
+With --attack, the --clients good clients run beside one attack for --seconds, each attack
+against a fresh server (so its peak memory is its own), and the figures are per attack
+(see attacks.py): good requests served and failed, their p95 latency, what the attacker's
+requests were answered, and the server's peak memory.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from attacks import ATTACKS, run_attack
 
 FLOWERS = Path(__file__).resolve().parents[2] / "shared/data/flowers"
 EXPECTED = {"not_image": 415, "oversized": 413, "missing_part": 422}
@@ -151,6 +158,31 @@ def summarise(tally: Tally, seconds: float, before: dict, after: dict, args: arg
     }
 
 
+async def attack_main(args: argparse.Namespace) -> dict:
+    names = list(ATTACKS) if args.attack == "all" else [args.attack]
+    photos = load_photos(Path(args.photos), args.photo_count)
+    results = {}
+    for name in names:
+        server, url = start_server(args)
+        try:
+            await wait_ready(url)
+            results[name] = await run_attack(name, url, server.pid, photos, args.clients,
+                                             args.seconds, process_figures, args.attackers)
+        finally:
+            server.terminate()
+            server.wait(30)
+        print(format_attack(name, results[name]), flush=True)
+    return {"attacks": results, "clients": args.clients, "seconds": args.seconds,
+            "models": args.models, "engine": args.engine}
+
+
+def format_attack(name: str, figures: dict) -> str:
+    return (f"{name}: {figures['good_ok']} good requests answered, {figures['good_failed']} "
+            f"failed {figures['good_failures'] or ''}, p95 {figures['p95_ms']} ms; attacker: "
+            f"{figures['attacker']}; server peak RSS {figures['rss_peak_mib']} MiB "
+            f"({figures['rss_before_mib']} before)")
+
+
 async def main(args: argparse.Namespace) -> dict:
     server, url = start_server(args) if not args.url else (None, args.url)
     pid = server.pid if server else args.pid
@@ -181,6 +213,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--engine", default="torch", choices=("torch", "onnx"))
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--batch-wait-ms", type=float, default=0.0)
+    parser.add_argument("--attack", choices=(*ATTACKS, "all"),
+                        help="run the good clients beside an attack (see attacks.py)")
+    parser.add_argument("--attackers", type=int, default=200,
+                        help="sockets or simultaneous requests of an --attack (default 200)")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     if not args.models and not args.url:
@@ -190,6 +226,11 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
+    if arguments.attack:
+        figures = asyncio.run(attack_main(arguments))
+        if arguments.json:
+            Path(arguments.json).write_text(json.dumps(figures, indent=2) + "\n")
+        sys.exit(1 if any(a["good_failed"] for a in figures["attacks"].values()) else 0)
     figures = asyncio.run(main(arguments))
     print(f"{figures['clients']} clients, {figures['seconds']} s: "
           f"{figures['good_per_s']} good requests/s, p50 {figures['p50_ms']} ms, "

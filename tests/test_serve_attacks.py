@@ -7,7 +7,9 @@ HTTP answer with a JSON body (503s with Retry-After), never a hang or a plain-te
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import socket
 import threading
 import time
@@ -32,14 +34,12 @@ OPTIONS = ServeOptions(max_upload_bytes=256 * 1024, body_idle_s=1.0, body_deadli
 
 
 def _jpeg(image: Image.Image) -> bytes:
-    import io
     buffer = io.BytesIO()
     image.save(buffer, "JPEG")
     return buffer.getvalue()
 
 
 def _png(image: Image.Image) -> bytes:
-    import io
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
@@ -239,3 +239,13 @@ def test_thin_image_bomb_is_refused_fast(server: str, size: tuple[int, int]) -> 
                           files={"file": ("l.png", _png(Image.new("RGB", size)))})
     assert response.status_code == 422 and "strip" in response.json()["detail"]
     assert time.perf_counter() - start < 2
+
+
+def test_large_image_decodes_on_its_own_low_priority_thread(server: str) -> None:
+    """20 megapixels: answered, decoded on the one large-image thread, which runs at nice 19."""
+    response = httpx.post(f"{server}/api/predict", timeout=60,
+                          files={"file": ("big.png", _png(Image.new("L", (5_000, 4_000))))})
+    assert response.status_code == 200, response.text
+    large = [t for t in threading.enumerate() if t.name.startswith("petal-decode-large")]
+    assert len(large) == 1
+    assert os.getpriority(os.PRIO_PROCESS, large[0].native_id) == 19

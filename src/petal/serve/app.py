@@ -11,17 +11,19 @@ Errors answer {"detail": "a readable message"}: 404 unknown model, 408 a body th
 413 upload over the limit or too many pixels, 415 not an image, 422 undecodable image or
 bad parameters, 503 (with Retry-After) when `queue_size` uploads are already being
 decoded or waiting for inference and no place frees within `queue_wait_s`. Uploads are
-decoded on a small thread pool and run on the one inference thread (petal.serve.worker);
-the event loop only moves bytes. Uploads over LARGE_IMAGE_PIXELS decode one at a time.
+decoded on a small thread pool (those over LARGE_IMAGE_PIXELS on a thread of their own)
+and run on the one inference thread (petal.serve.worker); the event loop only moves bytes.
+Connections are guarded below the app, in petal.serve.server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated
@@ -53,9 +55,18 @@ class ServeOptions:
     body_deadline_s: float = 120.0  # ... and so does one not complete by then (10 MiB: 0.7 Mbit/s)
 
 
-# Two 64-megapixel decodes at once would take ~1.6 GB; one takes at most ~0.8 GB.
+# Uploads over this many pixels decode on one thread of their own, at the lowest CPU
+# priority: one 64-megapixel decode takes up to ~0.8 GB and a second of CPU, and the
+# memory glibc keeps for reuse is per thread, so two decode threads would hold twice that.
 LARGE_IMAGE_PIXELS = 16_000_000
-_large_decode = threading.Lock()
+
+
+def _lowest_priority() -> None:
+    """Run the calling thread at nice 19 where the OS can (Linux: per-thread priority)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 def busy() -> HTTPException:
@@ -65,13 +76,17 @@ def busy() -> HTTPException:
 
 def prepare_all(data: bytes, classifiers: list[Classifier]) -> list[np.ndarray]:
     """The upload as each model sees it, decoded once per distinct input spec."""
-    width, height = open_image(data).size  # the header only: is it a large image?
     arrays: dict[InputSpec, np.ndarray] = {}
-    with _large_decode if width * height > LARGE_IMAGE_PIXELS else nullcontext():
-        for classifier in classifiers:
-            if classifier.spec not in arrays:
-                arrays[classifier.spec] = classifier.prepare(data)
+    for classifier in classifiers:
+        if classifier.spec not in arrays:
+            arrays[classifier.spec] = classifier.prepare(data)
     return [arrays[classifier.spec] for classifier in classifiers]
+
+
+def pixel_count(data: bytes) -> int:
+    """The pixels an upload's header claims (nothing decoded); ImageLoadError if unusable."""
+    width, height = open_image(data).size
+    return width * height
 
 
 def warm_up(models: list[ServedModel]) -> None:
@@ -107,6 +122,8 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
                                            options.queue_size * len(models))
         app.state.places = asyncio.Semaphore(options.queue_size)
         app.state.decoder = ThreadPoolExecutor(options.decode_threads, "petal-decode")
+        app.state.large_decoder = ThreadPoolExecutor(1, "petal-decode-large",
+                                                     initializer=_lowest_priority)
         app.state.worker.start()
         warm_up(models)
         try:
@@ -114,6 +131,7 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
         finally:
             app.state.worker.stop()
             app.state.decoder.shutdown()
+            app.state.large_decoder.shutdown()
 
     app = FastAPI(title="petal", lifespan=lifespan)
     app.add_middleware(BodyLimit, max_upload_bytes=options.max_upload_bytes,
@@ -172,7 +190,9 @@ async def _infer(state: State, data: bytes, chosen: list[ServedModel]) -> list[R
     loop = asyncio.get_running_loop()
     classifiers = [served.classifier for served in chosen]
     try:
-        arrays = await loop.run_in_executor(state.decoder, prepare_all, data, classifiers)
+        large = await loop.run_in_executor(state.decoder, pixel_count, data) > LARGE_IMAGE_PIXELS
+        decoder = state.large_decoder if large else state.decoder
+        arrays = await loop.run_in_executor(decoder, prepare_all, data, classifiers)
     except ImageLoadError as exc:
         raise image_error(exc) from exc
     futures: list[asyncio.Future] = []
