@@ -112,12 +112,12 @@ def test_cache_build_command(image_folder: Path, tmp_path: Path,
     root = tmp_path / "cache"
     assert main(["cache", "build", str(image_folder), "--size", "20", "--cache-dir",
                  str(root)]) == 0
-    assert "12 images decoded to 20px" in capsys.readouterr().out
+    assert "12 images cached at 20px" in capsys.readouterr().out
     pixels = DecodedCache(root, 20).ensure(_files(image_folder), progress=False)
     assert pixels.shape == (12, 20, 20, 3)
     assert main(["cache", "build", str(image_folder), "--model", "resnet9", "--cache-dir",
                  str(root)]) == 0
-    assert "decoded to 73px" in capsys.readouterr().out
+    assert "cached at 73px" in capsys.readouterr().out
 
 
 # --- damage: every row read is checked, and what fails is made again ---------------------

@@ -63,8 +63,9 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
     DecodedCache(cache_root(args.cache_dir), size).ensure(
         [(index.root / r.path, r.sha256) for r in index.images])
     done = time.perf_counter()
-    print(f"{len(index.images)} images decoded to {size}px in {done - scanned:.1f} s "
-          f"(scan {scanned - start:.1f} s) -> {cache_root(args.cache_dir)}")
+    print(f"{len(index.images)} images cached at {size}px: new ones decoded, stored ones "
+          f"checked, in {done - scanned:.1f} s (scan {scanned - start:.1f} s) -> "
+          f"{cache_root(args.cache_dir)}")
     return 0
 
 
