@@ -17,7 +17,6 @@ import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from petal.data.image import ImageLoadError, load_image, resize_and_center_crop
 from petal.data.store import RowStore
 from petal.errors import PetalError
+from petal.system import usable_cores, worker_context
 
 
 def decode_to_square(source: str | os.PathLike | bytes, size: int) -> np.ndarray:
@@ -64,12 +64,12 @@ class DecodedCache:
 
         def decode(missing: list[str]) -> Iterator[np.ndarray]:
             tasks = [(path_of[sha], self.size) for sha in missing]
-            n_workers = workers or len(os.sched_getaffinity(0))
+            n_workers = workers or usable_cores()
             bar = tqdm(total=len(tasks), desc=f"Decoding images to {self.size}px", unit="img",
-                       disable=None if progress else True, leave=False)
+                       disable=not progress, leave=False)
             try:
                 if n_workers > 1 and len(tasks) > 64:
-                    with ProcessPoolExecutor(n_workers, mp_context=get_context("fork")) as pool:
+                    with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
                         for pixels in pool.map(_decode_task, tasks, chunksize=16):
                             bar.update()
                             yield pixels

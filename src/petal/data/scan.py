@@ -12,7 +12,6 @@ import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import imagehash
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from petal.data.image import ImageLoadError, load_image, open_image, read_image_file
 from petal.errors import PetalError
+from petal.system import usable_cores, worker_context
 
 # Size at which the perceptual hash is computed; JPEGs are decoded at reduced scale.
 _PHASH_DECODE_SIZE = 64
@@ -120,12 +120,12 @@ def scan_folder(root: str | os.PathLike, workers: int | None = None,
     root = Path(root)
     classes = list_class_folders(root)
     tasks = _class_files(root, classes)
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or usable_cores()
     bar = tqdm(total=len(tasks), desc="Scanning images", unit="img",
-               disable=None if progress else True, leave=False)
+               disable=not progress, leave=False)
     results: list[ImageRecord | Rejected] = []
     if workers > 1 and len(tasks) > 64:
-        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
             for result in pool.map(_inspect, tasks, chunksize=32):
                 results.append(result)
                 bar.update()

@@ -18,7 +18,6 @@ security boundary: whoever can write it can only spoil pixels, never run code.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import warnings
 import zlib
@@ -27,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from petal.errors import PetalWarning
 from petal.fsutil import atomic_write_json, read_json
@@ -68,12 +68,8 @@ class RowStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with FileLock(self.dir / "lock"):
+            yield
 
     def read_index(self) -> Index:
         """key -> (row, checksum); {} for a new store. ValueError or OSError when unreadable."""

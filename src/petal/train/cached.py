@@ -39,6 +39,7 @@ from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_bytes
 from petal.models.spec import InputSpec
 from petal.preprocess import to_input
+from petal.system import usable_cores
 
 FEATURE_FORMAT = 1  # bump when the meaning of stored features changes
 BATCH = 32
@@ -84,7 +85,7 @@ def _onnx_runner(trunk: nn.Module, example: torch.Tensor, path: Path) -> Callabl
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = usable_cores()
     if not path.exists():
         _export_trunk(trunk, example, path)
     try:
@@ -131,7 +132,7 @@ class FeatureCache:
 
         def compute(missing: list[str]) -> Iterator[np.ndarray]:
             bar = tqdm(total=len(missing), desc=f"Trunk features, view {view}", unit="img",
-                       disable=None if progress else True, leave=False)
+                       disable=not progress, leave=False)
             for start in range(0, len(missing), BATCH):
                 chunk = missing[start:start + BATCH]
                 crops = np.stack([view_crop(pixels[position[k]], self.spec.size, view, k)
