@@ -31,7 +31,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import State
 
 from petal.data.image import ImageLoadError, open_image
@@ -114,7 +114,9 @@ def _readable(exc: RequestValidationError) -> str:
 
 def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()) -> FastAPI:
     by_name = {model.name: model for model in models}
-    page = resources.files("petal.serve").joinpath("static/index.html").read_text("utf-8")
+    static = resources.files("petal.serve").joinpath("static")
+    page = static.joinpath("index.html").read_text("utf-8")
+    icon = static.joinpath("favicon.svg").read_bytes()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,6 +146,11 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
         return page
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(icon, media_type="image/svg+xml")
 
     @app.get("/healthz")
     async def healthz() -> dict:
