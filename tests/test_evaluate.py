@@ -127,9 +127,11 @@ def test_other_folder_plural_names_and_missing_class(tiny_run: Path, run_copy: P
                                                      tmp_path: Path,
                                                      capsys: pytest.CaptureFixture) -> None:
     data = _plural_folder(tiny_run, tmp_path / "pets")
-    assert main(["evaluate", str(run_copy), "--data", str(data), *_cache(run_copy)]) == 0
+    assert main(["evaluate", str(run_copy), "--data", str(data), "--include-training",
+                 *_cache(run_copy)]) == 0
     captured = capsys.readouterr()
     assert "Cats -> cat" in captured.out and "dogs -> dog" in captured.out
+    assert "warning: 12 of the 16 images were used to train this model" in captured.out
     assert "skipped" in captured.err and "broken.jpg" in captured.err
     folder = run_copy / "eval-pets"
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -144,6 +146,28 @@ def test_other_folder_plural_names_and_missing_class(tiny_run: Path, run_copy: P
                 for folder, label in [("Cats", "cat"), ("dogs", "dog")]
                 for p in sorted((data / folder).iterdir()) if p.name != "broken.jpg"]
     assert metrics["accuracy"] == pytest.approx(_direct_accuracy(run_copy, data, labelled))
+
+
+def test_training_photos_are_left_out(tiny_run: Path, run_copy: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    """The model's own training photos, found by content under any name, are not scored."""
+    data = _plural_folder(tiny_run, tmp_path / "pets")
+    split = json.loads((run_copy / "split.json").read_text())
+    unseen = [(("Cats" if i["label"] == "cat" else "dogs") + "/" + Path(i["path"]).name,
+               i["label"]) for i in split["val"] if i["label"] in ("cat", "dog")]
+    metrics = _evaluate_json([str(run_copy), "--data", str(data), *_cache(run_copy)], capsys)
+    assert metrics["training_images"] == {"found": 12, "included": False, "checked": True}
+    assert metrics["n_images"] == len(unseen) == 4
+    assert metrics["accuracy"] == pytest.approx(_direct_accuracy(run_copy, data, unseen))
+    assert main(["evaluate", str(run_copy), "--data", str(data), *_cache(run_copy)]) == 0
+    assert "Left out 12 photo(s) this model was trained on" in capsys.readouterr().out
+    only_training = tmp_path / "seen"
+    (only_training / "cat").mkdir(parents=True)
+    for item in split["train"][:3]:
+        shutil.copy(tiny_run.parent / "data" / item["path"], only_training / "cat")
+    assert main(["evaluate", str(run_copy), "--data", str(only_training),
+                 *_cache(run_copy)]) == 1
+    assert "--include-training" in capsys.readouterr().err
 
 
 def test_folder_matching_no_class(tiny_run: Path, tmp_path: Path,
@@ -187,8 +211,10 @@ def test_bad_class_map(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_split_part_and_default_out(run_copy: Path, capsys: pytest.CaptureFixture) -> None:
-    metrics = _evaluate_json([str(run_copy), "--split", str(run_copy / "split.json"),
-                              "--part", "train", *_cache(run_copy)], capsys)
+    own_train = [str(run_copy), "--split", str(run_copy / "split.json"), "--part", "train"]
+    assert main(["evaluate", *own_train, *_cache(run_copy)]) == 1  # not by default
+    assert "--include-training" in capsys.readouterr().err
+    metrics = _evaluate_json([*own_train, "--include-training", *_cache(run_copy)], capsys)
     split = json.loads((run_copy / "split.json").read_text())
     assert metrics["part"] == "train" and metrics["n_images"] == len(split["train"])
     assert Path(metrics["out"]) == run_copy / "eval-train"

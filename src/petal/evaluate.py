@@ -50,6 +50,7 @@ from petal.report.figures import (
     plot_worst_mistakes,
     thumbnail,
 )
+from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 
 N_BINS = 15  # calibration bins, for ECE and the reliability diagram
 RUN_CONFIG = "config.json"  # what `petal train` writes into every run folder
@@ -206,7 +207,7 @@ def probabilities(classifier: Classifier, squares: np.ndarray, tta: bool = False
     step = classifier.batch_size
     out = []
     with tqdm(total=len(squares), desc="Evaluating", unit="img", leave=False,
-              disable=None if progress else True) as bar:
+              disable=not progress) as bar:
         for start in range(0, len(squares), step):
             crops = central_crops(squares[start:start + step], classifier.spec.size)
             batch = classifier.probabilities(crops)
@@ -251,6 +252,7 @@ def compute_metrics(probs: np.ndarray, targets: np.ndarray, classes: Sequence[st
     recall = MulticlassRecall(n, average=None)(preds, target).numpy()
     f1 = MulticlassF1Score(n, average=None)(preds, target).numpy()
     present = support > 0
+    correct = int(np.trace(matrix))
     per_class = {
         name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
         for name, p, r, f, s in zip(classes, _undefined_as_none(precision, predicted > 0),
@@ -259,6 +261,8 @@ def compute_metrics(probs: np.ndarray, targets: np.ndarray, classes: Sequence[st
     }
     return {
         "accuracy": _number(MulticlassAccuracy(n, average="micro")(preds, target)),
+        "n_correct": correct,
+        "accuracy_interval": [_number(v) for v in wilson_interval(correct, len(targets))],
         "top_k": k,
         "top_k_accuracy": _number(MulticlassAccuracy(n, top_k=k, average="micro")(preds, target)),
         "ece": _number(MulticlassCalibrationError(n, n_bins=N_BINS, norm="l1")(preds, target)),
@@ -296,13 +300,36 @@ def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Pa
 
 # --- the whole evaluation ------------------------------------------------------------------
 
+def training_hashes(own_split: Path | None) -> set[str] | None:
+    """The SHA-256 of every photo the model trained on, from its split; None if unknown."""
+    if own_split is None or not own_split.is_file():
+        return None
+    return {item.sha256 for item in Split.load(own_split).train}
+
+
+def leave_out_training(chosen: EvalSet, trained_on: set[str] | None, include: bool) -> int:
+    """Drop the model's own training photos from `chosen` unless `include`; returns how many
+    of its images the model trained on. PetalError when nothing else is left."""
+    seen = sum(sha in trained_on for _, _, sha in chosen.items) if trained_on else 0
+    if seen and not include:
+        if seen == len(chosen.items):
+            raise PetalError(f"all {seen} images are photos this model was trained on, and a "
+                             "score on them says nothing about new photos: evaluate other "
+                             "photos, or pass --include-training to score them anyway")
+        chosen.items = [item for item in chosen.items if item[2] not in trained_on]
+    return seen
+
+
 def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = None,
              split_file: str | os.PathLike | None = None,
              class_map: str | os.PathLike | Mapping[str, str] | None = None, tta: bool = False,
              out: str | os.PathLike | None = None, part: str = "val", top_k: int = 2,
-             cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
+             cache_dir: str | os.PathLike | None = None, progress: bool = True,
+             include_training: bool = False) -> dict:
     """Evaluate a run or model folder (see the module docstring); returns what metrics.json holds.
 
+    Photos the model trained on (by content, from its split) are left out unless
+    `include_training`; metrics.json says how many there were.
     Raises PetalError for a missing or foreign model, data that does not match the split,
     class folders that match no class, or a class map naming unknown classes.
     """
@@ -324,6 +351,8 @@ def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = Non
     if not chosen.items:
         raise PetalError(f"no images to evaluate in {chosen.root}"
                          + (f" (part {chosen.part} of {chosen.split})" if chosen.split else ""))
+    trained_on = training_hashes(own_split)
+    seen = leave_out_training(chosen, trained_on, include_training)
     out = Path(out) if out is not None else _default_out(run_folder(model_folder), data,
                                                          split_file, own_split, part)
     squares = decoded_squares(chosen, classifier.spec.resize_size, cache_dir, progress)
@@ -341,6 +370,8 @@ def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = Non
         "tta": tta,
         "n_images": len(paths),
         **compute_metrics(probs, targets, classes, top_k),
+        "training_images": {"found": seen, "included": include_training and seen > 0,
+                            "checked": trained_on is not None},
         "class_mapping": chosen.class_mapping,
         "skipped": chosen.skipped,
         "n_mistakes": int((probs.argmax(axis=1) != targets).sum()),
@@ -380,9 +411,18 @@ def format_summary(metrics: dict) -> str:
     macro = metrics["macro_avg"]
     lines += [f"{'macro avg':<{width}}  {_cell(macro['precision'])}{_cell(macro['recall'])}"
               f"{_cell(macro['f1'])}{metrics['n_images']:>9}", "",
-              f"accuracy {metrics['accuracy']:.4f}   top-{metrics['top_k']} accuracy "
-              f"{metrics['top_k_accuracy']:.4f}   ECE {metrics['ece']:.4f} "
-              f"({metrics['ece_bins']} bins)   mistakes {metrics['n_mistakes']}"]
+              f"accuracy {describe_accuracy(metrics['n_correct'], metrics['n_images'])}",
+              f"top-{metrics['top_k']} accuracy {100 * metrics['top_k_accuracy']:.1f} %   "
+              f"ECE {metrics['ece']:.3f} ({metrics['ece_bins']} bins"
+              + ("; rough on so few images" if metrics["n_images"] < INTERVAL_BELOW else "")
+              + f")   mistakes {metrics['n_mistakes']}"]
+    found = metrics["training_images"]["found"]
+    if found and metrics["training_images"]["included"]:
+        lines.append(f"warning: {found} of the {metrics['n_images']} images were used to train "
+                     "this model: the accuracy overstates what it does on new photos")
+    elif found:
+        lines.append(f"Left out {found} photo(s) this model was trained on "
+                     "(--include-training scores them too)")
     if metrics["skipped"]:
         lines.append(f"{len(metrics['skipped'])} unreadable file(s) skipped "
                      "(listed in metrics.json)")

@@ -10,13 +10,14 @@ the file system lists them in.
 from __future__ import annotations
 
 import random
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from petal.data.duplicates import NEAR_DUPLICATE_MAX_DISTANCE, duplicate_groups, find_duplicates
 from petal.data.scan import DatasetIndex, ImageRecord
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, read_json
 
 SPLIT_FORMAT = "petal-split/1"
@@ -98,10 +99,20 @@ class Split:
 
 
 def _targets(count: int, fraction: float) -> int:
-    """Images of one class for a held-out part: at least one when asked for, never all."""
+    """Images of one class for a held-out part: never all; at least one when asked for, and
+    at least two for a class of six or more (one image says little about a class)."""
     if fraction <= 0 or count < 2:
         return 0
-    return min(count - 1, max(1, round(count * fraction)))
+    return min(count - 1, max(2 if count >= 6 else 1, round(count * fraction)))
+
+
+def _warn_thin_validation(split: Split) -> None:
+    counts = split.counts()["val"]
+    thin = [f"{name} ({n})" for name, n in counts.items() if n < 2]
+    if thin:
+        warnings.warn(f"validation images of {', '.join(thin)}: fewer than 2, so their "
+                      "accuracy says little; add photos, or compare results over several "
+                      "split seeds", PetalWarning, stacklevel=3)
 
 
 def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
@@ -138,7 +149,7 @@ def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
     def items(records: list[ImageRecord]) -> list[SplitItem]:
         return [SplitItem(r.path, r.label, r.sha256) for r in sorted(records, key=lambda r: r.path)]
 
-    return Split(
+    split = Split(
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
@@ -147,6 +158,8 @@ def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
         data_root=str(index.root),
         **{part: items(parts[part]) for part in PARTS},
     )
+    _warn_thin_validation(split)
+    return split
 
 
 def check_split_matches(split: Split, index: DatasetIndex) -> None:
