@@ -335,6 +335,8 @@ def test_resume_gives_the_uninterrupted_history(image_folder: Path, tmp_path: Pa
 
     assert learned("crashed") == learned("straight")
     assert len(learned("straight")) == 3
+    steps = [(tmp_path / name / "lr_steps.csv").read_text() for name in ("crashed", "straight")]
+    assert steps[0] == steps[1]
 
 
 class _RunsCode:
@@ -393,7 +395,6 @@ def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: P
         (["--model", "resnet9000"], "unknown model"),
         (["--recipe", "nope"], "unknown recipe"),
         (["--set", "colour=red"], "field=value"),
-        (["--set", "batch_size=64"], "too few training images"),
         (["--set", "drop_rate=0.2"], "drop_rate does not apply to resnet9"),
     ],
 )
@@ -405,6 +406,63 @@ def test_bad_input_fails_before_training(image_folder: Path, tmp_path: Path, arg
     assert code == 1
     assert message in capsys.readouterr().err.lower()
     assert not run.exists()
+
+
+def test_small_training_set_adapts_the_batch_size(image_folder: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(image_folder), "--recipe", "seed-resnet9", *TINY,
+                 "--set", "batch_size=64", "--set", "epochs=1", "--out", str(run),
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "note: 9 training images, fewer than the recipe's batch size 64: training with " \
+           "batch size 4" in out
+    config = json.loads((run / "config.json").read_text())
+    card = json.loads((run / "model" / "model.json").read_text())
+    assert config["recipe"]["batch_size"] == card["recipe"]["batch_size"] == 4
+
+
+@pytest.mark.parametrize(("lr", "message"), [("0.1", "lr '0.1'"), (-1.0, "positive"),
+                                             (True, "lr True")])
+def test_request_lr_is_a_number_or_auto(image_folder: Path, lr: object, message: str) -> None:
+    with pytest.raises(PetalError, match=message):
+        TrainRequest(data=image_folder, recipe=get_recipe("seed-resnet9"), out=Path("x"), lr=lr)
+    assert TrainRequest(data=image_folder, recipe=get_recipe("seed-resnet9"), out=Path("x"),
+                        lr=1).lr == 1.0
+
+
+def test_checks_come_before_the_header(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for argv in (["train", "--data", str(tmp_path / "nope")], ["lr-find"],
+                 ["run", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "main")]):
+        assert main(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith("error: "), argv
+    assert not (tmp_path / "main").exists()
+
+
+def test_train_defaults_to_the_fast_transfer_recipe() -> None:
+    from petal.cli import build_parser
+
+    assert build_parser().parse_args(["train", "--data", "x"]).recipe == "fast-transfer"
+
+
+def test_progress_bars_only_on_a_terminal_unless_asked(image_folder: Path,
+                                                       tmp_path: Path) -> None:
+    petal = Path(sys.executable).with_name("petal")
+
+    def train(name: str, *flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([petal, "train", "--data", str(image_folder), "--recipe",
+                               "seed-resnet9", *TINY, "--set", "epochs=2", "--out",
+                               str(tmp_path / name), "--cache-dir", str(tmp_path / "c"), *flags],
+                              capture_output=True, text=True, timeout=300)
+
+    piped = train("piped")
+    assert piped.returncode == 0, piped.stderr
+    log = piped.stdout + piped.stderr
+    assert "\r" not in log and "\x1b[" not in log and "%|" not in log
+    assert log.count("\n") < 40 and "Done:" in piped.stdout
+    forced = train("forced", "--progress")
+    assert forced.returncode == 0 and "%|" in forced.stderr  # a tqdm bar
 
 
 def test_bad_data_and_weights(tmp_path: Path, image_folder: Path,

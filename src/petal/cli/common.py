@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
 def add_cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache folder (default: $PETAL_CACHE, else "
                         "$XDG_CACHE_HOME/petal, else ~/.cache/petal)")
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars (default: only when the output is a terminal)")
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """--progress / --no-progress, else bars only on a terminal (a piped log stays clean)."""
+    return args.progress if args.progress is not None else sys.stderr.isatty()
 
 
 def human_bytes(n: float) -> str:
@@ -20,10 +31,16 @@ def human_bytes(n: float) -> str:
 
 
 def resolve_data(arg: str, cache_dir: str | None) -> tuple[Path, str]:
-    """A folder path, or the name of a public data set (downloaded once into the cache)."""
+    """A folder path, or the name of a public data set (downloaded once into the cache).
+
+    A local folder is checked here (it exists and holds class folders), so a command says
+    what is wrong before it prints what it is about to do.
+    """
     from petal.data.download import download_dataset, is_dataset_name
+    from petal.data.scan import list_class_folders
 
     if is_dataset_name(arg):
         path = download_dataset(arg, cache_dir=cache_dir)
         return path, f"{arg} (public data set, downloaded to {path})"
+    list_class_folders(Path(arg))
     return Path(arg), f"{arg} (local folder)"

@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from petal.cli.common import add_cache_dir, human_bytes
+from petal.cli.common import add_cache_dir, add_progress, human_bytes, wants_progress
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
     from petal.data.check import check_folder, format_report
 
-    report = check_folder(args.dir, progress=not args.json)
+    report = check_folder(args.dir, progress=wants_progress(args))
     print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report))
     if not report.usable:
         print(f"error: {report.problem}", file=sys.stderr)
@@ -25,7 +25,7 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     from petal.data.scan import require_usable, scan_folder
     from petal.data.split import make_split
 
-    index = scan_folder(args.dir)
+    index = scan_folder(args.dir, progress=wants_progress(args))
     require_usable(index)
     split = make_split(index, seed=args.seed, val_fraction=args.val_fraction,
                        test_fraction=args.test_fraction, keep_conflicts=args.keep_conflicts)
@@ -40,7 +40,7 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 def cmd_data_download(args: argparse.Namespace) -> int:
     from petal.data.download import download_dataset
 
-    path = download_dataset(args.name, cache_dir=args.cache_dir)
+    path = download_dataset(args.name, cache_dir=args.cache_dir, progress=wants_progress(args))
     print(f"{args.name} is ready at {path}")
     return 0
 
@@ -57,11 +57,11 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
 
     size = args.size or input_spec(args.model).resize_size
     start = time.perf_counter()
-    index = scan_folder(args.dir)
+    index = scan_folder(args.dir, progress=wants_progress(args))
     require_usable(index)
     scanned = time.perf_counter()
     DecodedCache(cache_root(args.cache_dir), size).ensure(
-        [(index.root / r.path, r.sha256) for r in index.images])
+        [(index.root / r.path, r.sha256) for r in index.images], progress=wants_progress(args))
     done = time.perf_counter()
     print(f"{len(index.images)} images cached at {size}px: new ones decoded, stored ones "
           f"checked, in {done - scanned:.1f} s (scan {scanned - start:.1f} s) -> "
@@ -102,6 +102,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     check = data_verbs.add_parser("check", help="report classes, sizes, unusable files, duplicates")
     check.add_argument("dir", help="image folder with one sub-folder per class")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_progress(check)
     check.set_defaults(func=cmd_data_check)
 
     split = data_verbs.add_parser("split", help="stratified, duplicate-aware split saved as JSON")
@@ -112,12 +113,14 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     split.add_argument("--keep-conflicts", action="store_true",
                        help="keep identical files filed under different classes")
     split.add_argument("--out", help="output file (default split.json)")
+    add_progress(split)
     split.set_defaults(func=cmd_data_split)
 
     download = data_verbs.add_parser("download", help="fetch a public data set into the cache")
     download.add_argument("name", help="tf_flowers, or kaggle:OWNER/NAME "
                           "(e.g. kaggle:alxmamaev/flowers-recognition)")
     add_cache_dir(download)
+    add_progress(download)
     download.set_defaults(func=cmd_data_download)
 
     cache = verbs.add_parser("cache", help="show or clear petal's cache")
@@ -129,6 +132,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                        help="store at this model's resize size (default efficientnet_lite0)")
     build.add_argument("--size", type=int, help="store at this size instead (shorter side, px)")
     add_cache_dir(build)
+    add_progress(build)
     build.set_defaults(func=cmd_cache_build)
     info = cache_verbs.add_parser("info", help="what is cached and its size")
     add_cache_dir(info)

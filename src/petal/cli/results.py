@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from petal.cli.common import add_cache_dir
+from petal.cli.common import add_cache_dir, add_progress, wants_progress
 from petal.errors import PetalError
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     metrics = evaluate(args.model, data=args.data, split_file=args.split,
                        class_map=args.class_map, tta=args.tta, out=args.out, part=args.part,
-                       top_k=args.top_k, cache_dir=args.cache_dir, progress=not args.json)
+                       top_k=args.top_k, cache_dir=args.cache_dir, progress=wants_progress(args),
+                       include_training=args.include_training)
     for item in metrics["skipped"]:
         print(f"skipped {Path(metrics['data']) / item['path']}: {item['message']}",
               file=sys.stderr)
@@ -62,8 +63,8 @@ def input_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int
-                    ) -> Iterator[list[Prediction]]:
+def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
+                    progress: bool = False) -> Iterator[list[Prediction]]:
     """Predictions batch by batch; unreadable files are reported on stderr and left out."""
     import numpy as np
     from tqdm import tqdm
@@ -71,7 +72,8 @@ def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int
     from petal.data.image import ImageLoadError
 
     step = classifier.batch_size
-    with tqdm(total=len(files), desc="Predicting", unit="img", leave=False, disable=None) as bar:
+    with tqdm(total=len(files), desc="Predicting", unit="img", leave=False,
+              disable=not progress) as bar:
         for start in range(0, len(files), step):
             arrays, sources = [], []
             for path in files[start:start + step]:
@@ -98,15 +100,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = input_files(args.paths)
     if not files:
         raise PetalError(f"no files in {', '.join(args.paths)}")
-    widths = (max(len(str(f)) for f in files), max(len(c) for c in classifier.classes + ["label"]))
-    if args.format == "table":
-        print(f"{'path':<{widths[0]}}  {'label':<{widths[1]}} {'prob':>7}  "
-              f"others (top-{args.top_k})")
+    widths = (max(len(str(f)) for f in files),
+              max(len(c) for c in classifier.classes + ["label"]))
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
-    if writer:
-        writer.writerow(["path", "rank", "label", "probability"])
     predictions: list[Prediction] = []
-    for batch in predict_batches(classifier, files, args.top_k):
+    for batch in predict_batches(classifier, files, args.top_k, wants_progress(args)):
+        if not predictions:  # the header once something is to follow it
+            if writer:
+                writer.writerow(["path", "rank", "label", "probability"])
+            elif args.format == "table":
+                print(f"{'path':<{widths[0]}}  {'label':<{widths[1]}} {'prob':>7}  "
+                      f"others (top-{args.top_k})")
         predictions += batch
         for prediction in batch:
             if writer:
@@ -198,15 +202,20 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                           "roses=rose,daisies=daisy")
     evaluate.add_argument("--tta", action="store_true", help="average the probabilities of each "
                           "image and its horizontal mirror")
+    evaluate.add_argument("--include-training", action="store_true",
+                          help="also score photos the model was trained on (found by content; "
+                          "left out by default, as they overstate accuracy)")
     evaluate.add_argument("--out", help="output folder (default RUN/eval or RUN/eval-NAME)")
     evaluate.add_argument("--top-k", type=_positive, default=2,
                           help="k for top-k accuracy (default 2)")
     evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     add_cache_dir(evaluate)
+    add_progress(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = verbs.add_parser("predict", help="classify image files or folders")
-    predict.add_argument("model", help="run folder or model folder")
+    predict.add_argument("model", help="run folder, model folder or exported .onnx file "
+                         "(runs on ONNX Runtime, without torch)")
     predict.add_argument("paths", nargs="+", metavar="PATH",
                          help="image files or folders (walked recursively)")
     predict.add_argument("--top-k", type=_positive, default=5,
@@ -222,12 +231,13 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     predict.add_argument("--batch-size", type=_positive, default=32, help="images per batch "
                          "(default 32)")
     _add_engine(predict)
+    add_progress(predict)
     predict.set_defaults(func=cmd_predict, format="table")
 
     compare = verbs.add_parser("compare", help="one image, several models' top-k side by side")
     compare.add_argument("image", help="an image file")
     compare.add_argument("--models", nargs="+", required=True, metavar="MODEL",
-                         help="run folders or model folders")
+                         help="run folders, model folders or exported .onnx files")
     compare.add_argument("--out", default="compare.png", help="figure (default compare.png)")
     compare.add_argument("--top-k", type=_positive, default=3,
                          help="classes per model (default 3)")

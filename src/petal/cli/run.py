@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from petal.cli.common import add_cache_dir, resolve_data
+from petal.cli.common import add_cache_dir, add_progress, resolve_data, wants_progress
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -18,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   scratch_model=args.scratch_model, transfer_model=args.transfer_model,
                   weights=args.weights, recipes=args.recipes,
                   scratch_overrides=args.set_scratch, transfer_overrides=args.set_transfer,
-                  cache_dir=args.cache_dir, progress=not args.no_progress)
+                  cache_dir=args.cache_dir, progress=wants_progress(args), lr_find=args.lr_find)
     print(f"petal run: {args.recipes} recipes on {description} -> {out}")
     report = run_main_job(job, args.started)
     print(f"\nDone in {time.perf_counter() - args.started:.0f} s. Report: {report}")
@@ -26,8 +26,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
-    run = verbs.add_parser("run", help="the whole experiment: check, split, LR finder, train "
-                           "from scratch and pretrained, evaluate, compare, report.html")
+    run = verbs.add_parser("run", help="the whole experiment: check, split, train from scratch "
+                           "and pretrained, evaluate, compare, report.html")
     run.add_argument("--data", required=True, help="image folder (one sub-folder per class) "
                      "or a data set name: tf_flowers, kaggle:OWNER/NAME")
     run.add_argument("--out", help="main run folder (default runs/main_TIME)")
@@ -44,6 +44,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                      help="override a field of the scratch recipe (repeatable)")
     run.add_argument("--set-transfer", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a field of the transfer recipe (repeatable)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--lr-find", action="store_true", help="also run the learning-rate range "
+                     "test for each model and show it in the report (the recipes' learning "
+                     "rates are what train)")
+    add_progress(run)
     add_cache_dir(run)
     run.set_defaults(func=cmd_run)

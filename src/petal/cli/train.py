@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from petal.cli.common import add_cache_dir, resolve_data
+from petal.cli.common import add_cache_dir, add_progress, resolve_data, wants_progress
 from petal.errors import PetalError
 
 
@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from petal.train.recipes import get_recipe
 
     if args.resume:
-        resume(Path(args.resume), args.started, progress=not args.no_progress)
+        resume(Path(args.resume), args.started, progress=wants_progress(args))
         return 0
     if not args.data:
         raise PetalError("--data DIR is required (or --resume RUN)")
@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # and find the run folder here.
     os.environ["PETAL_RUN_DIR"] = str(out)
     try:
-        fit(request, args.started, progress=not args.no_progress)
+        fit(request, args.started, progress=wants_progress(args))
     finally:
         os.environ.pop("PETAL_RUN_DIR", None)
     return 0
@@ -72,14 +72,16 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from petal.train.fit import TrainRequest, find_lr, prepare
     from petal.train.recipes import get_recipe
 
+    if not args.data:
+        raise PetalError("--data DIR is required: the range test trains on it")
     recipe = get_recipe(args.recipe, args.set)
     data, _ = resolve_data(args.data, args.cache_dir)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     request = TrainRequest(data=data, recipe=recipe, out=out, model=args.model,
                            weights=args.weights, cache_dir=args.cache_dir,
                            split_file=Path(args.split) if args.split else None)
-    lr = find_lr(request, prepare(request), out / "lr_find.png")
+    progress = wants_progress(args)
+    lr = find_lr(request, prepare(request, progress), out / "lr_find.png", progress)
     print(f"Suggested learning rate: {lr:.3g} (plot: {out / 'lr_find.png'})")
     return 0
 
@@ -104,8 +106,8 @@ def _add_training_args(parser: argparse.ArgumentParser) -> None:
                         "name: tf_flowers, kaggle:OWNER/NAME")
     parser.add_argument("--model", help="resnet9, efficientnet_lite0/1/2, a torchvision model "
                         "name (resnet34, ...) or timm:NAME (default: the recipe's)")
-    parser.add_argument("--recipe", default="seed-transfer", help="see `petal recipes` "
-                        "(default seed-transfer)")
+    parser.add_argument("--recipe", default="fast-transfer", help="see `petal recipes` "
+                        "(default fast-transfer: minutes on a CPU)")
     parser.add_argument("--weights", help="imagenet, none, or a local state-dict file "
                         "(default: imagenet for pretrained families)")
     parser.add_argument("--split", help="reuse this split file (default: the seed-0 split)")
@@ -127,12 +129,13 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     train.add_argument("--strategy", default="auto", help="auto, ddp, ... (Lightning)")
     train.add_argument("--precision", default="32-true",
                        help="32-true, bf16-mixed, 16-mixed (Lightning)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress(train)
     train.set_defaults(func=cmd_train)
 
     lr_find = verbs.add_parser("lr-find", help="learning-rate range test; saves lr_find.png")
     _add_training_args(lr_find)
     lr_find.add_argument("--out", default=".", help="folder for lr_find.png (default .)")
+    add_progress(lr_find)
     lr_find.set_defaults(func=cmd_lr_find)
 
     recipes = verbs.add_parser("recipes", help="list the training recipes and their fields")

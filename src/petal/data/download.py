@@ -165,7 +165,7 @@ def _download(archive: RemoteArchive, target: Path, progress: bool) -> str:
                 open(target, "wb") as out:
             size = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=size, desc=f"Downloading {archive.name}", unit="B",
-                      unit_scale=True, unit_divisor=1024, disable=None if progress else True,
+                      unit_scale=True, unit_divisor=1024, disable=not progress,
                       leave=False) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
@@ -203,7 +203,7 @@ def _extract(archive: RemoteArchive, tar_path: Path, dest: Path, progress: bool)
     try:
         with tarfile.open(tar_path) as tar:
             members = tqdm(tar.getmembers(), desc=f"Extracting {archive.name}", unit="file",
-                           disable=None if progress else True, leave=False)
+                           disable=not progress, leave=False)
             tar.extractall(dest, members=members, filter="data")
     except tarfile.FilterError as exc:
         raise PetalError(

@@ -80,6 +80,14 @@ class TrainRequest:
     cache_dir: str | None = None
     data_description: str = ""
 
+    def __post_init__(self) -> None:
+        if self.lr is None or self.lr == "auto":
+            return
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise PetalError(f"lr {self.lr!r}: give a positive number, 'auto' (the LR "
+                             "finder's suggestion) or None (the recipe's)")
+        self.lr = float(self.lr)
+
     @property
     def model_name(self) -> str:
         return self.model or self.recipe.model
@@ -103,6 +111,7 @@ class TrainResult:
 class Prepared:
     """Everything a fit needs, decided before any long work starts."""
 
+    recipe: Recipe  # the request's, with the batch size fitted to the training set
     index: DatasetIndex
     split: Split
     model: torch.nn.Module  # the whole network, saved at the end
@@ -113,9 +122,9 @@ class Prepared:
     val_set: Dataset
     eval_spec: InputSpec  # what validation and the saved model see (the recipe's eval_crop)
 
-    def module(self, recipe: Recipe) -> ClassifierModule:
+    def module(self, recipe: Recipe | None = None) -> ClassifierModule:
         images_in = isinstance(self.train_set, CachedImages)
-        return ClassifierModule(self.network, recipe, len(self.split.classes),
+        return ClassifierModule(self.network, recipe or self.recipe, len(self.split.classes),
                                 self.spec if images_in else None)
 
 
@@ -143,6 +152,17 @@ def scan_and_split(request: TrainRequest, progress: bool = True) -> tuple[Datase
     return index, load_split(request, index)
 
 
+def fitted_batch_size(batch_size: int, n_train: int) -> int:
+    """`batch_size`, or for fewer training images than that the largest power of two that
+    still makes two batches an epoch (at least 2 images)."""
+    if n_train >= batch_size:
+        return batch_size
+    size = 2
+    while size * 2 <= n_train // 2:
+        size *= 2
+    return size
+
+
 def prepare(request: TrainRequest, progress: bool = True,
             scanned: tuple[DatasetIndex, Split] | None = None) -> Prepared:
     """Check data, split, build the model and decode the images; PetalError on bad input.
@@ -165,9 +185,11 @@ def prepare(request: TrainRequest, progress: bool = True,
     model, spec = build_model(request.model_name, len(split.classes),
                               weights=request.weights_or_default, input_size=recipe.input_size,
                               **options, **regularisation)
-    if len(split.train) < recipe.batch_size:
-        raise PetalError(f"too few training images ({len(split.train)}) for batch size "
-                         f"{recipe.batch_size}: add images or use --set batch_size=N")
+    batch_size = fitted_batch_size(recipe.batch_size, len(split.train))
+    if batch_size != recipe.batch_size:
+        print(f"note: {len(split.train)} training images, fewer than the recipe's batch size "
+              f"{recipe.batch_size}: training with batch size {batch_size}")
+        recipe = dataclasses.replace(recipe, batch_size=batch_size)
     if not split.val:
         raise PetalError("the split has no validation images: use a larger --val-fraction")
     cache = DecodedCache(cache_root(request.cache_dir), spec.resize_size)
@@ -178,7 +200,7 @@ def prepare(request: TrainRequest, progress: bool = True,
     n = len(split.train)
     if recipe.mode == "full":
         eval_spec = spec.whole_square() if recipe.eval_crop == "full" else spec
-        return Prepared(index, split, model, spec, architecture, model,
+        return Prepared(recipe, index, split, model, spec, architecture, model,
                         CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip,
                                      min_area=recipe.crop_area),
                         CachedImages(pixels[n:], labels[n:], eval_spec.size, flip=False),
@@ -192,7 +214,7 @@ def prepare(request: TrainRequest, progress: bool = True,
     val_views = [v[n:] for v in views[:2 if recipe.tta_flip else 1]]
     if recipe.tta_flip and recipe.views < 2:  # the mirrored view, for validation only
         val_views.append(features.view(1, pixels[n:], keys[n:], progress))
-    return Prepared(index, split, model, spec, architecture, parts.top,
+    return Prepared(recipe, index, split, model, spec, architecture, parts.top,
                     CachedViews([v[:n] for v in views], labels[:n], flip=recipe.flip),
                     CachedViews(val_views, labels[n:], tta=recipe.tta_flip), spec)
 
@@ -239,32 +261,32 @@ def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool)
     )
 
 
-def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path,
+def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
             progress: bool = True) -> float:
-    """Lightning's LR range test on the training data; saves the plot, returns the suggestion.
-
-    The network's weights are restored afterwards (Lightning does this).
-    """
+    """Lightning's LR range test on the training data; saves the plot (unless `plot_path` is
+    None), returns the suggestion. The network's weights are restored afterwards (Lightning
+    does this)."""
     from lightning.pytorch.tuner import Tuner
 
     from petal.report.curves import plot_lr_finder
 
     _quiet_lightning()
-    plot_path.parent.mkdir(parents=True, exist_ok=True)
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=progress, default_root_dir=str(plot_path.parent))
-    loader = train_loader(prepared.train_set, request.recipe.batch_size, request.recipe.seed)
+                        enable_progress_bar=progress, default_root_dir=str(request.out))
+    loader = train_loader(prepared.train_set, prepared.recipe.batch_size, prepared.recipe.seed)
     steps = min(LR_FINDER_STEPS, max(LR_FINDER_MIN_STEPS, 3 * len(loader)))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*max_epochs.*|.*val_dataloader.*")
-        finder = Tuner(trainer).lr_find(prepared.module(request.recipe), train_dataloaders=loader,
+        finder = Tuner(trainer).lr_find(prepared.module(), train_dataloaders=loader,
                                         min_lr=1e-6, max_lr=1.0, num_training=steps,
                                         update_attr=False)
     suggestion = finder.suggestion()
     if suggestion is None:
         raise PetalError("the LR finder found no clear minimum: pass --lr NUMBER instead")
-    plot_lr_finder(finder.results["lr"], finder.results["loss"], suggestion, plot_path)
+    if plot_path is not None:
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        plot_lr_finder(finder.results["lr"], finder.results["loss"], suggestion, plot_path)
     return float(suggestion)
 
 
@@ -292,18 +314,19 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
     """
     _quiet_lightning()
     prepared = prepared or prepare(request, progress)
-    run = request.out
-    if resume_from is None and rank_zero_only.rank == 0:
+    request = dataclasses.replace(request, recipe=prepared.recipe)  # the fitted batch size
+    run, rank_zero = request.out, rank_zero_only.rank == 0
+    if resume_from is None and rank_zero:
         write_run_start(request, prepared)
     if request.recipe.probe and resume_from is None:
         run_probe(request, prepared, started, progress)
     lr = request.lr if isinstance(request.lr, float) else request.recipe.lr
     if request.lr == "auto" and resume_from is None:
-        lr = find_lr(request, prepared, run / "lr_find.png", progress)
-        config = read_json(run / CONFIG_FILE)
-        config["lr_found"] = lr
-        if rank_zero_only.rank == 0:
-            atomic_write_json(run / CONFIG_FILE, config)
+        # every rank runs the same seeded test (no process group exists yet); one writes
+        lr = find_lr(request, prepared, run / "lr_find.png" if rank_zero else None, progress)
+        if rank_zero:
+            config = read_json(run / CONFIG_FILE)
+            atomic_write_json(run / CONFIG_FILE, {**config, "lr_found": lr})
         print(f"LR finder suggests {lr:.3g} (plot: {run / 'lr_find.png'})")
     elif request.lr == "auto":
         lr = read_json(run / CONFIG_FILE)["lr_found"]

@@ -42,9 +42,10 @@ def _format(key: str, value: float) -> str:
 class HistoryWriter(L.Callback):
     """Appends one row per epoch to history.csv (rank 0 only) and prints it, like the seed did.
 
-    `started` is the command's start time, so elapsed_seconds includes data preparation.
+    `started` is when this model's work began, so elapsed_seconds includes data preparation.
     On resume, rows after the checkpoint's epoch (and LR steps after its step) are dropped
-    before new ones are appended.
+    before new ones are added. Both files are rewritten whole, atomically, at each epoch's
+    end: the steps of an epoch cut short are not kept, as its checkpoint is not either.
     """
 
     def __init__(self, run_dir: Path, started: float, resume_at: tuple[int, int] | None = None
@@ -54,29 +55,32 @@ class HistoryWriter(L.Callback):
         self.started = started
         self.resume_at = resume_at  # (completed epochs, global step) of the checkpoint
         self.rows: list[dict[str, float]] = []
+        self.lr_lines = ["step,lr\n"]
         self.epoch_started = time.perf_counter()
 
     @rank_zero_only
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        lr_lines = ["step,lr\n"]
         if self.resume_at:
             epochs, step = self.resume_at
             self.rows = [r for r in read_history(self.history_path) if r["epoch"] <= epochs]
             with open(self.lr_path) as handle:
-                lr_lines += [line for line in list(handle)[1:] if int(line.split(",")[0]) < step]
-        write_history(self.history_path, self.rows)
-        atomic_write_text(self.lr_path, "".join(lr_lines))
+                self.lr_lines += [line for line in list(handle)[1:]
+                                  if int(line.split(",")[0]) < step]
+        self._write()
         tqdm.write(f"{'epoch':>5}  {'train_loss':>10}  {'val_loss':>9}  {'val_acc':>7}  "
                    f"{'lr':>9}  {'seconds':>7}")
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.epoch_started = time.perf_counter()
 
+    def _write(self) -> None:
+        write_history(self.history_path, self.rows)
+        atomic_write_text(self.lr_path, "".join(self.lr_lines))
+
     @rank_zero_only
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
         lr = trainer.optimizers[0].param_groups[0]["lr"]
-        with open(self.lr_path, "a") as handle:
-            handle.write(f"{trainer.global_step},{lr:.6g}\n")
+        self.lr_lines.append(f"{trainer.global_step},{lr:.6g}\n")
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -94,6 +98,6 @@ class HistoryWriter(L.Callback):
             "elapsed_seconds": now - self.started,
         }
         self.rows.append(row)
-        write_history(self.history_path, self.rows)
+        self._write()
         tqdm.write(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['val_loss']:>9.4f}  "
                    f"{row['val_acc']:>7.4f}  {row['lr']:>9.3g}  {row['epoch_seconds']:>7.1f}")
