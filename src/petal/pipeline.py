@@ -1,14 +1,14 @@
 """`petal run`: the original experiment in one command, ending in one report page.
 
     data check -> split -> for the from-scratch model and the pretrained one:
-    LR finder -> training -> evaluation; then predictions and side-by-side comparisons on
-    validation photos -> report.html
+    (LR finder, with `lr_find`) -> training -> evaluation; then predictions and side-by-side
+    comparisons on validation photos -> report.html
 
 Layout of the main run folder (OUT):
   data_check.json  split.json  timings.json  report.html
   predictions_scratch.png  predictions_transfer.png  compare_1.png ...
-  scratch/  transfer/   ordinary run folders (see train/fit.py), each with lr_find.png
-                        and eval/ (see evaluate.py)
+  scratch/  transfer/   ordinary run folders (see train/fit.py), each with eval/ (see
+                        evaluate.py) and, with `lr_find`, lr_find.png
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from petal.data.check import check_folder
 from petal.data.split import make_split
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
+from petal.stats import describe_accuracy
+from petal.system import usable_cores
 
 T = TypeVar("T")
 RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"), "seed": ("seed-resnet9", "seed-transfer")}
@@ -45,6 +47,7 @@ class MainJob:
     transfer_overrides: list[str] = field(default_factory=list)
     cache_dir: str | None = None
     progress: bool = True
+    lr_find: bool = False  # run the LR range test for each model (shown, not trained with)
 
 
 class Timer:
@@ -82,14 +85,14 @@ def machine() -> dict:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         memory_gib = 0.0
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory_gib, 1),
+    return {"cpu": cpu, "cores": usable_cores(), "memory_gib": round(memory_gib, 1),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform()}
 
 
 def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides: list[str],
-                weights: str | None, timer: Timer, started: float) -> dict:
+                weights: str | None, timer: Timer) -> dict:
     from petal.evaluate import evaluate
     from petal.train.fit import TrainRequest, find_lr, fit, prepare
     from petal.train.recipes import get_recipe
@@ -98,24 +101,31 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
     request = TrainRequest(data=job.data, recipe=recipe, out=job.out / role, model=model,
                            weights=weights, split_file=job.out / "split.json",
                            cache_dir=job.cache_dir, data_description=job.data_description)
+    started = time.perf_counter()  # this model's time: its data, (LR finder) and training
     prepared = timer(f"{role}: prepare data and model ({model}, {recipe.name})",
                      lambda: prepare(request, job.progress))
-    try:
-        suggestion = timer(f"{role}: LR finder",
-                           lambda: find_lr(request, prepared, request.out / "lr_find.png",
-                                           job.progress))
-        print(f"LR finder suggests {suggestion:.3g}; the recipe trains at {recipe.lr:.3g}")
-    except PetalError as exc:  # the plot is informative; the recipe's LR is what trains
-        suggestion = None
-        print(f"LR finder: {exc}")
+    suggestion = None
+    if job.lr_find:
+        try:
+            suggestion = timer(f"{role}: LR finder",
+                               lambda: find_lr(request, prepared, request.out / "lr_find.png",
+                                               job.progress))
+            print(f"LR finder suggests {suggestion:.3g}; the recipe trains at {recipe.lr:.3g}")
+        except PetalError as exc:  # the plot is informative; the recipe's LR is what trains
+            print(f"LR finder: {exc}")
+    else:
+        print(f"LR finder: not run; the recipe trains at {recipe.lr:.3g} (--lr-find shows "
+              "the range test)")
     result = timer(f"{role}: train", lambda: fit(request, started, job.progress,
                                                  prepared=prepared))
     metrics = timer(f"{role}: evaluate", lambda: evaluate(result.run_dir, tta=recipe.tta_flip,
                                                           cache_dir=job.cache_dir,
                                                           progress=job.progress))
-    print(f"{role}: validation accuracy {metrics['accuracy']:.4f}")
+    print(f"{role}: validation accuracy "
+          f"{describe_accuracy(metrics['n_correct'], metrics['n_images'])}")
     return {"model": model, "recipe": dataclasses.asdict(recipe), "lr_suggested": suggestion,
             "run": role, "val_acc": result.val_acc, "eval_accuracy": metrics["accuracy"],
+            "eval_correct": metrics["n_correct"], "eval_images": metrics["n_images"],
             "train_seconds": result.seconds}
 
 
@@ -128,23 +138,28 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
     by_class: dict[str, list[Path]] = {}
     for item in split_items:
         by_class.setdefault(item.label, []).append(job.data / item.path)
-    samples = [p for paths in by_class.values() for p in paths[:SAMPLES_PER_CLASS]]
+    samples = [(p, label) for label, paths in by_class.items()
+               for p in paths[:SAMPLES_PER_CLASS]]
+    photos = [p for p, _ in samples]
     written = []
     for role, classifier in classifiers.items():
-        predictions = classifier.predict(samples, top_k=1)
+        predictions = classifier.predict(photos, top_k=1)
         name = f"predictions_{role}.png"
-        plot_predictions([thumbnail(p) for p in samples], [p.label for p in predictions],
-                         [p.probability for p in predictions], job.out / name, len(samples))
+        plot_predictions([thumbnail(p) for p in photos], [p.label for p in predictions],
+                         [p.probability for p in predictions], job.out / name, len(photos),
+                         truths=[label for _, label in samples],
+                         title=f"{role}: {classifier.card.architecture['name']}")
         written.append(name)
-    photos = [Path(m["path"]) for m in worst[:COMPARISONS]] or samples[:COMPARISONS]
-    for n, photo in enumerate(photos, start=1):
+    compared = [(Path(m["path"]), m["true"]) for m in worst[:COMPARISONS]] or \
+        samples[:COMPARISONS]
+    for n, (photo, truth) in enumerate(compared, start=1):
         rankings = []
         for role, classifier in classifiers.items():
             top = classifier.predict(photo, top_k=3)
             title = f"{role}: {classifier.card.architecture['name']}"
             rankings.append(Ranking(title, top.labels, top.probabilities))
         name = f"compare_{n}.png"
-        plot_comparison(thumbnail(photo, side=384), rankings, job.out / name)
+        plot_comparison(thumbnail(photo, side=384), rankings, job.out / name, truth=truth)
         written.append(name)
     return written
 
@@ -172,9 +187,9 @@ def run_main_job(job: MainJob, started: float) -> Path:
     split.save(job.out / SPLIT_FILE)
     roles = {
         "scratch": _train_role(job, "scratch", job.scratch_model, scratch_recipe,
-                               job.scratch_overrides, None, timer, started),
+                               job.scratch_overrides, None, timer),
         "transfer": _train_role(job, "transfer", job.transfer_model, transfer_recipe,
-                                job.transfer_overrides, job.weights, timer, started),
+                                job.transfer_overrides, job.weights, timer),
     }
     worst = read_json(job.out / "scratch" / "eval" / "metrics.json")["worst_mistakes"]
     figures = timer("predictions and comparisons", lambda: _figures(job, split.val, worst))

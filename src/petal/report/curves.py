@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
 from petal.report.figures import save_figure  # noqa: E402
 from petal.train.history import read_history  # noqa: E402
@@ -23,6 +24,8 @@ def plot_history(run_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [r["val_acc"] for r in rows], "-x")
     ax.set(xlabel="epoch", ylabel="validation accuracy", title="Accuracy vs. epochs")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     written.append(save_figure(fig, run_dir / "accuracy.png"))
 
@@ -30,6 +33,7 @@ def plot_history(run_dir: Path) -> list[Path]:
     ax.plot(epochs, [r["train_loss"] for r in rows], "-bx", label="training")
     ax.plot(epochs, [r["val_loss"] for r in rows], "-rx", label="validation")
     ax.set(xlabel="epoch", ylabel="loss", title="Loss vs. epochs")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
     written.append(save_figure(fig, run_dir / "loss.png"))

@@ -23,6 +23,12 @@ from petal.data.image import load_image  # noqa: E402
 from petal.fsutil import atomic_write_bytes  # noqa: E402
 
 GALLERY_MAX = 16  # images in a gallery figure: enough to see a pattern, still readable
+LABEL_CHARS = 22  # class names longer than this are cut short in captions and bar labels
+
+
+def short(label: str, limit: int = LABEL_CHARS) -> str:
+    """`label`, cut to `limit` characters with an ellipsis, so captions do not overlap."""
+    return label if len(label) <= limit else label[:limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -61,44 +67,52 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _matrix_panel(ax: plt.Axes, values: np.ndarray, classes: Sequence[str], title: str,
-                  fmt: str) -> None:
-    ax.imshow(values, cmap="Blues", vmin=0, vmax=max(float(values.max()), 1e-9))
-    ticks = range(len(classes))
-    ax.set_xticks(ticks, classes, rotation=45, ha="right")
-    ax.set_yticks(ticks, classes)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    threshold = values.max() / 2
-    for (row, col), value in np.ndenumerate(values):
-        ax.text(col, row, format(value, fmt), ha="center", va="center", fontsize=8,
-                color="white" if value > threshold else "black")
-
-
 def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path) -> Path:
-    """Counts (left) and rows normalised to recall (right) in one PNG; rows = true class."""
+    """One panel sized to its classes: cells shaded by the share of their row (recall on the
+    diagonal) and labelled with their count (zeros left blank); rows = true class.
+
+    A cell is 0.32 inch (35 px) at any number of classes, so 50 classes stay legible at full
+    size instead of being shrunk into a fixed frame.
+    """
     matrix = np.asarray(matrix)
+    n = len(classes)
     totals = matrix.sum(axis=1, keepdims=True)
-    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
-    side = 2.5 + 0.6 * len(classes)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(2 * side, side))
-    _matrix_panel(left, matrix, classes, "Confusion matrix (counts)", "d")
-    _matrix_panel(right, normalised, classes, "Confusion matrix (row-normalised)", ".2f")
+    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    label_inches = 0.09 * max((len(c) for c in classes), default=1) + 0.6
+    side = max(3.0, 0.32 * n)
+    fig, ax = plt.subplots(figsize=(side + label_inches + 1.2, side + label_inches + 0.6))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(n)
+    fontsize = 10 if n <= 10 else 9 if n <= 30 else 8
+    ax.set_xticks(ticks, classes, rotation=45 if n <= 10 else 90,
+                  ha="right" if n <= 10 else "center", fontsize=fontsize)
+    ax.set_yticks(ticks, classes, fontsize=fontsize)
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.set_title("Confusion matrix: counts, shaded by share of the true class", fontsize=10)
+    for (row, col), value in np.ndenumerate(matrix):
+        if value:
+            ax.text(col, row, str(value), ha="center", va="center", fontsize=fontsize,
+                    color="white" if shares[row, col] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class")
     return save_figure(fig, path)
 
 
 def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str], path: Path,
-             title: str, caption_color: str = "black") -> Path:
-    """Images in a grid of up to 4 columns, each titled with its caption."""
+             title: str, colors: Sequence[str] | None = None) -> Path:
+    """Images in a grid of up to 4 columns, each titled with its caption (in its colour)."""
     cols = min(4, len(images))
     rows = math.ceil(len(images) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.3 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.4 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, caption in zip(axes.flat, images, captions):
+    for i, (ax, image, caption) in enumerate(zip(axes.flat, images, captions)):
         ax.imshow(image)
-        ax.set_title(caption, fontsize=9, color=caption_color)
-    fig.suptitle(title)
+        ax.set_title(caption, fontsize=10, color=colors[i] if colors else "black")
+    fig.suptitle(title, fontsize=12)
     return save_figure(fig, path)
+
+
+RIGHT, WRONG = "tab:green", "tab:red"
 
 
 def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
@@ -114,21 +128,31 @@ def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
                 ha="center", va="center", fontsize=12)
         return save_figure(fig, path)
     shown = list(mistakes)[:GALLERY_MAX]
-    captions = [f"true: {m.true}\npredicted: {m.predicted} ({m.confidence:.1%})" for m in shown]
+    captions = [f"true: {short(m.true)}\n✗ predicted: {short(m.predicted)} "
+                f"({m.confidence:.1%})" for m in shown]
     title = f"Most confident mistakes ({len(shown)} of {n_mistakes}, {n_images} images)"
-    return _gallery([m.image for m in shown], captions, path, title, "tab:red")
+    return _gallery([m.image for m in shown], captions, path, title, [WRONG] * len(shown))
 
 
 def plot_predictions(images: Sequence[Image.Image | np.ndarray], labels: Sequence[str],
-                     probabilities: Sequence[float], path: Path, total: int) -> Path:
+                     probabilities: Sequence[float], path: Path, total: int,
+                     truths: Sequence[str] | None = None, title: str = "Predictions") -> Path:
     """Each image titled with its predicted label and probability; `total` images were predicted.
 
-    Draws at most GALLERY_MAX images, the first ones given.
+    With `truths` (labelled photos), each caption also gives the true label and a ✓ in green
+    or a ✗ in red. Draws at most GALLERY_MAX images, the first ones given.
     """
     n = min(len(images), GALLERY_MAX)
-    captions = [f"{label} ({p:.1%})" for label, p in zip(labels[:n], probabilities[:n])]
+    captions = [f"{short(label)} ({p:.1%})" for label, p in zip(labels[:n], probabilities[:n])]
+    colors = None
+    if truths is not None:
+        right = [label == truth for label, truth in zip(labels[:n], truths[:n])]
+        captions = [f"true: {short(truth)}\n{'✓' if ok else '✗'} predicted: {caption}"
+                    for truth, ok, caption in zip(truths, right, captions)]
+        colors = [RIGHT if ok else WRONG for ok in right]
+        title += f": {sum(right)} of {n} right"
     shown = f"first {n} of {total}" if total > n else f"{n}"
-    return _gallery(list(images[:n]), captions, path, f"Predictions ({shown} images)")
+    return _gallery(list(images[:n]), captions, path, f"{title} ({shown} images)", colors)
 
 
 def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, path: Path,
@@ -158,19 +182,28 @@ def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, p
 
 
 def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking],
-                    path: Path) -> Path:
-    """The image, then each model's top-k as labelled horizontal bars, side by side."""
+                    path: Path, truth: str | None = None) -> Path:
+    """The image, then each model's top-k as labelled horizontal bars, side by side.
+
+    With `truth`, its bar is green wherever it appears (and the image is titled with it);
+    the other bars are grey, so a right answer and a wrong one look different.
+    """
     fig, axes = plt.subplots(1, 1 + len(rankings), figsize=(3.6 * (1 + len(rankings)), 3.4),
                              squeeze=False)
     axes[0, 0].imshow(image)
     axes[0, 0].axis("off")
+    if truth is not None:
+        axes[0, 0].set_title(f"true: {short(truth)}", fontsize=10)
     for ax, ranking in zip(axes[0, 1:], rankings):
         positions = np.arange(len(ranking.labels))
-        bars = ax.barh(positions, ranking.probabilities,
-                       color=["tab:green"] + ["tab:gray"] * (len(ranking.labels) - 1))
-        ax.bar_label(bars, [f"{p:.1%}" for p in ranking.probabilities], padding=2, fontsize=8)
-        ax.set_yticks(positions, ranking.labels)
+        colors = [RIGHT if label == truth else "tab:gray" for label in ranking.labels]
+        bars = ax.barh(positions, ranking.probabilities, color=colors)
+        ax.bar_label(bars, [f"{p:.1%}" for p in ranking.probabilities], padding=2, fontsize=9)
+        ax.set_yticks(positions, [short(label) for label in ranking.labels])
         ax.invert_yaxis()  # most probable on top
-        ax.set_xticks([0, 0.5, 1])
-        ax.set(xlim=(0, 1.25), xlabel="probability", title=ranking.title)
+        ax.set_xticks([0, 0.5, 1], ["0 %", "50 %", "100 %"])
+        verdict = "" if truth is None else ("  ✓" if ranking.labels[0] == truth else "  ✗")
+        ax.set(xlim=(0, 1.25), xlabel="probability")
+        ax.set_title(ranking.title + verdict, fontsize=10,
+                     color="black" if not verdict else (RIGHT if "✓" in verdict else WRONG))
     return save_figure(fig, path)
