@@ -48,8 +48,11 @@ def page(page_url: str) -> Iterator:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 800})
+            failed: list[str] = []
+            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
             page.goto(page_url)
             page.wait_for_selector(".model[data-model='tiny']")
+            assert failed == []  # the page, its script's requests and the favicon: no 404
             yield page
         finally:
             browser.close()

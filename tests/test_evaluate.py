@@ -26,6 +26,7 @@ from petal.evaluate import (
     probabilities,
 )
 from petal.report.figures import plot_worst_mistakes
+from petal.stats import describe_accuracy, wilson_interval
 
 REQUIRED = {"accuracy", "top_k_accuracy", "per_class", "confusion_matrix", "ece", "n_images",
             "class_mapping", "tta", "data", "skipped"}
@@ -292,6 +293,22 @@ def test_compute_metrics_by_hand() -> None:
     ece = sum(abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
               for b in set(bins))
     assert metrics["ece"] == pytest.approx(ece, abs=1e-5)
+    assert metrics["n_correct"] == 2
+    assert metrics["accuracy_interval"] == pytest.approx(wilson_interval(2, 4), abs=1e-6)
+
+
+@pytest.mark.parametrize(("correct", "n", "low", "high"), [
+    (0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0),
+    (412, 431, 0.9322, 0.9716)])
+def test_wilson_interval_against_published_values(correct: int, n: int, low: float,
+                                                  high: float) -> None:
+    # Newcombe (1998); 412 of 431 solved as the quadratic (p^ - p)^2 = z^2 p (1 - p) / n
+    assert wilson_interval(correct, n) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_accuracy_is_said_with_its_images_and_small_sets_with_an_interval() -> None:
+    assert describe_accuracy(412, 431) == "95.6 % (412 of 431 images)"
+    assert describe_accuracy(23, 26) == "88.5 % (23 of 26 images; 95 % interval 71.0-96.0 %)"
 
 
 def test_no_mistakes_figure(tmp_path: Path) -> None:

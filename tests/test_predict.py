@@ -270,3 +270,46 @@ def test_to_input_matches_torchvision_normalize() -> None:
     actual = to_input(images, spec)
     assert actual.shape == (2, 3, 8, 8) and actual.flags.c_contiguous
     np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+# --- a model trained with a mirrored view answers with it, everywhere -------------------------
+
+@pytest.fixture(scope="module")
+def mirror_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny ResNet9 recipe with tta_flip: validation averaged each image with its mirror."""
+    from conftest import _fit
+
+    out = tmp_path_factory.mktemp("mirror") / "run"
+    return _fit(tiny_run.parent / "data", out, ["width=0.125", "input_size=32", "batch_size=4",
+                                                 "epochs=2", "tta_flip=true"])
+
+
+def test_mirror_model_answers_as_it_was_validated(mirror_run: Path, tiny_run: Path,
+                                                  tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    from petal.export import export
+    from petal.modelio import load_model
+    from petal.preprocess import to_input
+
+    card = json.loads((mirror_run / "model" / "model.json").read_text())
+    assert card["input"]["mirror"] is True
+    # evaluate (no --tta) scores what predict delivers, and that is the card's figure
+    assert main(["evaluate", str(mirror_run), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["mirror"] is True and metrics["tta"] is False
+    assert metrics["accuracy"] == pytest.approx(card["metrics"]["val_acc"], abs=1e-6)
+    # predict's probabilities are the mean over the photo and its mirror
+    photos = sorted((tiny_run.parent / "data").rglob("*.jpg"))[:5]
+    classifier = petal.load(mirror_run)
+    arrays = np.stack([classifier.prepare(p) for p in photos])
+    network, _ = load_model(mirror_run)
+    with torch.inference_mode():
+        both = [network(torch.from_numpy(to_input(a, classifier.spec))).softmax(1).numpy()
+                for a in (arrays, arrays[:, :, ::-1])]
+    assert np.allclose(classifier.probabilities(arrays), (both[0] + both[1]) / 2, atol=1e-5)
+    # the exported ONNX graph carries the mirror: the same answer without torch's help
+    onnx_model = petal.load(export(mirror_run, out=tmp_path / "m.onnx").path)
+    assert np.allclose(onnx_model.probabilities(arrays), classifier.probabilities(arrays),
+                       atol=1e-4)

@@ -13,7 +13,7 @@ from petal.cli import main
 from petal.data.duplicates import duplicate_groups
 from petal.data.scan import scan_folder
 from petal.data.split import Split, check_split_matches, make_split
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 
 
 @pytest.fixture
@@ -97,6 +97,15 @@ def test_round_trip_and_staleness(image_folder: Path, tmp_path: Path) -> None:
 def test_bad_fractions(image_folder: Path, args: list[str], capsys: pytest.CaptureFixture) -> None:
     assert main(["data", "split", str(image_folder), *args]) == 1
     assert "fractions" in capsys.readouterr().err
+
+
+def test_small_classes_keep_two_validation_images_or_say_so(tmp_path: Path) -> None:
+    for c, (label, count) in enumerate([("big", 6), ("small", 4)]):
+        for i in range(count):
+            write_image(tmp_path / label / f"{i}.jpg", seed=50 * c + i)
+    with pytest.warns(PetalWarning, match=r"validation images of small \(1\)"):
+        split = make_split(scan_folder(tmp_path, progress=False))
+    assert split.counts()["val"] == {"big": 2, "small": 1}
 
 
 def test_flowers_default_split(flowers: Path, tmp_path: Path) -> None:

@@ -214,7 +214,7 @@ def test_run_folder(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFi
     run = tmp_path / "run"
     assert _train(image_folder, run) == 0
     out = capsys.readouterr().out
-    assert "train_loss" in out and "Done: val_acc" in out
+    assert "train_loss" in out and "Done: validation accuracy" in out
     for name in ["config.json", "split.json", "history.csv", "lr_steps.csv", "accuracy.png",
                  "loss.png", "lr.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
                  "model/model.safetensors", "model/model.json"]:
@@ -378,7 +378,7 @@ def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: P
          str(tmp_path / "cache"), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("Done: val_acc") == 1
+    assert done.stdout.count("Done: validation accuracy") == 1
     assert len(read_history(run / "history.csv")) == 2
     steps = (run / "lr_steps.csv").read_text().splitlines()[1:]
     assert len(steps) == len({line.split(",")[0] for line in steps})  # one writer

@@ -11,8 +11,9 @@ Class folders map to the model's classes by name (case-insensitive, singular or 
 some of the classes, and metrics are always over all the model's classes.
 
 Pixels come from the decoded cache plus the central crop: exactly what Classifier.prepare
-gives for the same file. With `tta`, the probabilities of each image and of its horizontal
-mirror are averaged.
+gives for the same file, through the same network, so the figures are what `petal predict`
+delivers (a model trained with a mirrored view averages it itself). With `tta`, a model
+without one also averages each image with its mirror: a figure predict does not give.
 
 Written to `out` (default RUN/eval/ for the model's own split, RUN/eval-NAME/ for the data
 folder NAME; RUN is the run folder holding model/, or a standalone model folder itself):
@@ -356,6 +357,7 @@ def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = Non
     out = Path(out) if out is not None else _default_out(run_folder(model_folder), data,
                                                          split_file, own_split, part)
     squares = decoded_squares(chosen, classifier.spec.resize_size, cache_dir, progress)
+    tta = tta and not classifier.spec.mirror  # a model that mirrors itself gains nothing
     probs = probabilities(classifier, squares, tta, progress)
     targets = np.array([classes.index(chosen.class_mapping[folder])
                         for _, folder, _ in chosen.items])
@@ -368,6 +370,7 @@ def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = Non
         "split": chosen.split,
         "part": chosen.part,
         "tta": tta,
+        "mirror": classifier.spec.mirror,
         "n_images": len(paths),
         **compute_metrics(probs, targets, classes, top_k),
         "training_images": {"found": seen, "included": include_training and seen > 0,
@@ -401,8 +404,10 @@ def format_summary(metrics: dict) -> str:
                                 if metrics["split"] else "")
     width = max([len(c) for c in metrics["classes"]] + [9])
     lines = [f"Model: {metrics['model']} ({metrics['architecture']})",
-             f"Data:  {source}: {metrics['n_images']} images, TTA "
-             + ("on (image + mirror)" if metrics["tta"] else "off"),
+             f"Data:  {source}: {metrics['n_images']} images; "
+             + ("the model averages each with its mirror" if metrics["mirror"] else
+                "each image and its mirror averaged (--tta: not what predict gives)"
+                if metrics["tta"] else "one view per image, as predict sees it"),
              _mapping_line(metrics["class_mapping"], len(metrics["classes"])),
              "", f"{'class':<{width}}  {'precision':>9}{'recall':>9}{'f1':>9}{'support':>9}"]
     for name, row in metrics["per_class"].items():

@@ -3,11 +3,14 @@
     petal export runs/my-run                        # -> runs/my-run/model/model.onnx (+ .json)
     petal export runs/my-run --format torchscript   # -> runs/my-run/model/model.pt (+ .json)
 
-The exported graph is the network alone: input "input", float32 (N, 3, size, size) RGB,
-already normalised ((pixel / 255 - mean) / std, values in the card's input spec), any
-batch size N; output "logits", float32 (N, classes), before softmax. Normalisation
-stays outside the graph so that every engine receives the same tensor from the same
-NumPy preprocessing (`petal.preprocess`) and their outputs can be compared directly.
+The exported graph is the network as inference runs it: input "input", float32 (N, 3,
+size, size) RGB, already normalised ((pixel / 255 - mean) / std, values in the card's
+input spec), any batch size N; output "logits", float32 (N, classes), before softmax. For
+a model whose spec says `mirror`, the graph averages each image with its mirror inside
+and its logits are the log of the averaged probabilities (petal.models.mirror).
+Normalisation stays outside the graph so that every engine receives the same tensor from
+the same NumPy preprocessing (`petal.preprocess`) and their outputs can be compared
+directly.
 
 The model card (classes, input spec, metrics, plus an "export" section describing the
 tensors) is embedded (ONNX metadata_props["petal.card"], TorchScript extra file
@@ -31,6 +34,7 @@ from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, atomic_write_json
 from petal.modelio import ModelCard, find_model_folder, load_model
+from petal.models.mirror import answering
 from petal.onnx_engine import CARD_KEY, INPUT_NAME, ONNX_FILE, OUTPUT_NAME, sidecar_path
 
 FORMATS = {"onnx": ONNX_FILE, "torchscript": "model.pt"}
@@ -59,7 +63,9 @@ def _export_card(card: ModelCard, fmt: str) -> dict:
         "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["N", 3, size, size],
                   "layout": "NCHW RGB", "normalised": "(pixel / 255 - mean) / std"},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(card.classes)],
-                   "meaning": "logits; softmax gives class probabilities, in order of classes"},
+                   "meaning": "logits; softmax gives class probabilities, in order of classes"
+                              + (" (averaged over the image and its mirror)"
+                                 if card.input.mirror else "")},
     }}
 
 
@@ -118,7 +124,8 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
         raise PetalError(f"unknown export format {fmt!r}: use {' or '.join(FORMATS)}")
     if opset is not None and fmt != "onnx":
         raise PetalError("--opset applies to ONNX only")
-    model, card = load_model(model_path)
+    network, card = load_model(model_path)
+    model = answering(network, card.input)
     path = Path(out) if out else default_path(model_path, fmt)
     size = card.input.size
     generator = torch.Generator().manual_seed(0)

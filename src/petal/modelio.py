@@ -200,7 +200,8 @@ def _shape_mismatch(expected: dict[str, tuple], stored: dict[str, tuple]) -> str
 
 
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard]:
-    """Rebuild the network from model.json and load model.safetensors; returns it in eval mode."""
+    """Rebuild the network from model.json and load model.safetensors; returns it in eval mode.
+    What inference runs is `petal.models.mirror.answering(model, card.input)`."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model as load_safetensors
 

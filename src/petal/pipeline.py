@@ -118,8 +118,7 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
               "the range test)")
     result = timer(f"{role}: train", lambda: fit(request, started, job.progress,
                                                  prepared=prepared))
-    metrics = timer(f"{role}: evaluate", lambda: evaluate(result.run_dir, tta=recipe.tta_flip,
-                                                          cache_dir=job.cache_dir,
+    metrics = timer(f"{role}: evaluate", lambda: evaluate(result.run_dir, cache_dir=job.cache_dir,
                                                           progress=job.progress))
     print(f"{role}: validation accuracy "
           f"{describe_accuracy(metrics['n_correct'], metrics['n_images'])}")

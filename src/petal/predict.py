@@ -107,11 +107,12 @@ def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, Callable]
     import torch
 
     from petal.modelio import load_model
+    from petal.models.mirror import answering
 
     if threads:
         torch.set_num_threads(threads)
     model, card = load_model(path)
-    model = model.to(memory_format=torch.channels_last)
+    model = answering(model, card.input).to(memory_format=torch.channels_last)
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -200,7 +200,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--class-map", metavar="FILE_OR_PAIRS",
                           help="folder -> class: a JSON file {\"roses\": \"rose\"} or pairs "
                           "roses=rose,daisies=daisy")
-    evaluate.add_argument("--tta", action="store_true", help="average the probabilities of each "
+    evaluate.add_argument("--tta", action="store_true", help="for a model without a mirrored "
+                          "view of its own: average the probabilities of each "
                           "image and its horizontal mirror")
     evaluate.add_argument("--include-training", action="store_true",
                           help="also score photos the model was trained on (found by content; "

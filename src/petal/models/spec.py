@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +20,17 @@ MAX_SIDE = 2048
 class InputSpec:
     """Square input of `size` px, cut from an image resized so its shorter side is `resize_size`.
 
-    Pixels are scaled to [0, 1], then normalised per channel: (x - mean) / std.
+    Pixels are scaled to [0, 1], then normalised per channel: (x - mean) / std. With
+    `mirror`, the model's answer is the mean of its probabilities for the image and for its
+    left-right mirror (the recipe field tta_flip); the network that inference loads does
+    this itself, in torch and in an exported ONNX graph alike.
     """
 
     size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     crop_pct: float = 0.875
+    mirror: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or not 1 <= self.size <= MAX_SIDE:
@@ -46,18 +51,23 @@ class InputSpec:
 
     def whole_square(self) -> InputSpec:
         """The same stored square seen whole: `resize_size` px, nothing cropped away."""
-        return InputSpec(self.resize_size, self.mean, self.std, crop_pct=1.0)
+        return dataclasses.replace(self, size=self.resize_size, crop_pct=1.0)
 
     def to_json(self) -> dict[str, Any]:
         # resize_size is derived, written for readers of model.json that are not petal.
         return {"size": self.size, "mean": list(self.mean), "std": list(self.std),
-                "crop_pct": self.crop_pct, "resize_size": self.resize_size}
+                "crop_pct": self.crop_pct, "resize_size": self.resize_size,
+                "mirror": self.mirror}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InputSpec:
         try:
+            mirror = data.get("mirror", False)
+            if not isinstance(mirror, bool):
+                raise TypeError(f"mirror must be true or false, not {mirror!r}")
             return cls(size=int(data["size"]), mean=tuple(float(v) for v in data["mean"]),
-                       std=tuple(float(v) for v in data["std"]), crop_pct=float(data["crop_pct"]))
-        except (KeyError, TypeError, ValueError) as exc:
+                       std=tuple(float(v) for v in data["std"]), crop_pct=float(data["crop_pct"]),
+                       mirror=mirror)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PetalError(f"malformed input spec {data!r} ({exc}): "
                              "save the model again with petal") from exc

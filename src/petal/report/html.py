@@ -162,7 +162,7 @@ def _evaluation(role_dir: Path, info: dict) -> str:
              v["support"]] for name, v in metrics["per_class"].items()]
     head = (f"<p>accuracy <b>{describe_accuracy(metrics['n_correct'], metrics['n_images'])}"
             f"</b>, top-{metrics['top_k']} {_percent(metrics['top_k_accuracy'])}, "
-            f"ECE {metrics['ece']:.3f}, test-time mirror {'on' if metrics['tta'] else 'off'}"
+            f"ECE {metrics['ece']:.3f}, mirrored view {'averaged' if metrics['mirror'] else 'none'}"
             "</p>")
     return (head + _table(["class", "precision", "recall", "f1", "support"], rows)
             + "".join(_image(role_dir / "eval" / name, name) for name in

@@ -26,7 +26,9 @@ class ServedModel:
         card = self.classifier.card
         return {"name": self.name, "architecture": card.architecture.get("name"),
                 "classes": self.classifier.classes, "input": self.classifier.spec.to_json(),
-                "val_acc": card.metrics.get("val_acc"), "engine": self.classifier.engine}
+                "val_acc": card.metrics.get("val_acc"), "n_val": card.metrics.get("n_val"),
+                "val_interval": card.metrics.get("val_interval"),
+                "engine": self.classifier.engine}
 
 
 def default_name(path: Path) -> str:

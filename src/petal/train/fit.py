@@ -40,6 +40,7 @@ from petal.models import architecture_config, build_model, default_weights
 from petal.models.spec import InputSpec
 from petal.paths import cache_root
 from petal.report.curves import plot_history
+from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 from petal.train.cached import CachedViews, FeatureCache, features_key
 from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_network
@@ -198,8 +199,10 @@ def prepare(request: TrainRequest, progress: bool = True,
     label_of = {name: i for i, name in enumerate(split.classes)}
     labels = np.array([label_of[i.label] for i in items])
     n = len(split.train)
+    # what validation and the saved model see: the recipe's crop, with its mirror if any
+    eval_spec = dataclasses.replace(spec.whole_square() if recipe.eval_crop == "full" else spec,
+                                    mirror=recipe.tta_flip)
     if recipe.mode == "full":
-        eval_spec = spec.whole_square() if recipe.eval_crop == "full" else spec
         return Prepared(recipe, index, split, model, spec, architecture, model,
                         CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip,
                                      min_area=recipe.crop_area),
@@ -216,7 +219,7 @@ def prepare(request: TrainRequest, progress: bool = True,
         val_views.append(features.view(1, pixels[n:], keys[n:], progress))
     return Prepared(recipe, index, split, model, spec, architecture, parts.top,
                     CachedViews([v[:n] for v in views], labels[:n], flip=recipe.flip),
-                    CachedViews(val_views, labels[n:], tta=recipe.tta_flip), spec)
+                    CachedViews(val_views, labels[n:], tta=recipe.tta_flip), eval_spec)
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
@@ -346,6 +349,9 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
     averaging = [weight_ema(recipe.ema)] if recipe.ema else []
     trainer = _trainer(request, [history, best, last, *averaging, *(extra_callbacks or [])],
                        progress)
+    n_val = len(prepared.split.val)
+    print(f"Validation: {n_val} images" + (f", one image is {100 / n_val:.1f} points of "
+                                           "accuracy" if n_val < INTERVAL_BELOW else ""))
     trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
                 eval_loader(prepared.val_set, recipe.batch_size),
                 ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
@@ -360,18 +366,23 @@ def finish(request: TrainRequest, prepared: Prepared, model: torch.nn.Module, re
     run = request.out
     rows = read_history(run / "history.csv")
     best = max(rows, key=lambda r: r["val_acc"])
-    metrics = {"val_acc": rows[-1]["val_acc"], "val_loss": rows[-1]["val_loss"],
+    n_val = len(prepared.split.val)
+    correct = round(rows[-1]["val_acc"] * n_val)
+    metrics = {"val_acc": rows[-1]["val_acc"], "val_correct": correct,
+               "val_interval": [round(v, 6) for v in wilson_interval(correct, n_val)],
+               "val_loss": rows[-1]["val_loss"],
                "best_val_acc": best["val_acc"], "best_epoch": int(best["epoch"]),
                "epochs": int(rows[-1]["epoch"]), "train_seconds": rows[-1]["elapsed_seconds"],
-               "n_train": len(prepared.split.train), "n_val": len(prepared.split.val)}
+               "n_train": len(prepared.split.train), "n_val": n_val}
     card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
                      input=prepared.eval_spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
                      data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}")
     model_dir = save_model_folder(run / "model", model.cpu().eval(), card)
     plot_history(run)
     seconds = time.perf_counter() - started
-    print(f"Done: val_acc {metrics['val_acc']:.4f} (best {best['val_acc']:.4f} at epoch "
-          f"{metrics['best_epoch']}), {seconds:.0f} s, model: {model_dir}")
+    print(f"Done: validation accuracy {describe_accuracy(correct, n_val)} after epoch "
+          f"{metrics['epochs']} (best {100 * best['val_acc']:.1f} % at epoch "
+          f"{metrics['best_epoch']}), {seconds:.0f} s; model: {model_dir}")
     return TrainResult(run, model_dir, metrics["val_acc"], best["val_acc"], int(best["epoch"]),
                        seconds)
 

@@ -67,7 +67,7 @@ class HistoryWriter(L.Callback):
                 self.lr_lines += [line for line in list(handle)[1:]
                                   if int(line.split(",")[0]) < step]
         self._write()
-        tqdm.write(f"{'epoch':>5}  {'train_loss':>10}  {'val_loss':>9}  {'val_acc':>7}  "
+        tqdm.write(f"{'epoch':>5}  {'train_loss':>10}  {'val_loss':>9}  {'val_acc':>8}  "
                    f"{'lr':>9}  {'seconds':>7}")
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -100,4 +100,5 @@ class HistoryWriter(L.Callback):
         self.rows.append(row)
         self._write()
         tqdm.write(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['val_loss']:>9.4f}  "
-                   f"{row['val_acc']:>7.4f}  {row['lr']:>9.3g}  {row['epoch_seconds']:>7.1f}")
+                   f"{100 * row['val_acc']:>6.1f} %  {row['lr']:>9.2e}  "
+                   f"{row['epoch_seconds']:>7.1f}")
