@@ -116,6 +116,8 @@ def test_console_script_and_help(image_folder: Path) -> None:
     for verb in (["data", "check"], ["data", "split"], ["cache", "info"]):
         shown = subprocess.run([petal, *verb, "--help"], capture_output=True, text=True)
         assert shown.returncode == 0 and "usage:" in shown.stdout
+    predict_help = subprocess.run([petal, "predict", "--help"], capture_output=True, text=True)
+    assert ".onnx" in predict_help.stdout and "--progress" in predict_help.stdout
 
 
 def test_special_files_are_listed_without_blocking(image_folder: Path) -> None:

@@ -375,7 +375,8 @@ def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: P
     done = subprocess.run(
         [petal, "train", "--data", str(image_folder), "--recipe", "seed-resnet9", *TINY,
          "--set", "epochs=2", "--out", str(run), "--no-progress", "--cache-dir",
-         str(tmp_path / "cache"), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"],
+         str(tmp_path / "cache"), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+         "--lr", "auto"],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Done: validation accuracy") == 1
@@ -384,7 +385,10 @@ def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: P
     assert len(steps) == len({line.split(",")[0] for line in steps})  # one writer
     assert sorted(p.name for p in run.iterdir()) == sorted(
         ["accuracy.png", "checkpoints", "config.json", "history.csv", "loss.png", "lr.png",
-         "lr_steps.csv", "model", "split.json"])
+         "lr_find.png", "lr_steps.csv", "model", "split.json"])
+    config = json.loads((run / "config.json").read_text())
+    card = json.loads((run / "model" / "model.json").read_text())
+    assert card["recipe"]["lr"] == config["lr_found"]  # trained at the suggestion
     model, _ = load_model(run)
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
 
