@@ -389,7 +389,7 @@ def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = Non
 
 
 def _cell(value: float | None) -> str:
-    return f"{value:9.3f}" if value is not None else f"{'-':>9}"
+    return f"{100 * value:7.1f} %" if value is not None else f"{'-':>9}"
 
 
 def _mapping_line(mapping: dict[str, str], n_classes: int) -> str:

@@ -128,8 +128,8 @@ RECIPES: dict[str, Recipe] = {
             label_smoothing=0.1,
             input_size=64,
             width=0.25,
-            # the mirrored view: +7 of 1293 images over three splits, for 1.4 ms an image
-            # (docs/TUNING.md); fast-transfer gained 1 for 20 ms and seed-transfer none
+            # the mirrored view: +7 of 1293 images over three splits, for 1.7 ms an image
+            # (docs/RESULTS.md); fast-transfer gained 1 for 24 ms, seed-transfer none
             tta_flip=True,
         ),
         Recipe(
