@@ -224,12 +224,15 @@ def _crafted(card: dict) -> dict[str, object]:
         "split elsewhere": ({**card, "split": "/etc/passwd"}, "split '/etc/passwd'"),
         "duplicate classes": ({**card, "classes": [card["classes"][0]] * len(card["classes"])},
                               "distinct names"),
+        "mirror not a bool": ({**card, "input": {**card["input"], "mirror": "yes"}},
+                              "mirror must be true or false"),
     }
 
 
 @pytest.mark.parametrize("case", ["a list", "nested deep", "fewer classes", "huge num_classes",
                                   "huge input", "tiny crop_pct", "wider network",
-                                  "split elsewhere", "duplicate classes"])
+                                  "split elsewhere", "duplicate classes",
+                                  "mirror not a bool"])
 def test_crafted_model_cards_are_refused(case: str, tiny_run: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture) -> None:
     crafted = tmp_path / "crafted"
