@@ -68,9 +68,10 @@ def _embedded(png: bytes) -> tuple[str, bytes]:
 def _image(path: Path, alt: str) -> str:
     if not path.is_file():
         return f'<p class="muted">({html.escape(path.name)} missing)</p>'
-    mime, data = _embedded(path.read_bytes())
-    with Image.open(path) as image:
+    png = path.read_bytes()
+    with Image.open(io.BytesIO(png)) as image:  # the header only: the width drawn
         width = image.width
+    mime, data = _embedded(png)
     return (f'<img src="data:{mime};base64,{base64.b64encode(data).decode()}" '
             f'alt="{html.escape(alt)}" style="width: {width}px">')
 
