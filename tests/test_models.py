@@ -145,20 +145,10 @@ def test_resnet9_has_no_pretrained_weights(weights):
     assert n_params(build_model("resnet9", 5, weights="none")[0]) == resnet9_params(5)
 
 
-def test_timm_families_take_dropout_and_drop_path():
-    """Training-only: the same weights give the same eval outputs, and random train outputs."""
-    plain, _ = build_model("efficientnet_lite0", 3, input_size=64)
-    dropped, _ = build_model("timm:tf_efficientnet_lite0", 3, input_size=64, drop_rate=0.5,
-                             drop_path_rate=0.5)
-    dropped.load_state_dict(plain.state_dict())  # strict: no weights added
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(dropped.eval()(x), plain.eval()(x))
-        dropped.train()
-        assert not torch.allclose(dropped(x), dropped(x))
-    for name in ["resnet9", "resnet18"]:
-        with pytest.raises(PetalError, match="drop_rate does not apply"):
-            build_model(name, 3, drop_rate=0.2)
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "timm:resnet10t"])
+def test_options_of_another_family_are_refused(name):
+    with pytest.raises(PetalError, match="width does not apply"):
+        build_model(name, 3, width=0.5)
 
 
 @pytest.mark.parametrize("width", [0, -1.0, "wide"])

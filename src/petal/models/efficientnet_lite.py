@@ -78,11 +78,10 @@ def input_spec(name: str, input_size: int | None) -> InputSpec:
     return timm_models.input_spec(timm_arch(name), input_size)
 
 
-def build(name: str, num_classes: int, weights: Weights, spec: InputSpec,
-          **options: float) -> nn.Module:
+def build(name: str, num_classes: int, weights: Weights, spec: InputSpec) -> nn.Module:
     """`weights`: IMAGENET (the installed offline weights), None, or a state-dict file in
-    timm's or efficientnet_pytorch's layout; `options` as `timm_models.create`'s."""
-    model = timm_models.create(timm_arch(name), spec, **options)
+    timm's or efficientnet_pytorch's layout."""
+    model = timm_models.create(timm_arch(name), spec)
     if weights is not None:
         path = weight_file(name) if weights == IMAGENET else weights
         state = load_state_file(path)

@@ -43,9 +43,9 @@ def _resnet9_build(_arch: str, num_classes: int, weights: Weights, _spec: InputS
 
 
 _RESNET9 = _Family(_resnet9_spec, _resnet9_build, frozenset({"width"}), default_weights=None)
-_LITE = _Family(efficientnet_lite.input_spec, efficientnet_lite.build, timm_models.OPTIONS)
+_LITE = _Family(efficientnet_lite.input_spec, efficientnet_lite.build)
 _TORCHVISION = _Family(torchvision_models.input_spec, torchvision_models.build)
-_TIMM = _Family(timm_models.input_spec, timm_models.build, timm_models.OPTIONS)
+_TIMM = _Family(timm_models.input_spec, timm_models.build)
 
 
 def model_names() -> list[str]:
@@ -107,8 +107,7 @@ def build_model(name: str, num_classes: int, weights: str | os.PathLike | None =
     Pretrained weights are loaded into the original head, which is then replaced, unless
     `num_classes` equals its size (1000 for ImageNet): then the model is the published one.
     input_size: the square input side in px; default the one the weights were trained at.
-    options: per family; resnet9 takes `width` (channel multiplier, 1.0 = original);
-    efficientnet_lite* and timm models take `drop_rate` and `drop_path_rate`.
+    options: per family; resnet9 takes `width` (channel multiplier, 1.0 = original).
     """
     family, canonical, arch = _resolve(name)
     _check(family, canonical, num_classes, options)

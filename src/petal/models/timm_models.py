@@ -31,18 +31,10 @@ def input_spec(arch: str, input_size: int | None) -> InputSpec:
                      std=tuple(data["std"]), crop_pct=data["crop_pct"])
 
 
-# Training-only regularisation timm's models take (identity at inference; no weights).
-OPTIONS = frozenset({"drop_rate", "drop_path_rate"})
-
-
-def create(arch: str, spec: InputSpec, pretrained: bool = False, **options: float) -> nn.Module:
-    """The model with its original head, built for `spec.size` if its input size is fixed (ViTs).
-
-    options: `drop_rate` (dropout before the classifier), `drop_path_rate` (stochastic depth).
-    """
+def create(arch: str, spec: InputSpec, pretrained: bool = False) -> nn.Module:
+    """The model with its original head, built for `spec.size` if its input size is fixed (ViTs)."""
     cfg = get_pretrained_cfg(arch)
     kwargs = {"img_size": spec.size} if cfg and cfg.fixed_input_size else {}
-    kwargs |= options
     if not pretrained:
         return timm.create_model(arch, **kwargs)
     if not is_model_pretrained(arch):
@@ -61,9 +53,8 @@ def with_head(model: nn.Module, num_classes: int) -> nn.Module:
     return model
 
 
-def build(arch: str, num_classes: int, weights: Weights, spec: InputSpec,
-          **options: float) -> nn.Module:
-    model = create(arch, spec, pretrained=weights == IMAGENET, **options)
+def build(arch: str, num_classes: int, weights: Weights, spec: InputSpec) -> nn.Module:
+    model = create(arch, spec, pretrained=weights == IMAGENET)
     if isinstance(weights, Path):
         load_strict(model, load_state_file(weights), str(weights), f"timm:{arch}")
     return with_head(model, num_classes)
