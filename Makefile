@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= $(if $(wildcard ../shared/data/flowers),../shared/data/flowers,tf_flowers)
 RUN_ARGS ?=
 
-.PHONY: run test test-slow clean-venv
+.PHONY: run test test-fast test-slow clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the integration tests (DDP, the main job, the browser).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not integration"
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow

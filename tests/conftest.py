@@ -49,7 +49,7 @@ def _fit(data: Path, out: Path, overrides: list[str]) -> Path:
     from petal.train.fit import TrainRequest, fit
     from petal.train.recipes import get_recipe
 
-    recipe = get_recipe("seed-resnet9", overrides)
+    recipe = get_recipe("original-resnet9", overrides)
     fit(TrainRequest(data=data, recipe=recipe, out=out, cache_dir=str(out.parent / "cache")),
         time.perf_counter(), progress=False)
     return out

@@ -18,8 +18,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not CHROMIUM.is_file(),
+                                 reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")]
 
 
 def correctly_classified_photo(run: Path) -> tuple[Path, str]:

@@ -176,7 +176,7 @@ def test_training_on_a_damaged_cache_warns_and_trains_on_true_pixels(
 
     def train(out: str) -> subprocess.CompletedProcess:
         return subprocess.run([petal, "train", "--data", str(image_folder), "--recipe",
-                               "seed-resnet9", "--set", "width=0.125", "--set", "input_size=32",
+                               "original-resnet9", "--set", "width=0.125", "--set", "input_size=32",
                                "--set", "batch_size=4", "--set", "epochs=2", "--no-progress",
                                "--cache-dir", str(cache), "--out", str(tmp_path / out)],
                               capture_output=True, text=True, timeout=300)

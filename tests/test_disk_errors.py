@@ -17,8 +17,9 @@ import pytest
 import petal
 from petal.train.checkpoints import read_checkpoint
 
+pytestmark = pytest.mark.integration  # whole trainings in subprocesses
 PETAL = Path(sys.executable).with_name("petal")
-TINY = ["--recipe", "seed-resnet9", "--set", "width=0.125", "--set", "input_size=32",
+TINY = ["--recipe", "original-resnet9", "--set", "width=0.125", "--set", "input_size=32",
         "--set", "batch_size=4", "--set", "epochs=2", "--no-progress"]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from petal.cli import main
 from petal.fsutil import read_json
 from petal.report.html import SECTIONS
 
+pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
 # The real recipes, shortened: ResNet9 at 1/8 width on 32 px, EfficientNet-Lite0 at 64 px.
 QUICK = ["--set-scratch", "width=0.125", "--set-scratch", "input_size=32",
@@ -48,6 +51,25 @@ def test_main_job_writes_every_part(main_run: Path) -> None:
     # each model's time is its own, not counted from the start of the job
     assert roles["scratch"]["train_seconds"] + roles["transfer"]["train_seconds"] \
         < timings["total_seconds"]
+
+
+def test_report_renders_without_lightning(main_run: Path, tmp_path: Path) -> None:
+    """report/ reads the run folder's files alone: rendering imports no Lightning."""
+    copy = tmp_path / "run"
+    shutil.copytree(main_run, copy, symlinks=True)
+    (copy / "report.html").unlink()
+    script = ("import sys; from pathlib import Path\n"
+              "from petal.report.html import write_report\n"
+              f"write_report(Path({str(copy)!r}))\n"
+              "print(any(m.split('.')[0] == 'lightning' for m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    # the same page, up to the timings (timings.json gained the first rendering's time)
+    before_timings = [(run / "report.html").read_text().split('<section id="timings">')[0]
+                      for run in (copy, main_run)]
+    assert before_timings[0] == before_timings[1]
 
 
 def test_existing_main_run_is_not_overwritten(main_run: Path,

@@ -1,6 +1,6 @@
 """`petal evaluate`: how a saved model does on labelled images, in numbers and pictures.
 
-What is evaluated, in order of precedence:
+What is evaluated (an `EvalRequest`), in order of precedence:
   data=DIR               every readable image of DIR (one sub-folder per class); unreadable
                          files are skipped and listed in `skipped`
   split_file=FILE        a part (`part`, default val) of that split, of `data` or the model's data
@@ -39,7 +39,7 @@ from petal.data.scan import scan_folder
 from petal.data.split import Split, check_split_matches
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
-from petal.modelio import find_model_folder
+from petal.modelio import ModelCard
 from petal.paths import cache_root
 from petal.predict import Classifier
 from petal.preprocess import center_crop
@@ -51,11 +51,33 @@ from petal.report.figures import (
     plot_worst_mistakes,
     thumbnail,
 )
+from petal.run_folder import (
+    EVAL_DIR,
+    EVAL_FIGURES,
+    METRICS_FILE,
+    find_model_folder,
+    run_of_model,
+)
 from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 
 N_BINS = 15  # calibration bins, for ECE and the reliability diagram
-RUN_CONFIG = "config.json"  # what `petal train` writes into every run folder
-FIGURES = ("confusion_matrix.png", "worst_mistakes.png", "reliability.png")
+
+
+@dataclass
+class EvalRequest:
+    """What to evaluate, and how (see the module docstring)."""
+
+    model: str | os.PathLike  # a run folder or a model folder
+    data: str | os.PathLike | None = None
+    split_file: str | os.PathLike | None = None
+    class_map: str | os.PathLike | Mapping[str, str] | None = None
+    tta: bool = False  # for a model without a mirrored view: average each image's mirror too
+    out: str | os.PathLike | None = None  # None: RUN/eval or RUN/eval-NAME
+    part: str = "val"
+    top_k: int = 2
+    cache_dir: str | os.PathLike | None = None
+    progress: bool = True
+    include_training: bool = False  # also score photos the model trained on
 
 
 @dataclass
@@ -138,12 +160,6 @@ def map_folders(folders: Sequence[str], classes: Sequence[str],
 
 # --- what to evaluate ------------------------------------------------------------------------
 
-def run_folder(model_folder: Path) -> Path:
-    """The run folder holding `model_folder`, or the model folder itself when it stands alone."""
-    parent = model_folder.parent
-    return parent if (parent / RUN_CONFIG).is_file() else model_folder
-
-
 def _existing(path: Path | None, what: str) -> Path:
     """The model's own split file or data folder, which model.json names and must still exist."""
     if path is None or not path.exists():
@@ -175,7 +191,7 @@ def folder_set(data: Path, classes: Sequence[str], class_map: Mapping[str, str],
 
 def _default_out(run: Path, data: Path | None, split_file: Path | None,
                  own_split: Path | None, part: str) -> Path:
-    parts = ["eval"]
+    parts = [EVAL_DIR]
     if data is not None:
         parts.append(data.resolve().name)
     if split_file is not None and split_file.resolve() != own_split:
@@ -287,16 +303,15 @@ def worst_mistakes(probs: np.ndarray, targets: np.ndarray, paths: Sequence[str],
 
 
 def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Path) -> None:
-    """confusion_matrix.png, worst_mistakes.png and reliability.png into `out`."""
+    """confusion_matrix.png, reliability.png and worst_mistakes.png into `out`."""
     classes = metrics["classes"]
-    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), classes,
-                          out / "confusion_matrix.png")
+    confusion_png, reliability_png, mistakes_png = (out / name for name in EVAL_FIGURES)
+    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), classes, confusion_png)
+    plot_reliability(probs.max(axis=1), probs.argmax(axis=1) == targets, metrics["ece"],
+                     reliability_png, N_BINS)
     mistakes = [Mistake(thumbnail(m["path"]), m["true"], m["predicted"], m["confidence"])
                 for m in metrics["worst_mistakes"]]
-    plot_worst_mistakes(mistakes, out / "worst_mistakes.png", metrics["n_images"],
-                        metrics["n_mistakes"])
-    plot_reliability(probs.max(axis=1), probs.argmax(axis=1) == targets, metrics["ece"],
-                     out / "reliability.png", N_BINS)
+    plot_worst_mistakes(mistakes, mistakes_png, metrics["n_images"], metrics["n_mistakes"])
 
 
 # --- the whole evaluation ------------------------------------------------------------------
@@ -321,12 +336,7 @@ def leave_out_training(chosen: EvalSet, trained_on: set[str] | None, include: bo
     return seen
 
 
-def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = None,
-             split_file: str | os.PathLike | None = None,
-             class_map: str | os.PathLike | Mapping[str, str] | None = None, tta: bool = False,
-             out: str | os.PathLike | None = None, part: str = "val", top_k: int = 2,
-             cache_dir: str | os.PathLike | None = None, progress: bool = True,
-             include_training: bool = False) -> dict:
+def evaluate(request: EvalRequest) -> dict:
     """Evaluate a run or model folder (see the module docstring); returns what metrics.json holds.
 
     Photos the model trained on (by content, from its split) are left out unless
@@ -336,29 +346,22 @@ def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = Non
     """
     import petal
 
-    model_folder = find_model_folder(model_path)
+    model_folder = find_model_folder(request.model)
     classifier = petal.load(model_folder)
     card, classes = classifier.card, classifier.classes
-    data = Path(data) if data is not None else None
-    split_file = Path(split_file) if split_file is not None else None
+    data = Path(request.data) if request.data is not None else None
+    split_file = Path(request.split_file) if request.split_file is not None else None
     own_split = (model_folder / card.split).resolve() if card.split else None
-    mapping = parse_class_map(class_map)
-    if data is not None and split_file is None:
-        chosen = folder_set(data, classes, mapping, progress)
-    else:
-        chosen = split_set(split_file or _existing(own_split, "split file"),
-                           data or _existing(Path(card.data) if card.data else None, "data folder"),
-                           part, classes, mapping, progress)
-    if not chosen.items:
-        raise PetalError(f"no images to evaluate in {chosen.root}"
-                         + (f" (part {chosen.part} of {chosen.split})" if chosen.split else ""))
+    chosen = _chosen_set(request, data, split_file, own_split, card, classes)
     trained_on = training_hashes(own_split)
-    seen = leave_out_training(chosen, trained_on, include_training)
-    out = Path(out) if out is not None else _default_out(run_folder(model_folder), data,
-                                                         split_file, own_split, part)
-    squares = decoded_squares(chosen, classifier.spec.resize_size, cache_dir, progress)
-    tta = tta and not classifier.spec.mirror  # a model that mirrors itself gains nothing
-    probs = probabilities(classifier, squares, tta, progress)
+    seen = leave_out_training(chosen, trained_on, request.include_training)
+    out = (Path(request.out) if request.out is not None
+           else _default_out(run_of_model(model_folder), data, split_file, own_split,
+                             request.part))
+    squares = decoded_squares(chosen, classifier.spec.resize_size, request.cache_dir,
+                              request.progress)
+    tta = request.tta and not classifier.spec.mirror  # a model that mirrors itself gains nothing
+    probs = probabilities(classifier, squares, tta, request.progress)
     targets = np.array([classes.index(chosen.class_mapping[folder])
                         for _, folder, _ in chosen.items])
     paths = [str(chosen.root.resolve() / path) for path, _, _ in chosen.items]
@@ -372,20 +375,36 @@ def evaluate(model_path: str | os.PathLike, data: str | os.PathLike | None = Non
         "tta": tta,
         "mirror": classifier.spec.mirror,
         "n_images": len(paths),
-        **compute_metrics(probs, targets, classes, top_k),
-        "training_images": {"found": seen, "included": include_training and seen > 0,
+        **compute_metrics(probs, targets, classes, request.top_k),
+        "training_images": {"found": seen, "included": request.include_training and seen > 0,
                             "checked": trained_on is not None},
         "class_mapping": chosen.class_mapping,
         "skipped": chosen.skipped,
         "n_mistakes": int((probs.argmax(axis=1) != targets).sum()),
         "worst_mistakes": worst_mistakes(probs, targets, paths, classes),
         "out": str(out.resolve()),
-        "files": ["metrics.json", *FIGURES],
+        "files": [METRICS_FILE, *EVAL_FIGURES],
     }
     out.mkdir(parents=True, exist_ok=True)
     write_figures(metrics, probs, targets, out)
-    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_json(out / METRICS_FILE, metrics)
     return metrics
+
+
+def _chosen_set(request: EvalRequest, data: Path | None, split_file: Path | None,
+                own_split: Path | None, card: ModelCard, classes: list[str]) -> EvalSet:
+    """The labelled images the request names (module docstring); PetalError if none."""
+    mapping = parse_class_map(request.class_map)
+    if data is not None and split_file is None:
+        chosen = folder_set(data, classes, mapping, request.progress)
+    else:
+        chosen = split_set(split_file or _existing(own_split, "split file"),
+                           data or _existing(Path(card.data) if card.data else None, "data folder"),
+                           request.part, classes, mapping, request.progress)
+    if not chosen.items:
+        raise PetalError(f"no images to evaluate in {chosen.root}"
+                         + (f" (part {chosen.part} of {chosen.split})" if chosen.split else ""))
+    return chosen
 
 
 def _cell(value: float | None) -> str:

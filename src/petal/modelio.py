@@ -5,8 +5,8 @@ as a whole before anything is built from it, and the network it describes is bui
 "meta" device (no memory) and compared with the shapes in the weights file's header before
 it is built for real: a hand-edited card can neither mislabel outputs nor make petal
 allocate a network the weights do not hold. Saving writes a complete new folder beside the
-old one and swaps it in with two renames; `find_model_folder` recovers the previous folder
-if a process died between them, so a good model is never replaced by a partial one.
+old one and swaps it in with two renames; `run_folder.find_model_folder` recovers the previous
+folder if a process died between them, so a good model is never replaced by a partial one.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
 from petal.models.spec import InputSpec
+from petal.run_folder import CARD_FILE, find_model_folder
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch
 
 MODEL_FORMAT = "petal-model/1"
 WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "model.json"
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,843
 
 
@@ -106,21 +106,6 @@ def card_problem(data: dict) -> str | None:
         if name in data and not isinstance(data[name], kind):
             return f"{name} must be a JSON {'object' if kind is dict else 'string'}"
     return _split_problem(data.get("split"))
-
-
-def find_model_folder(path: str | os.PathLike) -> Path:
-    """The model folder for `path`, which may be a model folder or a run folder holding model/."""
-    path = Path(path)
-    for candidate in (path, path / "model"):
-        if (candidate / CARD_FILE).is_file():
-            return candidate
-        previous = candidate.with_name(candidate.name + ".previous")
-        if not candidate.exists() and (previous / CARD_FILE).is_file():
-            return previous  # a save died between its two renames: the old model is intact
-    if not path.exists():
-        raise PetalError(f"model path {path} does not exist")
-    raise PetalError(f"{path} is neither a model folder (with {CARD_FILE}) nor a run folder "
-                     "holding model/: pass the folder `petal train` wrote")
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:

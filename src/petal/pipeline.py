@@ -4,11 +4,7 @@
     (LR finder, with `lr_find`) -> training -> evaluation; then predictions and side-by-side
     comparisons on validation photos -> report.html
 
-Layout of the main run folder (OUT):
-  data_check.json  split.json  timings.json  report.html
-  predictions_scratch.png  predictions_transfer.png  compare_1.png ...
-  scratch/  transfer/   ordinary run folders (see train/fit.py), each with eval/ (see
-                        evaluate.py) and, with `lr_find`, lr_find.png
+The main run folder's layout is petal.run_folder's.
 """
 
 from __future__ import annotations
@@ -16,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +20,25 @@ from typing import TypeVar
 
 from petal.data.check import check_folder
 from petal.data.split import make_split
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, read_json
+from petal.run_folder import (
+    DATA_CHECK_FILE,
+    EVAL_DIR,
+    LR_FIND_PLOT,
+    METRICS_FILE,
+    REPORT_FILE,
+    ROLES,
+    SPLIT_FILE,
+    TIMINGS_FILE,
+)
 from petal.stats import describe_accuracy
 from petal.system import usable_cores
 
 T = TypeVar("T")
-RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"), "seed": ("seed-resnet9", "seed-transfer")}
+RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"),
+               "original": ("original-resnet9", "original-transfer")}
+RENAMED_SETS = {"seed": "original"}  # accepted with a warning until the release after 0.2
 SAMPLES_PER_CLASS = 2  # validation photos per class in the prediction figures
 COMPARISONS = 3  # photos shown with both models' top-3
 
@@ -93,7 +102,7 @@ def machine() -> dict:
 
 def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides: list[str],
                 weights: str | None, timer: Timer) -> dict:
-    from petal.evaluate import evaluate
+    from petal.evaluate import EvalRequest, evaluate
     from petal.train.fit import TrainRequest, find_lr, fit, prepare
     from petal.train.recipes import get_recipe
 
@@ -108,7 +117,7 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
     if job.lr_find:
         try:
             suggestion = timer(f"{role}: LR finder",
-                               lambda: find_lr(request, prepared, request.out / "lr_find.png",
+                               lambda: find_lr(request, prepared, request.out / LR_FIND_PLOT,
                                                job.progress))
             print(f"LR finder suggests {suggestion:.3g}; the recipe trains at {recipe.lr:.3g}")
         except PetalError as exc:  # the plot is informative; the recipe's LR is what trains
@@ -118,8 +127,8 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
               "the range test)")
     result = timer(f"{role}: train", lambda: fit(request, started, job.progress,
                                                  prepared=prepared))
-    metrics = timer(f"{role}: evaluate", lambda: evaluate(result.run_dir, cache_dir=job.cache_dir,
-                                                          progress=job.progress))
+    metrics = timer(f"{role}: evaluate", lambda: evaluate(EvalRequest(
+        result.run_dir, cache_dir=job.cache_dir, progress=job.progress)))
     print(f"{role}: validation accuracy "
           f"{describe_accuracy(metrics['n_correct'], metrics['n_images'])}")
     return {"model": model, "recipe": dataclasses.asdict(recipe), "lr_suggested": suggestion,
@@ -133,7 +142,7 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
     import petal
     from petal.report.figures import Ranking, plot_comparison, plot_predictions, thumbnail
 
-    classifiers = {role: petal.load(job.out / role) for role in ("scratch", "transfer")}
+    classifiers = {role: petal.load(job.out / role) for role in ROLES}
     by_class: dict[str, list[Path]] = {}
     for item in split_items:
         by_class.setdefault(item.label, []).append(job.data / item.path)
@@ -166,18 +175,22 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
 def run_main_job(job: MainJob, started: float) -> Path:
     """The whole experiment (see module docstring); returns the report's path."""
     from petal.report.html import write_report
-    from petal.train.fit import SPLIT_FILE
 
+    if job.recipes in RENAMED_SETS:
+        new = RENAMED_SETS[job.recipes]
+        warnings.warn(f"--recipes {job.recipes} is now called {new}; the old name goes in the "
+                      "next release", PetalWarning, stacklevel=2)
+        job = dataclasses.replace(job, recipes=new)
     if job.recipes not in RECIPE_SETS:
         raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
-    if (job.out / "report.html").exists() or (job.out / "timings.json").exists():
+    if (job.out / REPORT_FILE).exists() or (job.out / TIMINGS_FILE).exists():
         raise PetalError(f"{job.out} already holds a main run: choose another --out")
     scratch_recipe, transfer_recipe = RECIPE_SETS[job.recipes]
     timer = Timer(started)
     job.out.mkdir(parents=True, exist_ok=True)
     print(f"Data: {job.data_description or job.data}")
     report = timer("check data", lambda: check_folder(job.data, progress=job.progress))
-    atomic_write_json(job.out / "data_check.json", report.to_json())
+    atomic_write_json(job.out / DATA_CHECK_FILE, report.to_json())
     if not report.usable:
         raise PetalError(f"the data set cannot be used: {report.problem}")
     print(f"{len(report.index.images)} images in {len(report.index.classes)} classes, "
@@ -190,13 +203,13 @@ def run_main_job(job: MainJob, started: float) -> Path:
         "transfer": _train_role(job, "transfer", job.transfer_model, transfer_recipe,
                                 job.transfer_overrides, job.weights, timer),
     }
-    worst = read_json(job.out / "scratch" / "eval" / "metrics.json")["worst_mistakes"]
+    worst = read_json(job.out / "scratch" / EVAL_DIR / METRICS_FILE)["worst_mistakes"]
     figures = timer("predictions and comparisons", lambda: _figures(job, split.val, worst))
     summary = {"data": str(job.data), "data_description": job.data_description,
                "recipes": job.recipes, "roles": roles, "figures": figures, "machine": machine(),
                "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **timer.to_json()}
-    atomic_write_json(job.out / "timings.json", summary)
+    atomic_write_json(job.out / TIMINGS_FILE, summary)
     path = timer("report", lambda: write_report(job.out))
     summary.update(timer.to_json())
-    atomic_write_json(job.out / "timings.json", summary)
+    atomic_write_json(job.out / TIMINGS_FILE, summary)
     return path

@@ -1,6 +1,6 @@
 """The `petal` command: parse arguments, call the library, print. Nothing else lives here.
 
-Each module of this package adds the verbs of one area. Heavy libraries (torch,
+Each module of this package adds one command, and is named after it. Heavy libraries (torch,
 Lightning) are imported inside the commands that need them, so `petal --help` and the
 data commands start quickly.
 """
@@ -14,10 +14,25 @@ import time
 import warnings
 from typing import TextIO
 
-from petal.cli import data, results, run, serve, train
+from petal.cli import (
+    cache,
+    compare,
+    data,
+    evaluate,
+    export,
+    lr_find,
+    models,
+    predict,
+    recipes,
+    run,
+    serve,
+    train,
+)
 from petal.errors import PetalError, PetalWarning
 
-AREAS = (run, data, train, results, serve)
+# One module per command, in the order `petal --help` lists them.
+COMMANDS = (run, data, cache, train, lr_find, recipes, models, evaluate, predict, compare,
+            export, serve)
 
 _OS_ERROR_HINTS = {
     errno.ENOSPC: "free some space, or write elsewhere (--out, --cache-dir)",
@@ -34,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transfer-learning image classifier: check data, train, evaluate, predict.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    for area in AREAS:
-        area.add_commands(verbs)
+    for command in COMMANDS:
+        command.add_commands(verbs)
     return parser
 
 

@@ -5,11 +5,34 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from petal.predict import Classifier
 
 
 def add_cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache folder (default: $PETAL_CACHE, else "
                         "$XDG_CACHE_HOME/petal, else ~/.cache/petal)")
+
+
+def add_engine(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", help="inference engine, e.g. torch (default: chosen from "
+                        "the model path)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def load_classifier(model: str, engine: str | None) -> Classifier:
+    """petal.load with --engine when given, else petal.load's own choice for the path."""
+    import petal
+
+    return petal.load(model, engine=engine) if engine else petal.load(model)
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,33 @@ from pathlib import Path
 from petal.cli.common import add_cache_dir, add_progress, resolve_data, wants_progress
 
 
+def add_commands(verbs: argparse._SubParsersAction) -> None:
+    run = verbs.add_parser("run", help="the whole experiment: check, split, train from scratch "
+                           "and pretrained, evaluate, compare, report.html")
+    run.add_argument("--data", required=True, help="image folder (one sub-folder per class) "
+                     "or a data set name: tf_flowers, kaggle:OWNER/NAME")
+    run.add_argument("--out", help="main run folder (default runs/main_TIME)")
+    run.add_argument("--scratch-model", default="resnet9", help="default resnet9")
+    run.add_argument("--transfer-model", default="efficientnet_lite0",
+                     help="default efficientnet_lite0 (offline ImageNet weights); e.g. "
+                     "resnet34 with --weights imagenet|PATH for the original's model")
+    run.add_argument("--weights", help="weights of the transfer model: imagenet, or a local "
+                     "state-dict file (default: its ImageNet weights)")
+    run.add_argument("--recipes", default="fast",
+                     help="fast: fast-resnet9 + fast-transfer (default); original: the "
+                     "original write-up's original-resnet9 + original-transfer")
+    run.add_argument("--set-scratch", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a field of the scratch recipe (repeatable)")
+    run.add_argument("--set-transfer", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a field of the transfer recipe (repeatable)")
+    run.add_argument("--lr-find", action="store_true", help="also run the learning-rate range "
+                     "test for each model and show it in the report (the recipes' learning "
+                     "rates are what train)")
+    add_progress(run)
+    add_cache_dir(run)
+    run.set_defaults(func=cmd_run)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from petal.pipeline import MainJob, run_main_job
 
@@ -23,30 +50,3 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run_main_job(job, args.started)
     print(f"\nDone in {time.perf_counter() - args.started:.0f} s. Report: {report}")
     return 0
-
-
-def add_commands(verbs: argparse._SubParsersAction) -> None:
-    run = verbs.add_parser("run", help="the whole experiment: check, split, train from scratch "
-                           "and pretrained, evaluate, compare, report.html")
-    run.add_argument("--data", required=True, help="image folder (one sub-folder per class) "
-                     "or a data set name: tf_flowers, kaggle:OWNER/NAME")
-    run.add_argument("--out", help="main run folder (default runs/main_TIME)")
-    run.add_argument("--scratch-model", default="resnet9", help="default resnet9")
-    run.add_argument("--transfer-model", default="efficientnet_lite0",
-                     help="default efficientnet_lite0 (offline ImageNet weights); e.g. "
-                     "resnet34 with --weights imagenet|PATH for the original's model")
-    run.add_argument("--weights", help="weights of the transfer model: imagenet, or a local "
-                     "state-dict file (default: its ImageNet weights)")
-    run.add_argument("--recipes", default="fast", choices=["fast", "seed"],
-                     help="fast: fast-resnet9 + fast-transfer (default); seed: the original's "
-                     "seed-resnet9 + seed-transfer")
-    run.add_argument("--set-scratch", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a field of the scratch recipe (repeatable)")
-    run.add_argument("--set-transfer", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a field of the transfer recipe (repeatable)")
-    run.add_argument("--lr-find", action="store_true", help="also run the learning-rate range "
-                     "test for each model and show it in the report (the recipes' learning "
-                     "rates are what train)")
-    add_progress(run)
-    add_cache_dir(run)
-    run.set_defaults(func=cmd_run)

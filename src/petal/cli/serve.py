@@ -1,4 +1,6 @@
-"""Verbs for using a trained model elsewhere: `petal export` and `petal serve`."""
+"""Serve models over HTTP: a page at / and POST /api/predict. A model is named after its run
+folder, or NAME=PATH names it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +9,26 @@ import argparse
 from petal.errors import PetalError
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from petal.export import export
-
-    result = export(args.model, fmt=args.format, out=args.out, opset=args.opset)
-    print(f"Exported {args.format}: {result.path} (model card: {result.sidecar}); "
-          f"max |logit difference| from torch on a random batch: {result.max_abs_diff:.2e}")
-    return 0
+def add_commands(verbs: argparse._SubParsersAction) -> None:
+    serve = verbs.add_parser(
+        "serve", help="web page and JSON API for one or more models",
+        description=__doc__)
+    serve.add_argument("models", nargs="+", metavar="MODEL",
+                       help="run folder, model folder or .onnx file; NAME=PATH to name it")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    serve.add_argument("--engine", choices=("torch", "onnx"),
+                       help="onnx runs each model's exported model.onnx (see `petal export`); "
+                            "default: onnx for .onnx files, torch for everything else")
+    serve.add_argument("--max-upload-mb", type=float, default=10.0,
+                       help="largest accepted upload (default 10)")
+    serve.add_argument("--top-k", type=int, default=5, help="labels per model by default")
+    serve.add_argument("--max-batch", type=int, default=16,
+                       help="most images per forward pass when requests queue up (1: no batching)")
+    serve.add_argument("--batch-wait-ms", type=float, default=0.0,
+                       help="wait this long for more images before a forward pass (default 0)")
+    serve.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -37,37 +52,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Bound to {args.host}: other machines can reach it.", flush=True)
     serve_forever(create_app(models, options), sock)
     return 0
-
-
-def add_commands(verbs: argparse._SubParsersAction) -> None:
-    export = verbs.add_parser(
-        "export", help="write a model as ONNX or TorchScript, with its model card",
-        description="Export a trained model. The file takes float32 (N, 3, size, size) RGB "
-                    "normalised with the model's mean and std (see FILE.json) and returns "
-                    "logits. Default: model.onnx / model.pt inside the model folder.")
-    export.add_argument("model", help="run folder or model folder")
-    export.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    export.add_argument("--out", help="output file (default: MODEL_FOLDER/model.onnx or model.pt)")
-    export.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
-    export.set_defaults(func=cmd_export)
-
-    serve = verbs.add_parser(
-        "serve", help="web page and JSON API for one or more models",
-        description="Serve models over HTTP: a page at / and POST /api/predict. A model is "
-                    "named after its run folder, or NAME=PATH names it.")
-    serve.add_argument("models", nargs="+", metavar="MODEL",
-                       help="run folder, model folder or .onnx file; NAME=PATH to name it")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
-    serve.add_argument("--engine", choices=("torch", "onnx"),
-                       help="onnx runs each model's exported model.onnx (see `petal export`); "
-                            "default: onnx for .onnx files, torch for everything else")
-    serve.add_argument("--max-upload-mb", type=float, default=10.0,
-                       help="largest accepted upload (default 10)")
-    serve.add_argument("--top-k", type=int, default=5, help="labels per model by default")
-    serve.add_argument("--max-batch", type=int, default=16,
-                       help="most images per forward pass when requests queue up (1: no batching)")
-    serve.add_argument("--batch-wait-ms", type=float, default=0.0,
-                       help="wait this long for more images before a forward pass (default 0)")
-    serve.set_defaults(func=cmd_serve)

@@ -1,8 +1,8 @@
-"""Training curves as PNG files: accuracy, loss and learning rate, as the seed showed them."""
+"""Training curves as PNG files: accuracy, loss and learning rate, as the original write-up
+showed them."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -12,12 +12,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
 from petal.report.figures import save_figure  # noqa: E402
-from petal.train.history import read_history  # noqa: E402
+from petal.run_folder import (  # noqa: E402
+    CURVES,
+    HISTORY_FILE,
+    LR_STEPS_FILE,
+    read_history,
+    read_lr_steps,
+)
 
 
 def plot_history(run_dir: Path) -> list[Path]:
     """Write accuracy.png, loss.png and lr.png into `run_dir` from its history files."""
-    rows = read_history(run_dir / "history.csv")
+    accuracy_png, loss_png, lr_png = (run_dir / name for name in CURVES)
+    rows = read_history(run_dir / HISTORY_FILE)
     epochs = [r["epoch"] for r in rows]
     written = []
 
@@ -27,7 +34,7 @@ def plot_history(run_dir: Path) -> list[Path]:
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    written.append(save_figure(fig, run_dir / "accuracy.png"))
+    written.append(save_figure(fig, accuracy_png))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [r["train_loss"] for r in rows], "-bx", label="training")
@@ -36,15 +43,14 @@ def plot_history(run_dir: Path) -> list[Path]:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
-    written.append(save_figure(fig, run_dir / "loss.png"))
+    written.append(save_figure(fig, loss_png))
 
-    with open(run_dir / "lr_steps.csv", newline="") as handle:
-        steps = [(int(r["step"]), float(r["lr"])) for r in csv.DictReader(handle)]
+    steps = read_lr_steps(run_dir / LR_STEPS_FILE)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([s for s, _ in steps], [lr for _, lr in steps])
     ax.set(xlabel="batch", ylabel="learning rate", title="Learning rate vs. batch")
     ax.grid(alpha=0.3)
-    written.append(save_figure(fig, run_dir / "lr.png"))
+    written.append(save_figure(fig, lr_png))
     return written
 
 

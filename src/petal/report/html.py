@@ -17,10 +17,23 @@ from pathlib import Path
 from PIL import Image
 
 from petal.fsutil import atomic_write_text, read_json
+from petal.run_folder import (
+    CURVES,
+    DATA_CHECK_FILE,
+    EVAL_DIR,
+    EVAL_FIGURES,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    LR_FIND_PLOT,
+    METRICS_FILE,
+    REPORT_FILE,
+    SPLIT_FILE,
+    TIMINGS_FILE,
+    read_history,
+)
 from petal.stats import describe_accuracy
-from petal.train.history import HISTORY_COLUMNS, read_history
 
-ROLES = {"scratch": "From scratch", "transfer": "Pretrained transfer"}
+ROLE_TITLES = {"scratch": "From scratch", "transfer": "Pretrained transfer"}
 SECTIONS = {"data": "Data", "lr-finder": "Learning-rate finder", "training": "Training",
             "evaluation": "Evaluation", "comparison": "Side by side", "timings": "Timings",
             "machine": "Machine"}
@@ -107,8 +120,8 @@ def _section(key: str, body: str) -> str:
 
 
 def _data_section(run: Path) -> str:
-    check = read_json(run / "data_check.json")
-    split = read_json(run / "split.json")
+    check = read_json(run / DATA_CHECK_FILE)
+    split = read_json(run / SPLIT_FILE)
     counts = split["counts"]
     rows = [[name, check["counts"][name], counts["train"][name], counts["val"][name]]
             for name in check["classes"]]
@@ -133,32 +146,31 @@ def _data_section(run: Path) -> str:
 def _per_role(run: Path, summary: dict, render, wide: bool = False) -> str:
     """Each model's part side by side, or one under the other (`wide`) for large figures."""
     return f'<div class="pair{" wide" if wide else ""}">' + "".join(
-        f"<div><h3>{ROLES[role]}: {html.escape(info['model'])} "
+        f"<div><h3>{ROLE_TITLES[role]}: {html.escape(info['model'])} "
         f"<span class='muted'>({html.escape(info['recipe']['name'])})</span></h3>"
         f"{render(run / role, info)}</div>"
         for role, info in summary["roles"].items()) + "</div>"
 
 
 def _lr_finder(role_dir: Path, info: dict) -> str:
-    if not (role_dir / "lr_find.png").is_file():
+    if not (role_dir / LR_FIND_PLOT).is_file():
         return (f"<p class='muted'>Not run (<code>petal run --lr-find</code> shows it); the "
                 f"recipe trains at {info['recipe']['lr']:.2e}.</p>")
     suggested = info["lr_suggested"]
     said = f"Suggested LR {suggested:.2e}" if suggested else "No clear suggestion"
-    return (_image(role_dir / "lr_find.png", "learning-rate finder")
+    return (_image(role_dir / LR_FIND_PLOT, "learning-rate finder")
             + f"<p>{said}; the recipe trains at {info['recipe']['lr']:.2e}.</p>")
 
 
 def _training(role_dir: Path, info: dict) -> str:
     rows = [[HISTORY_FORMAT[k][1](int(r[k]) if k == "epoch" else r[k]) for k in HISTORY_COLUMNS]
-            for r in read_history(role_dir / "history.csv")]
-    curves = ("accuracy", "loss", "lr")
+            for r in read_history(role_dir / HISTORY_FILE)]
     return (_table([HISTORY_FORMAT[k][0] for k in HISTORY_COLUMNS], rows)
-            + "".join(_image(role_dir / f"{name}.png", name) for name in curves))
+            + "".join(_image(role_dir / name, Path(name).stem) for name in CURVES))
 
 
 def _evaluation(role_dir: Path, info: dict) -> str:
-    metrics = read_json(role_dir / "eval" / "metrics.json")
+    metrics = read_json(role_dir / EVAL_DIR / METRICS_FILE)
     rows = [[name, _percent(v["precision"]), _percent(v["recall"]), _percent(v["f1"]),
              v["support"]] for name, v in metrics["per_class"].items()]
     head = (f"<p>accuracy <b>{describe_accuracy(metrics['n_correct'], metrics['n_images'])}"
@@ -166,12 +178,11 @@ def _evaluation(role_dir: Path, info: dict) -> str:
             f"ECE {metrics['ece']:.3f}, mirrored view {'averaged' if metrics['mirror'] else 'none'}"
             "</p>")
     return (head + _table(["class", "precision", "recall", "f1", "support"], rows)
-            + "".join(_image(role_dir / "eval" / name, name) for name in
-                      ("confusion_matrix.png", "reliability.png", "worst_mistakes.png")))
+            + "".join(_image(role_dir / EVAL_DIR / name, name) for name in EVAL_FIGURES))
 
 
 def _comparison(run: Path, summary: dict) -> str:
-    rows = [[ROLES[role], info["model"], info["recipe"]["name"],
+    rows = [[ROLE_TITLES[role], info["model"], info["recipe"]["name"],
              describe_accuracy(info["eval_correct"], info["eval_images"]),
              info["train_seconds"]] for role, info in summary["roles"].items()]
     images = "".join(_image(run / name, name) for name in summary["figures"])
@@ -188,7 +199,7 @@ def _timings(summary: dict) -> str:
 
 def write_report(run: Path) -> Path:
     """Write run/report.html from the files of a `petal run` folder; returns its path."""
-    summary = read_json(run / "timings.json")
+    summary = read_json(run / TIMINGS_FILE)
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS.items())
     body = [
         f"<h1>petal report</h1><p class='muted'>{html.escape(summary['data_description'])}"
@@ -204,6 +215,6 @@ def write_report(run: Path) -> Path:
     ]
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>petal report"
             f"</title><style>{STYLE}</style></head><body>{''.join(body)}{ZOOM}</body></html>\n")
-    path = run / "report.html"
+    path = run / REPORT_FILE
     atomic_write_text(path, page)
     return path

@@ -1,17 +1,15 @@
-"""Cached-feature training: run a frozen trunk once over every view of every image, store its
-outputs, then train only the top on them (recipe mode "cached").
+"""Cached-feature training: run a frozen trunk once over the central crop of every image, store
+its outputs, then train only the top on them (recipe mode "cached").
 
-Views of an image (all crops of the model's input size out of the decoded square):
-  0: the central crop (what evaluation and `predict` see)
-  1: the central crop, mirrored
-  k >= 2: a random crop, mirrored half the time, fixed by (image hash, k)
-Training picks one stored view of each image per epoch; validation uses view 0 (and 1
-with tta_flip).
+Two views of an image are stored, each a central crop of the model's input size out of the
+decoded square: view 0, the crop itself (what evaluation and `predict` see, and what
+training sees, mirrored at random as a feature map), and view 1, its mirror (validation
+with tta_flip only).
 
 Stored features live under `<cache root>/features/<key>/view<k>/`, one RowStore per view,
-rows keyed by image hash. The key hashes the architecture, the cut, the input spec and the
-trunk's weights, so a different backbone, cut or weights file never reuses stale tensors;
-the view number is part of the path and the image hash is the row key.
+rows keyed by image hash. The key hashes the architecture, the cut (the recipe's
+`train_from`), the input spec and the trunk's weights, so a different backbone, cut or
+weights file never reuses stale tensors.
 
 The trunk runs under ONNX Runtime by default (engine "onnx"): on the 2-core CPU this
 project is measured on it ran EfficientNet-Lite0 2-3x faster than torch (see
@@ -45,22 +43,16 @@ FEATURE_FORMAT = 1  # bump when the meaning of stored features changes
 BATCH = 32
 
 
-def view_crop(square: np.ndarray, size: int, view: int, key: str) -> np.ndarray:
-    """View `view` (see module docstring) of one decoded (S, S, 3) image."""
-    side = square.shape[0]
-    if view < 2:
-        offset = (side - size) // 2
-        crop = square[offset:offset + size, offset:offset + size]
-        return crop[:, ::-1] if view == 1 else crop
-    rng = np.random.default_rng([int(key[:16], 16), view])
-    top, left = rng.integers(0, side - size + 1, size=2)
-    crop = square[top:top + size, left:left + size]
-    return crop[:, ::-1] if rng.random() < 0.5 else crop
+def view_crop(square: np.ndarray, size: int, mirrored: bool) -> np.ndarray:
+    """The central `size` crop of one decoded (S, S, 3) image, mirrored if asked."""
+    offset = (square.shape[0] - size) // 2
+    crop = square[offset:offset + size, offset:offset + size]
+    return crop[:, ::-1] if mirrored else crop
 
 
-def features_key(architecture: dict, cut: str, spec: InputSpec, trunk: nn.Module) -> str:
+def features_key(architecture: dict, train_from: str, spec: InputSpec, trunk: nn.Module) -> str:
     digest = hashlib.sha256(json.dumps(
-        {"format": FEATURE_FORMAT, "architecture": architecture, "cut": cut,
+        {"format": FEATURE_FORMAT, "architecture": architecture, "cut": train_from,
          "input": spec.to_json()}, sort_keys=True).encode())
     for name, tensor in trunk.state_dict().items():
         digest.update(name.encode())
@@ -124,9 +116,11 @@ class FeatureCache:
         self.run = (_onnx_runner(trunk, example, self.dir / "trunk.onnx") if engine == "onnx"
                     else _torch_runner(trunk))
 
-    def view(self, view: int, pixels: np.ndarray, keys: list[str], progress: bool = True
-             ) -> np.ndarray:
-        """(N, *row_shape) float16 features of view `view` of the images `pixels` (N, S, S, 3)."""
+    def view(self, pixels: np.ndarray, keys: list[str], mirrored: bool = False,
+             progress: bool = True) -> np.ndarray:
+        """(N, *row_shape) float16 features of the central crops of `pixels` (N, S, S, 3),
+        or of their mirrors."""
+        view = int(mirrored)
         store = RowStore(self.dir / f"view{view}", self.row_shape, np.float16)
         position = {key: i for i, key in enumerate(keys)}
 
@@ -135,7 +129,7 @@ class FeatureCache:
                        disable=not progress, leave=False)
             for start in range(0, len(missing), BATCH):
                 chunk = missing[start:start + BATCH]
-                crops = np.stack([view_crop(pixels[position[k]], self.spec.size, view, k)
+                crops = np.stack([view_crop(pixels[position[k]], self.spec.size, mirrored)
                                   for k in chunk])
                 yield from self.run(to_input(crops, self.spec)).astype(np.float16)
                 bar.update(len(chunk))
@@ -144,20 +138,21 @@ class FeatureCache:
         return store.ensure(keys, compute)
 
 
-class CachedViews(Dataset):
+class CachedFeatures(Dataset):
     """Stored features as a dataset.
 
-    Training keys (index, seed) pick a random stored view and, with `flip`, mirror a
-    spatial feature map (C, H, W) left-right half the time: the trunk's maps of a mirrored
-    photo are close to mirrored maps, and on the flowers set this free augmentation did as
-    well as storing the mirrored view (docs/RESULTS.md). Evaluation keys are indices and
-    give view 0, or views 0 and 1 stacked when `tta`.
+    Training keys (index, seed) give a row and, with `flip`, mirror a spatial feature map
+    (C, H, W) left-right half the time: the trunk's maps of a mirrored photo are close to
+    mirrored maps, and on the flowers set this free augmentation did as well as storing the
+    mirrored view (docs/TUNING.md). Evaluation keys are indices and give the row, stacked
+    with the mirrored photo's row when `mirrored` features are given (tta_flip).
     """
 
-    def __init__(self, views: list[np.ndarray], labels: np.ndarray, flip: bool = False,
-                 tta: bool = False) -> None:
-        self.views, self.labels = [np.asarray(v) for v in views], labels
-        self.flip, self.tta = flip, tta
+    def __init__(self, features: np.ndarray, labels: np.ndarray, flip: bool = False,
+                 mirrored: np.ndarray | None = None) -> None:
+        self.features, self.labels = np.asarray(features), labels
+        self.flip = flip
+        self.mirrored = None if mirrored is None else np.asarray(mirrored)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -165,11 +160,11 @@ class CachedViews(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         if isinstance(key, tuple):
             index, seed = key
-            rng = np.random.default_rng(seed)
-            row = self.views[rng.integers(len(self.views))][index]
-            if self.flip and row.ndim == 3 and rng.random() < 0.5:
+            row = self.features[index]
+            if self.flip and row.ndim == 3 and np.random.default_rng(seed).random() < 0.5:
                 row = row[:, :, ::-1]
         else:
             index = key
-            row = np.stack([v[index] for v in self.views[:2]]) if self.tta else self.views[0][index]
+            row = (self.features[index] if self.mirrored is None
+                   else np.stack([self.features[index], self.mirrored[index]]))
         return torch.from_numpy(row.astype(np.float32)), int(self.labels[index])

@@ -1,16 +1,7 @@
 """`petal train`: data -> split -> decoded cache -> Lightning fit -> run folder with a model in it.
 
-Run folder (RUN):
-  config.json        what was asked for: data, model, weights, recipe, trainer options
-  split.json         the split trained on
-  history.csv        epoch,train_loss,val_loss,val_acc,lr,epoch_seconds,elapsed_seconds
-  lr_steps.csv       the learning rate of every optimiser step
-  accuracy.png  loss.png  lr.png  (lr_find.png with --lr auto)
-  checkpoints/       best.ckpt (highest val_acc) and last.ckpt (for --resume)
-  probe/             with the recipe field `probe`: the cached-mode run whose top the
-                     fine-tune starts from (a run folder of its own)
-  model/             model.safetensors + model.json: the network at the end of the schedule
-Everything in RUN is written by global rank 0 only; files are replaced atomically.
+The run folder's layout is petal.run_folder's. Everything in it is written by global rank 0
+only; files are replaced atomically.
 """
 
 from __future__ import annotations
@@ -40,21 +31,30 @@ from petal.models import architecture_config, build_model, default_weights
 from petal.models.spec import InputSpec
 from petal.paths import cache_root
 from petal.report.curves import plot_history
+from petal.run_folder import (
+    BEST_CHECKPOINT,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    LAST_CHECKPOINT,
+    LR_FIND_PLOT,
+    MODEL_DIR,
+    SPLIT_FILE,
+    is_run_folder,
+    last_checkpoint,
+    read_history,
+)
 from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
-from petal.train.cached import CachedViews, FeatureCache, features_key
+from petal.train.batches import CachedImages, eval_loader, train_loader
+from petal.train.cached import CachedFeatures, FeatureCache, features_key
 from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_network
-from petal.train.data import CachedImages, eval_loader, train_loader
-from petal.train.ema import weight_ema
-from petal.train.history import HistoryWriter, read_history
+from petal.train.history import HistoryWriter
 from petal.train.module import ClassifierModule
-from petal.train.recipes import Recipe, probe_recipe, recipe_from_json
+from petal.train.recipes import Recipe, recipe_from_json
 
-CONFIG_FILE = "config.json"
 LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1 ...
 LR_FINDER_MIN_STEPS = 25  # ... or fewer on a tiny data set: three passes, at least this
-PROBE_DIR = "probe"
-SPLIT_FILE = "split.json"
 
 
 @dataclass
@@ -124,7 +124,7 @@ class Prepared:
     eval_spec: InputSpec  # what validation and the saved model see (the recipe's eval_crop)
 
     def module(self, recipe: Recipe | None = None) -> ClassifierModule:
-        images_in = isinstance(self.train_set, CachedImages)
+        images_in = self.recipe.mode == "full"  # else stored trunk features
         return ClassifierModule(self.network, recipe or self.recipe, len(self.split.classes),
                                 self.spec if images_in else None)
 
@@ -164,62 +164,76 @@ def fitted_batch_size(batch_size: int, n_train: int) -> int:
     return size
 
 
+def _fit_batch_size(recipe: Recipe, n_train: int) -> Recipe:
+    batch_size = fitted_batch_size(recipe.batch_size, n_train)
+    if batch_size == recipe.batch_size:
+        return recipe
+    print(f"note: {n_train} training images, fewer than the recipe's batch size "
+          f"{recipe.batch_size}: training with batch size {batch_size}")
+    return dataclasses.replace(recipe, batch_size=batch_size)
+
+
 def prepare(request: TrainRequest, progress: bool = True,
             scanned: tuple[DatasetIndex, Split] | None = None) -> Prepared:
     """Check data, split, build the model and decode the images; PetalError on bad input.
 
     `scanned` (from `scan_and_split`) saves scanning the data folder again.
     """
-    recipe = request.recipe
-    if recipe.sam and request.trainer.precision in {"16", "16-mixed"}:
-        raise PetalError("recipe field sam: not with --precision 16-mixed, whose gradient "
-                         "scaler steps without the closure SAM needs (use bf16-mixed)")
     index, split = scanned or scan_and_split(request, progress)
+    recipe = request.recipe
     options = {"width": recipe.width} if recipe.width is not None else {}
     architecture = architecture_config(request.model_name, len(split.classes),
                                        recipe.input_size, **options)
-    # training-only, so kept out of the architecture that inference rebuilds
-    regularisation = {key: rate for key, rate in [("drop_rate", recipe.drop_rate),
-                                                  ("drop_path_rate", recipe.drop_path_rate)]
-                      if rate}
     L.seed_everything(recipe.seed, verbose=False)
     model, spec = build_model(request.model_name, len(split.classes),
                               weights=request.weights_or_default, input_size=recipe.input_size,
-                              **options, **regularisation)
-    batch_size = fitted_batch_size(recipe.batch_size, len(split.train))
-    if batch_size != recipe.batch_size:
-        print(f"note: {len(split.train)} training images, fewer than the recipe's batch size "
-              f"{recipe.batch_size}: training with batch size {batch_size}")
-        recipe = dataclasses.replace(recipe, batch_size=batch_size)
+                              **options)
+    recipe = _fit_batch_size(recipe, len(split.train))
     if not split.val:
         raise PetalError("the split has no validation images: use a larger --val-fraction")
-    cache = DecodedCache(cache_root(request.cache_dir), spec.resize_size)
     items = split.train + split.val
-    pixels = cache.ensure([(index.root / i.path, i.sha256) for i in items], progress=progress)
+    pixels = DecodedCache(cache_root(request.cache_dir), spec.resize_size).ensure(
+        [(index.root / i.path, i.sha256) for i in items], progress=progress)
     label_of = {name: i for i, name in enumerate(split.classes)}
     labels = np.array([label_of[i.label] for i in items])
-    n = len(split.train)
     # what validation and the saved model see: the recipe's crop, with its mirror if any
     eval_spec = dataclasses.replace(spec.whole_square() if recipe.eval_crop == "full" else spec,
                                     mirror=recipe.tta_flip)
+    n = len(split.train)
     if recipe.mode == "full":
-        return Prepared(recipe, index, split, model, spec, architecture, model,
-                        CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip,
-                                     min_area=recipe.crop_area),
-                        CachedImages(pixels[n:], labels[n:], eval_spec.size, flip=False),
-                        eval_spec)
-    parts = cut_network(model, recipe.cut)
+        network, train_set, val_set = model, *_image_sets(recipe, spec, eval_spec, pixels,
+                                                          labels, n)
+    else:
+        network, train_set, val_set = _feature_sets(request, recipe, model, spec, architecture,
+                                                    pixels, labels, [i.sha256 for i in items],
+                                                    n, progress)
+    return Prepared(recipe, index, split, model, spec, architecture, network, train_set,
+                    val_set, eval_spec)
+
+
+def _image_sets(recipe: Recipe, spec: InputSpec, eval_spec: InputSpec, pixels: np.ndarray,
+                labels: np.ndarray, n: int) -> tuple[Dataset, Dataset]:
+    """Full mode: random crops of the first `n` decoded squares to train on, the rest as
+    validation sees them."""
+    return (CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip),
+            CachedImages(pixels[n:], labels[n:], eval_spec.size, flip=False))
+
+
+def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
+                  spec: InputSpec, architecture: dict, pixels: np.ndarray, labels: np.ndarray,
+                  keys: list[str], n: int, progress: bool
+                  ) -> tuple[torch.nn.Module, Dataset, Dataset]:
+    """Cached mode: the top that trains, and the frozen trunk's stored outputs to train and
+    validate it on (the mirrored photos' too, for validation, with tta_flip)."""
+    parts = cut_network(model, recipe.train_from)
     features = FeatureCache(cache_root(request.cache_dir), parts.trunk,
-                            features_key(architecture, recipe.cut, spec, parts.trunk), spec,
-                            engine=recipe.trunk_engine)
-    keys = [i.sha256 for i in items]
-    views = [features.view(v, pixels, keys, progress) for v in range(recipe.views)]
-    val_views = [v[n:] for v in views[:2 if recipe.tta_flip else 1]]
-    if recipe.tta_flip and recipe.views < 2:  # the mirrored view, for validation only
-        val_views.append(features.view(1, pixels[n:], keys[n:], progress))
-    return Prepared(recipe, index, split, model, spec, architecture, parts.top,
-                    CachedViews([v[:n] for v in views], labels[:n], flip=recipe.flip),
-                    CachedViews(val_views, labels[n:], tta=recipe.tta_flip), eval_spec)
+                            features_key(architecture, recipe.train_from, spec, parts.trunk),
+                            spec, engine=recipe.trunk_engine)
+    centre = features.view(pixels, keys, progress=progress)
+    mirrored = (features.view(pixels[n:], keys[n:], mirrored=True, progress=progress)
+                if recipe.tta_flip else None)
+    return (parts.top, CachedFeatures(centre[:n], labels[:n], flip=recipe.flip),
+            CachedFeatures(centre[n:], labels[n:], mirrored=mirrored))
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
@@ -252,7 +266,7 @@ def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool)
         strategy=options.strategy,
         precision=options.precision,
         max_epochs=request.recipe.epochs,
-        gradient_clip_val=request.recipe.grad_clip,
+        gradient_clip_val=request.recipe.grad_clip_value,
         gradient_clip_algorithm="value",
         callbacks=callbacks + ([TQDMProgressBar()] if progress else []),
         plugins=[SafeCheckpointIO()],
@@ -293,19 +307,31 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
     return float(suggestion)
 
 
-def run_probe(request: TrainRequest, prepared: Prepared, started: float,
-              progress: bool = True) -> None:
-    """LP-FT: train the cached-mode recipe `request.recipe.probe` on the same data and split
-    (into RUN/probe/), then load what it trained into `prepared.model`, so that the
-    whole-network fine-tune starts from a trained top rather than a random head."""
-    probe = probe_recipe(request.recipe)
-    probe_request = dataclasses.replace(request, recipe=probe, out=request.out / PROBE_DIR,
-                                        lr=None)
-    print(f"Probe: training the top with recipe {probe.name} -> {probe_request.out}")
-    probe_prepared = prepare(probe_request, progress, scanned=(prepared.index, prepared.split))
-    fit(probe_request, started, progress, prepared=probe_prepared)
-    prepared.model.load_state_dict(probe_prepared.model.state_dict())
-    print("Fine-tuning the whole network from the probe's top")
+def _learning_rate(request: TrainRequest, prepared: Prepared, resuming: bool,
+                   progress: bool) -> float:
+    """The LR to train at: the request's number, the recipe's, or with "auto" the LR
+    finder's suggestion (found once, kept in config.json for --resume)."""
+    if request.lr != "auto":
+        return request.lr if isinstance(request.lr, float) else request.recipe.lr
+    run = request.out
+    if resuming:
+        return read_json(run / CONFIG_FILE)["lr_found"]
+    rank_zero = rank_zero_only.rank == 0
+    # every rank runs the same seeded test (no process group exists yet); one writes
+    lr = find_lr(request, prepared, run / LR_FIND_PLOT if rank_zero else None, progress)
+    if rank_zero:
+        config = read_json(run / CONFIG_FILE)
+        atomic_write_json(run / CONFIG_FILE, {**config, "lr_found": lr})
+    print(f"LR finder suggests {lr:.3g} (plot: {run / LR_FIND_PLOT})")
+    return lr
+
+
+def _checkpoints(folder: Path) -> list[ModelCheckpoint]:
+    """best.ckpt (highest val_acc) and last.ckpt; two callbacks, as Lightning's save_last
+    only saves when the monitored best changes."""
+    return [ModelCheckpoint(dirpath=folder, filename=name, monitor=monitor, mode="max",
+                            save_on_train_epoch_end=True, enable_version_counter=False)
+            for name, monitor in ((BEST_CHECKPOINT, "val_acc"), (LAST_CHECKPOINT, None))]
 
 
 def fit(request: TrainRequest, started: float, progress: bool = True,
@@ -318,21 +344,10 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
     _quiet_lightning()
     prepared = prepared or prepare(request, progress)
     request = dataclasses.replace(request, recipe=prepared.recipe)  # the fitted batch size
-    run, rank_zero = request.out, rank_zero_only.rank == 0
-    if resume_from is None and rank_zero:
+    run = request.out
+    if resume_from is None and rank_zero_only.rank == 0:
         write_run_start(request, prepared)
-    if request.recipe.probe and resume_from is None:
-        run_probe(request, prepared, started, progress)
-    lr = request.lr if isinstance(request.lr, float) else request.recipe.lr
-    if request.lr == "auto" and resume_from is None:
-        # every rank runs the same seeded test (no process group exists yet); one writes
-        lr = find_lr(request, prepared, run / "lr_find.png" if rank_zero else None, progress)
-        if rank_zero:
-            config = read_json(run / CONFIG_FILE)
-            atomic_write_json(run / CONFIG_FILE, {**config, "lr_found": lr})
-        print(f"LR finder suggests {lr:.3g} (plot: {run / 'lr_find.png'})")
-    elif request.lr == "auto":
-        lr = read_json(run / CONFIG_FILE)["lr_found"]
+    lr = _learning_rate(request, prepared, resume_from is not None, progress)
     recipe = dataclasses.replace(request.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)
     module = prepared.module(recipe)
@@ -341,14 +356,8 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
         state = read_checkpoint(resume_from)
         resume_at = (state["epoch"] + 1, state["global_step"])
     history = HistoryWriter(run, started, resume_at)
-    # Two callbacks: Lightning's save_last only saves when the monitored best changes.
-    best = ModelCheckpoint(dirpath=run / "checkpoints", filename="best", monitor="val_acc",
-                           mode="max", save_on_train_epoch_end=True, enable_version_counter=False)
-    last = ModelCheckpoint(dirpath=run / "checkpoints", filename="last", monitor=None,
-                           save_on_train_epoch_end=True, enable_version_counter=False)
-    averaging = [weight_ema(recipe.ema)] if recipe.ema else []
-    trainer = _trainer(request, [history, best, last, *averaging, *(extra_callbacks or [])],
-                       progress)
+    checkpoints = _checkpoints(run / CHECKPOINTS_DIR)
+    trainer = _trainer(request, [history, *checkpoints, *(extra_callbacks or [])], progress)
     n_val = len(prepared.split.val)
     print(f"Validation: {n_val} images" + (f", one image is {100 / n_val:.1f} points of "
                                            "accuracy" if n_val < INTERVAL_BELOW else ""))
@@ -356,15 +365,15 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
                 eval_loader(prepared.val_set, recipe.batch_size),
                 ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     if not trainer.is_global_zero:
-        return TrainResult(run, run / "model", 0.0, 0.0, 0, time.perf_counter() - started)
-    return finish(request, prepared, prepared.model, recipe, started)
+        return TrainResult(run, run / MODEL_DIR, 0.0, 0.0, 0, time.perf_counter() - started)
+    return finish(request, prepared, recipe, started)
 
 
-def finish(request: TrainRequest, prepared: Prepared, model: torch.nn.Module, recipe: Recipe,
+def finish(request: TrainRequest, prepared: Prepared, recipe: Recipe,
            started: float) -> TrainResult:
     """Save the model folder and the curves; print the one-line summary."""
     run = request.out
-    rows = read_history(run / "history.csv")
+    rows = read_history(run / HISTORY_FILE)
     best = max(rows, key=lambda r: r["val_acc"])
     n_val = len(prepared.split.val)
     correct = round(rows[-1]["val_acc"] * n_val)
@@ -377,7 +386,7 @@ def finish(request: TrainRequest, prepared: Prepared, model: torch.nn.Module, re
     card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
                      input=prepared.eval_spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
                      data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}")
-    model_dir = save_model_folder(run / "model", model.cpu().eval(), card)
+    model_dir = save_model_folder(run / MODEL_DIR, prepared.model.cpu().eval(), card)
     plot_history(run)
     seconds = time.perf_counter() - started
     print(f"Done: validation accuracy {describe_accuracy(correct, n_val)} after epoch "
@@ -389,7 +398,7 @@ def finish(request: TrainRequest, prepared: Prepared, model: torch.nn.Module, re
 
 def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainRequest:
     """Rebuild the request that started `run` (for --resume)."""
-    if not (run / CONFIG_FILE).is_file():
+    if not is_run_folder(run):
         raise PetalError(f"{run} is not a petal run folder (no {CONFIG_FILE})")
     config = read_json(run / CONFIG_FILE)
     return TrainRequest(
@@ -407,9 +416,8 @@ def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainR
 
 
 def resume(run: Path, started: float, progress: bool = True) -> TrainResult:
-    last = run / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run)
     if not last.is_file():
-        during = f" (it stopped during its {PROBE_DIR})" if (run / PROBE_DIR).exists() else ""
-        raise PetalError(f"{run} has no checkpoints/last.ckpt to resume from{during}: "
+        raise PetalError(f"{run} has no {CHECKPOINTS_DIR}/{last.name} to resume from: "
                          "start the run again in a new --out folder")
     return fit(request_from_run(run), started, progress=progress, resume_from=last)

@@ -1,9 +1,8 @@
-"""Per-epoch history: a table printed as training goes, `history.csv` and per-step LRs on disk."""
+"""Per-epoch history: a table printed as training goes, history.csv and per-step LRs on disk
+(their format: petal.run_folder)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from pathlib import Path
 
@@ -12,35 +11,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from tqdm import tqdm
 
 from petal.fsutil import atomic_write_text
-
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_acc", "lr", "epoch_seconds",
-                   "elapsed_seconds"]
-
-
-def read_history(path: str | Path) -> list[dict[str, float]]:
-    with open(path, newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
-
-
-def write_history(path: str | Path, rows: list[dict[str, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _format(k, row[k]) for k in HISTORY_COLUMNS})
-    atomic_write_text(path, buffer.getvalue())
-
-
-def _format(key: str, value: float) -> str:
-    if key == "epoch":
-        return str(int(value))
-    if key.endswith("seconds"):
-        return f"{value:.2f}"
-    return f"{value:.6g}"
+from petal.run_folder import HISTORY_FILE, LR_STEPS_FILE, read_history, write_history
 
 
 class HistoryWriter(L.Callback):
-    """Appends one row per epoch to history.csv (rank 0 only) and prints it, like the seed did.
+    """Appends one row per epoch to history.csv (rank 0 only) and prints it, as the original
+    write-up did.
 
     `started` is when this model's work began, so elapsed_seconds includes data preparation.
     On resume, rows after the checkpoint's epoch (and LR steps after its step) are dropped
@@ -50,8 +26,8 @@ class HistoryWriter(L.Callback):
 
     def __init__(self, run_dir: Path, started: float, resume_at: tuple[int, int] | None = None
                  ) -> None:
-        self.history_path = run_dir / "history.csv"
-        self.lr_path = run_dir / "lr_steps.csv"
+        self.history_path = run_dir / HISTORY_FILE
+        self.lr_path = run_dir / LR_STEPS_FILE
         self.started = started
         self.resume_at = resume_at  # (completed epochs, global step) of the checkpoint
         self.rows: list[dict[str, float]] = []

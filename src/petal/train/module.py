@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import lightning as L
-import numpy as np
 import torch
-from timm.data import Mixup
-from timm.loss import SoftTargetCrossEntropy
-from timm.models import group_parameters
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from petal.errors import PetalError
 from petal.models.spec import InputSpec
 from petal.preprocess import scale_and_shift
 from petal.train.recipes import Recipe
-from petal.train.sam import LightningSAM, running_statistics_kept
 
 
 class ClassifierModule(L.LightningModule):
@@ -36,11 +28,6 @@ class ClassifierModule(L.LightningModule):
         self.network, self.recipe = network, recipe
         self.lr = recipe.lr  # Lightning's LR finder reads and writes this attribute
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-        self.mix = None
-        if recipe.mixup or recipe.cutmix:  # smoothing moves into the mixed soft targets
-            self.mix = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
-                             label_smoothing=recipe.label_smoothing, num_classes=num_classes)
-            self.mixed_criterion = SoftTargetCrossEntropy()
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.normalise = spec is not None
         if spec is not None:
@@ -71,30 +58,10 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
                       batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
-        # with the recipe's sam, the second pass of a step, at the perturbed weights
-        perturbed = getattr(self.trainer.optimizers[0], "perturbed", False)
-        with running_statistics_kept(self.network) if perturbed else nullcontext():
-            if self.mix is None:
-                loss = self.criterion(self(inputs), labels)
-            else:
-                mixed, soft_labels = self.mixed_batch(inputs, labels, batch_idx)
-                loss = self.mixed_criterion(self.network(mixed), soft_labels)
-        if not perturbed:  # history.csv reports the loss at the weights themselves
-            self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                     batch_size=len(labels), sync_dist=True)
+        loss = self.criterion(self(inputs), labels)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(labels), sync_dist=True)
         return loss
-
-    def mixed_batch(self, inputs: torch.Tensor, labels: torch.Tensor,
-                    batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The recipe's mixup/cutmix of a normalised batch (timm blends in place, so after
-        normalising). timm draws from numpy's global RNG: seeded here by (seed, epoch, batch)
-        and restored after, so a resumed run mixes exactly as an uninterrupted one."""
-        saved = np.random.get_state()
-        np.random.seed([self.recipe.seed, self.current_epoch, batch_idx])
-        try:
-            return self.mix(self.normalised(inputs), labels)
-        finally:
-            np.random.set_state(saved)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         inputs, labels = batch
@@ -110,8 +77,7 @@ class ClassifierModule(L.LightningModule):
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(labels))
 
     def configure_optimizers(self):
-        groups = parameter_groups(self.network, self.lr, self.recipe.trunk_lr_scale,
-                                  self.recipe.layer_lr_decay)
+        groups = parameter_groups(self.network, self.lr, self.recipe.trunk_lr_scale)
         return build_optimizer(groups, self.recipe, self.trainer.estimated_stepping_batches)
 
 
@@ -125,64 +91,31 @@ def classifier_head(network: nn.Module) -> nn.Module:
     return candidates[-1]
 
 
-def parameter_groups(network: nn.Module, lr: float, trunk_lr_scale: float,
-                     layer_decay: float = 1.0) -> list[dict]:
+def parameter_groups(network: nn.Module, lr: float, trunk_lr_scale: float) -> list[dict]:
     """Trainable parameters: the head at `lr` first (history.csv logs the first group's LR),
-    then everything below it at `lr * trunk_lr_scale` (discriminative learning rates).
-
-    With `layer_decay` < 1 (timm models), the trunk's top layer trains at `lr *
-    trunk_lr_scale` and each layer below at `layer_decay` times the one above it, the
-    layers being timm's `group_matcher` blocks (EfficientNet: stem, each block, head conv).
-    """
+    then everything below it at `lr * trunk_lr_scale` (discriminative learning rates)."""
     head = {id(p) for p in classifier_head(network).parameters()}
-    named = [(name, p) for name, p in network.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for _, p in named if id(p) in head], "lr": lr}]
-    trunk = [(name, p) for name, p in named if id(p) not in head]
-    if layer_decay == 1.0:
-        groups.append({"params": [p for _, p in trunk], "lr": lr * trunk_lr_scale})
-    else:
-        layer_of = _trunk_layers(network)
-        top = max(layer_of[name] for name, _ in trunk)
-        for layer in sorted({layer_of[name] for name, _ in trunk}, reverse=True):
-            groups.append({"params": [p for name, p in trunk if layer_of[name] == layer],
-                           "lr": lr * trunk_lr_scale * layer_decay ** (top - layer)})
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) in head], "lr": lr},
+              {"params": [p for p in trainable if id(p) not in head], "lr": lr * trunk_lr_scale}]
     return [group for group in groups if group["params"]]
-
-
-def _trunk_layers(network: nn.Module) -> dict[str, int]:
-    """Parameter name -> layer number, counted from the input, by timm's grouping."""
-    if not hasattr(network, "group_matcher"):
-        raise PetalError("recipe field layer_lr_decay needs a timm model "
-                         "(efficientnet_lite*, timm:NAME), whose layers timm names")
-    return group_parameters(network, network.group_matcher(coarse=False), reverse=True)
 
 
 def build_optimizer(groups: list[dict], recipe: Recipe, total_steps: int) -> dict:
     """Optimiser + LR scheduler from the recipe, in Lightning's configure_optimizers form."""
-    peak_lrs = [group["lr"] for group in groups]
-    if recipe.optimizer == "sgd":
-        kind = torch.optim.SGD
-        options = {"momentum": recipe.momentum, "nesterov": True}
-    else:
-        kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-        options = {"betas": (0.9, 0.999)}  # named, so OneCycleLR finds them through SAM too
-    options |= {"lr": peak_lrs[0], "weight_decay": recipe.weight_decay}
-    if recipe.sam:
-        optimizer = LightningSAM(groups, kind, rho=recipe.sam, **options)
-    else:
-        optimizer = kind(groups, **options)
-    if recipe.schedule == "constant" or total_steps < 6:  # too few steps for a schedule
+    kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    optimizer = kind(groups, lr=groups[0]["lr"], betas=(0.9, 0.999),
+                     weight_decay=recipe.weight_decay)
+    if total_steps < 6:  # too few steps for a schedule: a constant LR
         return {"optimizer": optimizer}
     if recipe.schedule == "step":
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.step_epochs),
                                                          gamma=recipe.step_gamma)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-    if recipe.schedule == "onecycle":
-        # OneCycleLR divides by the length of its warm-up phase: keep it at >= 2 steps.
-        warmup = min(max(recipe.warmup_fraction, 3 / total_steps), 0.5)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=peak_lrs, total_steps=int(total_steps), pct_start=warmup)
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=int(total_steps))
+    # OneCycleLR divides by the length of its warm-up phase: keep it at >= 2 steps.
+    warmup = min(max(recipe.warmup_fraction, 3 / total_steps), 0.5)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[group["lr"] for group in groups], total_steps=int(total_steps),
+        pct_start=warmup)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

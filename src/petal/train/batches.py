@@ -11,8 +11,6 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.transforms import RandomResizedCrop
-from torchvision.transforms.v2.functional import resized_crop
 
 
 class SeededShuffle(Sampler):
@@ -40,27 +38,22 @@ class SeededShuffle(Sampler):
 class CachedImages(Dataset):
     """Square uint8 images (N, S, S, 3) cropped to `crop` px; returns (uint8 CHW tensor, label).
 
-    Training keys are (index, seed): a random crop and, with `flip`, a random mirror. With
-    `min_area` > 0 the crop is torchvision's random-resized crop instead: a random part of the
-    square (at least `min_area` of it, aspect ratio 3:4 to 4:3) resized to `crop` px.
+    Training keys are (index, seed): a random crop and, with `flip`, a random mirror.
     Evaluation keys are plain indices: the central crop.
     """
 
     def __init__(self, pixels: np.ndarray, labels: np.ndarray, crop: int,
-                 flip: bool = True, min_area: float = 0.0) -> None:
+                 flip: bool = True) -> None:
         if pixels.shape[1] < crop:
             raise ValueError(f"stored images ({pixels.shape[1]} px) are smaller than the "
                              f"crop {crop}")
         self.pixels, self.labels, self.crop, self.flip = pixels, labels, crop, flip
-        self.min_area = min_area
 
     def __len__(self) -> int:
         return len(self.pixels)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         side, crop = self.pixels.shape[1], self.crop
-        if isinstance(key, tuple) and self.min_area > 0:
-            return self._resized_crop(*key)
         if isinstance(key, tuple):
             index, seed = key
             rng = np.random.default_rng(seed)
@@ -75,21 +68,12 @@ class CachedImages(Dataset):
         tensor = torch.from_numpy(np.array(image, order="C")).permute(2, 0, 1)
         return tensor, int(self.labels[index])
 
-    def _resized_crop(self, index: int, seed: int) -> tuple[torch.Tensor, int]:
-        image = torch.from_numpy(self.pixels[index]).permute(2, 0, 1)
-        with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global RNG
-            torch.manual_seed(seed)
-            box = RandomResizedCrop.get_params(image, [self.min_area, 1.0], [3 / 4, 4 / 3])
-            mirror = self.flip and torch.rand(()) < 0.5
-        tensor = resized_crop(image, *box, [self.crop, self.crop], antialias=True)
-        return (tensor.flip(2) if mirror else tensor), int(self.labels[index])
 
-
-def train_loader(dataset: CachedImages, batch_size: int, seed: int) -> DataLoader:
+def train_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
     # drop_last keeps BatchNorm away from a final batch of one image.
     return DataLoader(dataset, batch_size=batch_size, sampler=SeededShuffle(len(dataset), seed),
                       drop_last=len(dataset) > batch_size)
 
 
-def eval_loader(dataset: CachedImages, batch_size: int) -> DataLoader:
+def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=False)

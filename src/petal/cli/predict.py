@@ -1,0 +1,136 @@
+"""`petal predict`: the top classes of image files or folders, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from petal.cli.common import (
+    add_engine,
+    add_progress,
+    load_classifier,
+    positive_int,
+    wants_progress,
+)
+from petal.errors import PetalError
+
+if TYPE_CHECKING:
+    from petal.predict import Classifier, Prediction
+
+
+def add_commands(verbs: argparse._SubParsersAction) -> None:
+    predict = verbs.add_parser("predict", help="classify image files or folders")
+    predict.add_argument("model", help="run folder, model folder or exported .onnx file "
+                         "(runs on ONNX Runtime, without torch)")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="image files or folders (walked recursively)")
+    predict.add_argument("--top-k", type=positive_int, default=5,
+                         help="classes per image (default 5)")
+    formats = predict.add_mutually_exclusive_group()
+    formats.add_argument("--json", dest="format", action="store_const", const="json",
+                         help="print a JSON list: {source, top_k: [{label, probability}]}")
+    formats.add_argument("--csv", dest="format", action="store_const", const="csv",
+                         help="print CSV, one row per image and rank: "
+                         "path,rank,label,probability")
+    predict.add_argument("--figure", metavar="OUT.png", help="also draw the images (the first "
+                         "16) titled with their predicted label and probability")
+    predict.add_argument("--batch-size", type=positive_int, default=32, help="images per batch "
+                         "(default 32)")
+    add_engine(predict)
+    add_progress(predict)
+    predict.set_defaults(func=cmd_predict, format="table")
+
+
+def input_files(paths: Sequence[str]) -> list[Path]:
+    """The files named, with folders walked recursively in sorted order."""
+    files = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            files.extend(Path(dirpath) / name for name in sorted(filenames))
+    return files
+
+
+def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
+                    progress: bool = False) -> Iterator[list[Prediction]]:
+    """Predictions batch by batch; unreadable files are reported on stderr and left out."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from petal.data.image import ImageLoadError
+
+    step = classifier.batch_size
+    with tqdm(total=len(files), desc="Predicting", unit="img", leave=False,
+              disable=not progress) as bar:
+        for start in range(0, len(files), step):
+            arrays, sources = [], []
+            for path in files[start:start + step]:
+                try:
+                    arrays.append(classifier.prepare(path))
+                    sources.append(str(path))
+                except ImageLoadError as exc:
+                    bar.write(f"skipped {path}: {exc.message}", file=sys.stderr)
+            bar.update(min(step, len(files) - start))
+            if arrays:
+                yield classifier.top_k(classifier.probabilities(np.stack(arrays)), sources, top_k)
+
+
+def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
+    rest = "  ".join(f"{label} {p:.1%}" for label, p in
+                     zip(prediction.labels[1:], prediction.probabilities[1:]))
+    return (f"{prediction.source:<{widths[0]}}  {prediction.label:<{widths[1]}} "
+            f"{prediction.probability:>7.1%}  {rest}").rstrip()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    classifier = load_classifier(args.model, args.engine)
+    classifier.batch_size = args.batch_size
+    files = input_files(args.paths)
+    if not files:
+        raise PetalError(f"no files in {', '.join(args.paths)}")
+    widths = (max(len(str(f)) for f in files),
+              max(len(c) for c in classifier.classes + ["label"]))
+    writer = csv.writer(sys.stdout) if args.format == "csv" else None
+    predictions: list[Prediction] = []
+    for batch in predict_batches(classifier, files, args.top_k, wants_progress(args)):
+        if not predictions:  # the header once something is to follow it
+            if writer:
+                writer.writerow(["path", "rank", "label", "probability"])
+            elif args.format == "table":
+                print(f"{'path':<{widths[0]}}  {'label':<{widths[1]}} {'prob':>7}  "
+                      f"others (top-{args.top_k})")
+        predictions += batch
+        for prediction in batch:
+            if writer:
+                writer.writerows([prediction.source, rank, label, f"{p:.6f}"] for rank, (label, p)
+                                 in enumerate(zip(prediction.labels, prediction.probabilities), 1))
+            elif args.format == "table":
+                print(_table_row(prediction, widths), flush=True)
+    if not predictions:
+        raise PetalError(f"no image could be predicted: all {len(files)} file(s) were skipped")
+    if args.format == "json":
+        print(json.dumps([p.to_json() for p in predictions], indent=2))
+    summary = f"Predicted {len(predictions)} image(s), skipped {len(files) - len(predictions)}"
+    if args.figure:
+        _prediction_figure(predictions, Path(args.figure))
+        summary += f"; figure: {args.figure}"
+    print(summary, file=sys.stdout if args.format == "table" else sys.stderr)
+    return 0
+
+
+def _prediction_figure(predictions: Sequence[Prediction], path: Path) -> None:
+    from petal.report.figures import GALLERY_MAX, plot_predictions, thumbnail
+
+    shown = predictions[:GALLERY_MAX]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_predictions([thumbnail(p.source) for p in shown], [p.label for p in shown],
+                     [p.probability for p in shown], path, total=len(predictions))
