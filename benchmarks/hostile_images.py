@@ -1,6 +1,7 @@
 """What the worst files cost `petal predict`: peak memory and CPU per file, against a photo.
 
-    .venv/bin/python benchmarks/hostile_images.py runs/my-run --json hostile_images.json
+    .venv/bin/python benchmarks/hostile_images.py runs/my-run \\
+        --json benchmarks/results/hostile_images.json
 
 Makes each file in a temporary folder: the largest image the size policy admits
 (64 megapixels) in every pixel mode, strips the policy refuses (a 20000 x 1 PNG, a

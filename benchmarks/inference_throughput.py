@@ -12,7 +12,8 @@ The bound: the peak float32 GFLOP/s this machine reaches on a large matrix multi
 torch.utils.flop_counter: 2 per multiply-accumulate). No engine can beat it; depthwise
 convolutions, which are memory-bound, keep real networks below it.
 
-    .venv/bin/python benchmarks/inference_throughput.py --json docs/inference_throughput.json
+    .venv/bin/python benchmarks/inference_throughput.py \\
+        --json benchmarks/results/inference_throughput.json
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ threads; best of three passes over the split), so the gain in images and the cos
 milliseconds come from the same models. Nothing is retrained: pass runs trained with and
 without the view alike. Prints a line per run and the totals per recipe.
 
-    .venv/bin/python benchmarks/seed_spread.py --recipe fast-resnet9 --split-seeds 0 1 2 \\
-        --seeds 0 --jobs 2 --out runs/tta
-    .venv/bin/python benchmarks/mirror_view.py runs/tta/fast-resnet9-* --json out.json
+    .venv/bin/python benchmarks/tuning/seed_spread.py --recipe fast-resnet9 \\
+        --split-seeds 0 1 2 --seeds 0 --jobs 2 --out runs/tta
+    .venv/bin/python benchmarks/mirror_view.py runs/tta/fast-resnet9-* \\
+        --json benchmarks/results/mirrored_view.json
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import torch
 from machine import machine
 
 from petal.evaluate import central_crops, decoded_squares, split_set
-from petal.modelio import find_model_folder, load_model
+from petal.modelio import load_model
 from petal.models.mirror import MirrorAverage
 from petal.preprocess import to_input
+from petal.run_folder import find_model_folder
 
 
 def scored(network: torch.nn.Module, inputs: torch.Tensor, targets: np.ndarray

@@ -6,17 +6,17 @@ trunk feature computed) and with that cache warm. Times come from the run's hist
 whose elapsed_seconds count from the start of the command, data preparation included;
 `wall` is the whole process, Python start-up and saving included.
 
-    .venv/bin/python benchmarks/time_to_accuracy.py --json docs/time_to_accuracy.json
-    .venv/bin/python benchmarks/time_to_accuracy.py --full   # adds the seed recipes
+    .venv/bin/python benchmarks/time_to_accuracy.py --json benchmarks/results/time_to_accuracy.json
+    .venv/bin/python benchmarks/time_to_accuracy.py --full   # adds the original recipes
 
 Paths and targets (the original write-up's numbers):
     fast-transfer   EfficientNet-Lite0, cached trunk features     target 94.7 %
     fast-resnet9    ResNet9 from scratch, narrow and fast          target 82 %
   --full adds
-    seed-transfer   the original's transfer recipe, whole network  target 94.7 %
-    seed-resnet9    the original's 20 epochs; by default only the first is run and the
-                    schedule's time is extrapolated (marked as such);
-                    --seed-resnet9-epochs 20 runs them all
+    original-transfer   the original's transfer recipe, whole network  target 94.7 %
+    original-resnet9    the original's 20 epochs; by default only the first is run and
+                        the schedule's time is extrapolated (marked as such);
+                        --original-resnet9-epochs 20 runs them all
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from machine import machine
 
-from petal.train.history import read_history
+from petal.run_folder import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 PETAL = Path(sys.executable).with_name("petal")
@@ -50,12 +50,13 @@ class TrainingPath:
 PATHS = [TrainingPath("fast-transfer", 0.947), TrainingPath("fast-resnet9", 0.82)]
 
 
-def full_paths(seed_resnet9_epochs: int) -> list[TrainingPath]:
-    """The seed recipes; seed-resnet9 cut to its first epochs (2-7 min each on 2 CPU cores)."""
-    cut = seed_resnet9_epochs < 20
-    return [TrainingPath("seed-transfer", 0.947, warm=False),
-            TrainingPath("seed-resnet9", 0.82,
-                         (f"epochs={seed_resnet9_epochs}",) if cut else (),
+def full_paths(original_resnet9_epochs: int) -> list[TrainingPath]:
+    """The original recipes; original-resnet9 cut to its first epochs (2-7 min each on 2 CPU
+    cores)."""
+    cut = original_resnet9_epochs < 20
+    return [TrainingPath("original-transfer", 0.947, warm=False),
+            TrainingPath("original-resnet9", 0.82,
+                         (f"epochs={original_resnet9_epochs}",) if cut else (),
                          extrapolate_to=20 if cut else None, warm=False)]
 
 
@@ -105,10 +106,10 @@ def _seconds(value: float | None) -> str:
 
 
 def print_table(results: list[Result]) -> None:
-    print(f"\n{'recipe':<14} {'cache':<5} {'target':>6} {'to target':>9} {'epoch':>5} "
+    print(f"\n{'recipe':<17} {'cache':<5} {'target':>6} {'to target':>9} {'epoch':>5} "
           f"{'final acc':>9} {'epochs':>6} {'to final':>8} {'wall':>6} {'extrapolated':>12}")
     for r in results:
-        print(f"{r.recipe:<14} {r.cache:<5} {r.target:>6.3f} {_seconds(r.seconds_to_target):>9} "
+        print(f"{r.recipe:<17} {r.cache:<5} {r.target:>6.3f} {_seconds(r.seconds_to_target):>9} "
               f"{r.epoch_reached or '-':>5} {r.final_val_acc:>9.4f} {r.epochs:>6} "
               f"{_seconds(r.seconds_to_final):>8} {_seconds(r.wall_seconds):>6} "
               f"{_seconds(r.extrapolated_seconds):>12}")
@@ -120,17 +121,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
     parser.add_argument("--split", type=Path, help="split file (default: petal's seed-0 split)")
-    parser.add_argument("--full", action="store_true", help="add the slow seed recipes")
+    parser.add_argument("--full", action="store_true", help="add the slow original recipes")
     parser.add_argument("--only", nargs="*", help="recipes to run (default: all selected)")
-    parser.add_argument("--seed-resnet9-epochs", type=int, default=1, choices=range(1, 21),
-                        metavar="1-20", help="epochs of seed-resnet9's 20 to run (--full)")
+    parser.add_argument("--original-resnet9-epochs", type=int,
+                        default=1, choices=range(1, 21), metavar="1-20",
+                        help="epochs of original-resnet9's 20 to run (--full)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="keep run folders and caches here")
     args = parser.parse_args()
 
-    full = full_paths(args.seed_resnet9_epochs) if args.full else []
-    paths = [p for p in PATHS + full
-             if not args.only or p.recipe in args.only]
+    full = full_paths(args.original_resnet9_epochs) if args.full else []
+    paths = [p for p in PATHS + full if not args.only or p.recipe in args.only]
     host, results = machine(), []
     with tempfile.TemporaryDirectory(prefix="petal-tta-") as scratch:
         work = args.keep or Path(scratch)

@@ -5,7 +5,9 @@ one random batch, after two warm-up steps, and prints images/s for each variant,
 choices in train/module.py (channels-last, no torch.compile) can be checked on another
 machine. Pin it to cores with taskset to compare thread counts.
 
-    taskset -c 0 .venv/bin/python benchmarks/train_step.py --json docs/train_step.json
+    .venv/bin/python benchmarks/train_step.py --json benchmarks/results/train_step.json
+    taskset -c 0 .venv/bin/python benchmarks/train_step.py \\
+        --json benchmarks/results/train_step_one_core.json
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ validation accuracy over petal's time to first reach the same number of correct
 validation images. Both runs read the photos once beforehand, so neither pays for a
 cold page cache. Each task takes about 40 minutes on 2 cores:
 
-    .venv/bin/python benchmarks/vs_fastai.py --json docs/vs_fastai.json
-    .venv/bin/python benchmarks/vs_fastai.py --task scratch --json docs/vs_fastai_scratch.json
+    .venv/bin/python benchmarks/vs_fastai.py --json benchmarks/results/vs_fastai.json
+    .venv/bin/python benchmarks/vs_fastai.py --task scratch \
+        --json benchmarks/results/vs_fastai_scratch.json
 
 and a smoke test on a linked slice of 15 photos per class (minutes):
 
@@ -39,7 +40,6 @@ versions of petal's environment, so both tools run the same kernels and network 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -51,6 +51,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from machine import machine
+
+from petal.run_folder import CONFIG_FILE, read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".cache" / "fastai-venv"
@@ -187,10 +189,9 @@ def run_petal(recipe: str, data: Path, split: Path, out: Path, overrides: list[s
         wall = now() - launched
     stamp = next(float(line.split()[1]) for line in lines if line.startswith("petal-main-clock"))
     offset = stamp - launched
-    with open(run / "history.csv", newline="") as handle:
-        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    history = read_history(run / "history.csv")
     rows = [Epoch(int(r["epoch"]), r["val_acc"], offset + r["elapsed_seconds"]) for r in history]
-    config = json.loads((run / "config.json").read_text())
+    config = json.loads((run / CONFIG_FILE).read_text())
     return ToolRun("petal", recipe, rows, offset, wall,
                    {"run": str(run), "recipe": config["recipe"], "history": history})
 

@@ -1,14 +1,16 @@
 """Two fine-tunes of one recipe (e.g. two training seeds) combined, against each alone.
 
-For each pair of run (or model) folders trained on the same split, counts the validation
-images right for each model, for their averaged probabilities (an ensemble: two networks
-at inference) and for their averaged weights (a soup, Wortsman et al. 2022: one network),
-each with the recipe's mirrored view when the models were trained with tta_flip. On a
-2-core CPU two one-core fine-tunes run side by side, so a pair costs less than twice one.
+A tuning helper (benchmarks/tuning/README.md). For each pair of run (or model) folders
+trained on the same split, counts the validation images right for each model, for their
+averaged probabilities (an ensemble: two networks at inference) and for their averaged
+weights (a soup, Wortsman et al. 2022: one network), each with the recipe's mirrored view
+when the models were trained with tta_flip. On a 2-core CPU two one-core fine-tunes run
+side by side, so a pair costs less than twice one.
 
-    .venv/bin/python benchmarks/combine_seeds.py \
-        --pair runs/tune5-freezebn/seed-transfer-split1-seed0 \
-               runs/tune5-freezebn-seed1/seed-transfer-split1-seed1 --json docs/combine_seeds.json
+    .venv/bin/python benchmarks/tuning/combine_seeds.py \
+        --pair runs/tune5-freezebn/original-transfer-split1-seed0 \
+               runs/tune5-freezebn-seed1/original-transfer-split1-seed1 \
+        --json benchmarks/tuning/results/combine_seeds.json
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from machine import machine
 
 import petal
 from petal.evaluate import decoded_squares, probabilities, split_set
-from petal.modelio import find_model_folder, load_model, save_model_folder
+from petal.modelio import load_model, save_model_folder
+from petal.run_folder import find_model_folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for machine.py
+from machine import machine  # noqa: E402
 
 
 def soup(first: Path, second: Path, out: Path) -> Path:

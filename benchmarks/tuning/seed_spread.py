@@ -1,23 +1,23 @@
 """How much a recipe's accuracy moves with the training seed and the split.
 
-Trains RECIPE (with any `--set FIELD=VALUE` overrides) once per training seed (`--set
-seed=N`: initial head, batch order, augmentation) on each split (`--split-seeds`; 0, the
-default, is the split every figure in docs/RESULTS.md uses) and prints each run's final
-and best validation accuracy with their means, so a difference between two recipes can be
-read against the run-to-run spread of one, and a setting can be judged on several splits
-at once (docs/TUNING.md):
+A tuning helper (benchmarks/tuning/README.md). Trains RECIPE (with any `--set FIELD=VALUE`
+overrides) once per training seed (`--set seed=N`: initial head, batch order, augmentation)
+on each split (`--split-seeds`; 0, the default, is the split every figure in docs/RESULTS.md
+uses) and prints each run's final and best validation accuracy with their means, so a
+difference between two recipes can be read against the run-to-run spread of one, and a
+setting can be judged on several splits at once (docs/TUNING.md):
 
-    .venv/bin/python benchmarks/seed_spread.py --recipe fast-transfer --seeds 0 1 2 \\
-        --out runs/spread --json docs/seed_spread_fast_transfer.json
-    .venv/bin/python benchmarks/seed_spread.py --recipe seed-transfer --seeds 0 \\
-        --split-seeds 1 2 --set layer_lr_decay=0.85 --jobs 2 --out runs/tune-llrd
+    .venv/bin/python benchmarks/tuning/seed_spread.py --recipe fast-transfer --seeds 0 1 2 \\
+        --out runs/spread --json benchmarks/results/seed_spread_fast_transfer.json
+    .venv/bin/python benchmarks/tuning/seed_spread.py --recipe original-transfer --seeds 0 \\
+        --split-seeds 1 2 --set lr=5e-4 --jobs 2 --out runs/tune-lr5e-4
 
 Run folders go to OUT/RECIPE-seedN (default split) or OUT/RECIPE-splitS-seedN. A finished
 one is read, not trained again, and an unfinished one is continued with `petal train
---resume`, so a long measurement (20-24 minutes per seed-transfer run on 2 CPU cores,
-docs/RESULTS.md) can be stopped and picked up again. `--jobs N` trains N runs side by
+--resume`, so a long measurement (9-30 minutes per original-transfer run on 2 CPU cores,
+by host: docs/RESULTS.md) can be stopped and picked up again. `--jobs N` trains N runs side by
 side, each pinned to its own share of the CPU cores: on the 2-core machine of
-docs/RESULTS.md one seed-transfer run on one core took about as long as on two, so two
+docs/RESULTS.md one original-transfer run on one core took about as long as on two, so two
 jobs halve the wall time (the runs' seconds are then one core's).
 """
 
@@ -34,15 +34,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from machine import machine
+from petal.run_folder import read_history
 
-from petal.train.history import read_history
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for machine.py
+from machine import machine  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PETAL = Path(sys.executable).with_name("petal")
 
 
-def run_folder(out: Path, recipe: str, split_seed: int, seed: int) -> Path:
+def run_path(out: Path, recipe: str, split_seed: int, seed: int) -> Path:
     return out / (f"{recipe}-seed{seed}" if split_seed == 0
                   else f"{recipe}-split{split_seed}-seed{seed}")
 
@@ -109,7 +110,7 @@ def main() -> int:
     for split_seed in args.split_seeds:
         split = split_file(args.data, args.out, split_seed)
         for seed in args.seeds:
-            run = run_folder(args.out, args.recipe, split_seed, seed)
+            run = run_path(args.out, args.recipe, split_seed, seed)
             command = [str(PETAL), "train", "--data", str(args.data), "--recipe", args.recipe,
                        "--set", f"seed={seed}", "--out", str(run), "--no-progress"]
             command += [part for item in args.overrides for part in ("--set", item)]

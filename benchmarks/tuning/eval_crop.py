@@ -1,15 +1,15 @@
 """Test-time views of trained models: the central crop against the whole stored square.
 
-For each run (or model) folder, evaluates its own validation split four ways and counts the
-images right: the central crop of the training crops' size (`c`, what a model saved with
-eval_crop=center sees), `c` averaged with its mirror (`c+cm`, tta_flip), the whole
-decoded-cache square (`f`, what eval_crop=full sees), `f` with its mirror (`f+fm`) and all
-four averaged (`c+cm+f+fm`).
+A tuning helper (benchmarks/tuning/README.md). For each run (or model) folder, evaluates its
+own validation split four ways and counts the images right: the central crop of the
+training crops' size (`c`, what a model saved with eval_crop=center sees), `c` averaged
+with its mirror (`c+cm`, tta_flip), the whole decoded-cache square (`f`, what
+eval_crop=full sees), `f` with its mirror (`f+fm`) and all four averaged (`c+cm+f+fm`).
 Nothing is retrained, so the recipe field eval_crop can be judged on models that already
 exist, saved either way.
 
-    .venv/bin/python benchmarks/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
-        --json docs/eval_crop.json
+    .venv/bin/python benchmarks/tuning/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
+        --json benchmarks/tuning/results/eval_crop.json
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from machine import machine
 
 import petal
-from petal.evaluate import RUN_CONFIG, central_crops, decoded_squares, split_set
+from petal.evaluate import central_crops, decoded_squares, split_set
 from petal.fsutil import read_json
-from petal.modelio import find_model_folder
+from petal.run_folder import CONFIG_FILE, find_model_folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for machine.py
+from machine import machine  # noqa: E402
 
 VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"],
          "c+cm+f+fm": ["c", "cm", "f", "fm"]}
@@ -37,7 +39,7 @@ def images_right(run: Path) -> dict:
     folder = find_model_folder(run)
     classifier = petal.load(folder)
     card, spec = classifier.card, classifier.spec
-    config = folder.parent / RUN_CONFIG  # a run folder's config.json has the training input
+    config = folder.parent / CONFIG_FILE  # a run folder's config.json has the training input
     crop = read_json(config)["input"]["size"] if config.is_file() else spec.size
     chosen = split_set((folder / card.split).resolve(), Path(card.data), "val",
                        classifier.classes, {}, progress=False)
