@@ -153,7 +153,8 @@ _FIXED = {"name", "summary"}  # identify a recipe; not overridable
 RENAMED_RECIPES = {"seed-resnet9": "original-resnet9", "seed-transfer": "original-transfer"}
 RENAMED_FIELDS = {"grad_clip": "grad_clip_value", "cut": "train_from"}
 # Fields removed in 0.2 (they lost their trials, docs/TUNING.md), with the value that meant
-# "off": a saved recipe holding any other value cannot be trained the same way any more.
+# "off": a saved recipe holding any other value cannot be trained the same way any more
+# (momentum: None, as it mattered only with optimizer sgd, which validate refuses).
 REMOVED_FIELDS = {"sam": 0.0, "probe": "", "layer_lr_decay": 1.0, "mixup": 0.0, "cutmix": 0.0,
                   "crop_area": 0.0, "drop_rate": 0.0, "drop_path_rate": 0.0, "ema": 0.0,
                   "views": 1, "momentum": None}
@@ -179,6 +180,9 @@ def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
         key = key.strip().replace("-", "_")
         if key in RENAMED_FIELDS:
             key = _renamed("recipe field", key, RENAMED_FIELDS[key])
+        if key in REMOVED_FIELDS:
+            raise PetalError(f"--set {item!r}: recipe field {key} was removed in petal 0.2 "
+                             "(docs/TUNING.md says why)")
         if not sep or key not in by_name or key in _FIXED:
             raise PetalError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
                              f"{', '.join(f for f in by_name if f not in _FIXED)}")
