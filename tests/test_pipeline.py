@@ -75,8 +75,9 @@ def test_report_renders_without_lightning(main_run: Path, tmp_path: Path) -> Non
 def test_existing_main_run_is_not_overwritten(main_run: Path,
                                               capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--data", str(main_run.parent / "data"), "--out", str(main_run),
-                 *QUICK]) == 1
-    assert "already holds" in capsys.readouterr().err
+                 "--recipes", "seed", *QUICK]) == 1
+    err = capsys.readouterr().err
+    assert "--recipes seed is now called original" in err and "already holds" in err
 
 
 @pytest.fixture(scope="module")
