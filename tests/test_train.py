@@ -97,6 +97,15 @@ def test_runs_saved_by_0_1_resume_under_the_new_names(tmp_path: Path) -> None:
         request_from_run(tmp_path / "ema")
 
 
+@pytest.mark.parametrize("config", ['[]', '{"recipe": {"name": 5}}', '{"data": "x"}',
+                                    '{"recipe": []}', 'not json'])
+def test_a_damaged_config_is_refused_on_resume(tmp_path: Path, config: str) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(config)
+    with pytest.raises(PetalError, match="start the run again"):
+        request_from_run(tmp_path / "run")
+
+
 @pytest.mark.parametrize("name", ["resnet9", "timm:resnet18", "squeezenet1_0"])
 def test_trunk_trains_at_a_scaled_learning_rate(name: str) -> None:
     network, _ = build_model(name, 3, **({"width": 0.125} if name == "resnet9" else {}))

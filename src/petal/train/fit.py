@@ -400,19 +400,23 @@ def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainR
     """Rebuild the request that started `run` (for --resume)."""
     if not is_run_folder(run):
         raise PetalError(f"{run} is not a petal run folder (no {CONFIG_FILE})")
-    config = read_json(run / CONFIG_FILE)
-    return TrainRequest(
-        data=Path(config["data"]),
-        recipe=recipe_from_json(config["recipe"]),
-        out=run,
-        model=config["model"],
-        weights=config["weights"],
-        split_file=run / config["split"],
-        lr=config["lr"],
-        trainer=trainer or TrainerOptions(**config["trainer"]),
-        cache_dir=config.get("cache_dir"),
-        data_description=config.get("data_description", ""),
-    )
+    try:
+        config = read_json(run / CONFIG_FILE)
+        return TrainRequest(
+            data=Path(config["data"]),
+            recipe=recipe_from_json(config["recipe"]),
+            out=run,
+            model=config["model"],
+            weights=config["weights"],
+            split_file=run / config["split"],
+            lr=config["lr"],
+            trainer=trainer or TrainerOptions(**config["trainer"]),
+            cache_dir=config.get("cache_dir"),
+            data_description=config.get("data_description", ""),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a damaged or edited file
+        raise PetalError(f"{run / CONFIG_FILE} is not a config petal wrote ({exc!r}): start "
+                         "the run again in a new --out folder") from exc
 
 
 def resume(run: Path, started: float, progress: bool = True) -> TrainResult:
