@@ -84,3 +84,32 @@ def flowers_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = flowers_slice(root / "data", 40)
     return _fit(data, root / "run", ["width=0.25", "input_size=48", "batch_size=16", "epochs=8",
                                      "schedule=onecycle", "lr=0.003", "step_epochs="])
+
+
+COLOURS = {"red": (200, 30, 30), "blue": (30, 40, 200)}
+
+
+def _colour_photos(root: Path, name: str, rgb: tuple[int, int, int], count: int) -> None:
+    rng = np.random.default_rng(sum(rgb))
+    for i in range(count):
+        pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (40, 40, 3)), 0, 255)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+
+
+@pytest.fixture(scope="session")
+def colour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fast-resnet9, tiny, trained on noisy red and blue squares; other/green/ holds six
+    green ones, a colour it never saw."""
+    root = tmp_path_factory.mktemp("colours")
+    for name, rgb in COLOURS.items():
+        _colour_photos(root / "data", name, rgb, 20)
+    _colour_photos(root / "other", "green", (30, 190, 40), 6)
+    from petal.train.fit import TrainRequest, fit
+    from petal.train.recipes import get_recipe
+
+    recipe = get_recipe("fast-resnet9", ["width=0.125", "input_size=32", "batch_size=8",
+                                         "epochs=4"])
+    fit(TrainRequest(data=root / "data", recipe=recipe, out=root / "run",
+                     cache_dir=str(root / "cache")), time.perf_counter(), progress=False)
+    return root / "run"

@@ -35,8 +35,9 @@ def correctly_classified_photo(run: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def page_url(flowers_run: Path, tiny_run: Path) -> Iterator[str]:
-    models = load_models([f"flowers={flowers_run}", f"tiny={tiny_run}"])
+def page_url(flowers_run: Path, tiny_run: Path, colour_run: Path) -> Iterator[str]:
+    models = load_models([f"flowers={flowers_run}", f"tiny={tiny_run}",
+                          f"colours={colour_run}"])
     with BackgroundServer(create_app(models)) as url:
         yield url
 
@@ -91,3 +92,18 @@ def test_non_image_shows_the_servers_message(page) -> None:
     assert "notes.txt" in error.text_content()
     assert "not an image file" in error.text_content()  # the server's detail
     assert page.locator(".bar").count() == 0
+
+
+def test_unknown_photo_is_said_plainly(page, colour_run: Path, tmp_path: Path) -> None:
+    card = page.locator(".model[data-model='colours']")
+    page.set_input_files("#file", str(colour_run.parent / "other" / "green" / "0.png"))
+    card.locator(".bar").first.wait_for()
+    verdict = card.locator(".verdict")
+    assert verdict.is_visible()
+    assert "does not look like any class this model knows" in verdict.text_content()
+    page.screenshot(path=str(tmp_path / "unknown.png"), full_page=True)
+    page.set_input_files("#file", str(colour_run.parent / "data" / "red" / "0.png"))
+    card.locator(".bar").first.wait_for()
+    page.wait_for_function("!document.querySelector(\".model[data-model='colours']\")"
+                           ".classList.contains('unknown')")
+    assert verdict.is_hidden()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 import petal
 from petal.errors import PetalError, PetalWarning
@@ -122,3 +124,8 @@ def test_cached_recipe_saves_an_ordinary_model(image_folder: Path, tmp_path: Pat
     # the trunk kept its ImageNet weights; the top trained
     assert torch.equal(loaded.blocks[0][0].conv_dw.weight, untouched.blocks[0][0].conv_dw.weight)
     assert not torch.equal(loaded.conv_head.weight, untouched.conv_head.weight)
+    # the novelty threshold, fitted on stored trunk features, is what inference computes
+    split = json.loads((result.run_dir / "split.json").read_text())
+    answers = classifier.predict([image_folder / item["path"] for item in split["val"]])
+    stored = load_file(str(result.model_dir / "novelty.safetensors"))["val_scores"]
+    assert [a.novelty for a in answers] == pytest.approx(stored.tolist(), abs=1e-3)

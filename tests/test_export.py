@@ -21,7 +21,7 @@ import torch
 
 import petal
 from petal.cli import main
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.export import export
 from petal.modelio import ModelCard, load_model, save_model_folder
 from petal.models import architecture_config, build_model
@@ -126,6 +126,10 @@ def test_card_from_sidecar_when_metadata_stripped(tiny_onnx: Path, tmp_path: Pat
     with pytest.raises(PetalError, match="no petal model card"):
         petal.load(stripped)
     shutil.copy(tiny_onnx.with_name("tiny.onnx.json"), tmp_path / "stripped.onnx.json")
+    with pytest.warns(PetalWarning, match="will not be called unknown"):
+        assert petal.load(stripped).novelty is None  # its novelty file was not copied
+    shutil.copy(tiny_onnx.with_name("tiny.onnx.novelty.safetensors"),
+                tmp_path / "stripped.onnx.novelty.safetensors")
     assert petal.load(stripped).classes == ["cat", "dog", "fox"]
 
 
@@ -187,7 +191,9 @@ def test_torchscript(tiny_run: Path, tmp_path: Path) -> None:
     model, card = load_model(tiny_run)
     batch = torch.randn(3, 3, card.input.size, card.input.size)
     with torch.inference_mode():
-        assert (module(batch) - model(batch)).abs().max() < TOLERANCE
+        logits, features = module(batch)
+        assert (logits - model(batch)).abs().max() < TOLERANCE
+        assert features.shape == (3, model.classifier[-1].in_features)
 
 
 def test_cli_export_with_opset(tiny_run: Path, tmp_path: Path,

@@ -119,5 +119,7 @@ def test_predict_reports_or_predicts_every_file_in_bounded_memory(fuzzed: Path,
     skipped = re.findall(r"^skipped (\S+): ", done.stderr, re.M)
     assert len(predicted) + len(skipped) == N_FILES
     assert {p["source"] for p in predicted}.isdisjoint(skipped)
-    assert f"Predicted {len(predicted)} image(s), skipped {len(skipped)}" in done.stderr
+    unknown = sum(p["unknown"] for p in predicted)
+    assert (f"Predicted {len(predicted)} image(s) ({unknown} unknown), skipped {len(skipped)}"
+            in done.stderr)
     assert peak - baseline < PEAK_EXTRA_MB, (peak, baseline)

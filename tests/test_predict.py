@@ -81,10 +81,10 @@ def test_bad_array_is_refused(tiny_run: Path, array: np.ndarray) -> None:
 
 
 def test_predict_table(tiny_run: Path, photos: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["predict", str(tiny_run), str(photos), "--top-k", "3"]) == 0
+    assert main(["predict", str(tiny_run), str(photos), "--top-k", "3", "--no-reject"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["path", "label", "prob"]
-    assert lines[-1].startswith("Predicted 4 image(s), skipped 0")
+    assert lines[-1].startswith("Predicted 4 image(s) (0 unknown), skipped 0")
     files = _sorted_files(photos)
     for line, expected in zip(lines[1:-1], _expected(tiny_run, files, 3), strict=True):
         cells = line.split()

@@ -228,7 +228,8 @@ def test_concurrent_requests_all_answered(client: httpx.Client, server: str) -> 
 
 # The inference worker alone, with a model whose speed the test controls.
 
-def fake_classifier(run_batch: Callable[[np.ndarray], np.ndarray]) -> Classifier:
+def fake_classifier(run_batch: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+                    ) -> Classifier:
     card = ModelCard(architecture={"name": "fake"}, classes=["a", "b"],
                      input=InputSpec(size=4, mean=(0.5,) * 3, std=(0.5,) * 3))
     return Classifier(card, run_batch, "fake")
@@ -247,7 +248,7 @@ class GatedModel:
         self.gate.wait(10)
         if self.fail:
             raise RuntimeError("model exploded")
-        return np.zeros((len(batch), 2), np.float32)
+        return np.zeros((len(batch), 2), np.float32), np.zeros((len(batch), 3), np.float32)
 
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)

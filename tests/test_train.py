@@ -24,10 +24,11 @@ from petal.data.cache import DecodedCache
 from petal.errors import PetalError, PetalWarning
 from petal.evaluate import EvalRequest, evaluate
 from petal.modelio import load_model
+from petal.models.features import classifier_head
 from petal.models.registry import build_model
 from petal.run_folder import HISTORY_COLUMNS, find_model_folder, read_history
 from petal.train.fit import TrainRequest, fit, request_from_run, resume
-from petal.train.module import build_optimizer, classifier_head, parameter_groups
+from petal.train.module import build_optimizer, parameter_groups
 from petal.train.recipes import get_recipe
 
 # A ResNet9 at 1/8 width on 32 px images: the real architecture, seconds to train.

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from petal.data.cache import DecodedCache
-from petal.data.scan import scan_folder
+from petal.data.scan import scan_folder, scan_unlabelled
 from petal.data.split import Split, check_split_matches
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
@@ -47,6 +47,7 @@ from petal.report.figures import (
     GALLERY_MAX,
     Mistake,
     plot_confusion_matrix,
+    plot_novelty,
     plot_reliability,
     plot_worst_mistakes,
     thumbnail,
@@ -55,6 +56,7 @@ from petal.run_folder import (
     EVAL_DIR,
     EVAL_FIGURES,
     METRICS_FILE,
+    NOVELTY_FIGURE,
     find_model_folder,
     run_of_model,
 )
@@ -78,6 +80,7 @@ class EvalRequest:
     cache_dir: str | os.PathLike | None = None
     progress: bool = True
     include_training: bool = False  # also score photos the model trained on
+    unknown: str | os.PathLike | None = None  # photos of none of the classes: open-set figures
 
 
 @dataclass
@@ -215,24 +218,34 @@ def central_crops(squares: np.ndarray, size: int) -> np.ndarray:
     return np.stack([center_crop(square, size) for square in squares])
 
 
-def probabilities(classifier: Classifier, squares: np.ndarray, tta: bool = False,
-                  progress: bool = True) -> np.ndarray:
-    """Class probabilities of decoded-cache rows (N, S, S, 3), batch by batch.
+def assess_squares(classifier: Classifier, squares: np.ndarray, tta: bool = False,
+                   progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities and novelty (None without a score) of decoded-cache rows
+    (N, S, S, 3), batch by batch.
 
-    With `tta`, the mean of the probabilities of each crop and of its horizontal mirror.
+    With `tta`, the probabilities are the mean of each crop's and of its mirror's.
     """
     step = classifier.batch_size
-    out = []
+    probabilities, novelty = [], []
     with tqdm(total=len(squares), desc="Evaluating", unit="img", leave=False,
               disable=not progress) as bar:
         for start in range(0, len(squares), step):
             crops = central_crops(squares[start:start + step], classifier.spec.size)
-            batch = classifier.probabilities(crops)
+            batch, scores = classifier.assess(crops)
             if tta:
                 batch = (batch + classifier.probabilities(crops[:, :, ::-1])) / 2
-            out.append(batch)
+            probabilities.append(batch)
+            novelty.append(scores)
             bar.update(len(crops))
-    return np.concatenate(out)
+    if classifier.novelty is None or not novelty:
+        return np.concatenate(probabilities), None
+    return np.concatenate(probabilities), np.concatenate(novelty)
+
+
+def probabilities(classifier: Classifier, squares: np.ndarray, tta: bool = False,
+                  progress: bool = True) -> np.ndarray:
+    """Class probabilities of decoded-cache rows (N, S, S, 3), as `assess_squares`."""
+    return assess_squares(classifier, squares, tta, progress)[0]
 
 
 def _number(value: object) -> float:
@@ -361,7 +374,7 @@ def evaluate(request: EvalRequest) -> dict:
     squares = decoded_squares(chosen, classifier.spec.resize_size, request.cache_dir,
                               request.progress)
     tta = request.tta and not classifier.spec.mirror  # a model that mirrors itself gains nothing
-    probs = probabilities(classifier, squares, tta, request.progress)
+    probs, novelty = assess_squares(classifier, squares, tta, request.progress)
     targets = np.array([classes.index(chosen.class_mapping[folder])
                         for _, folder, _ in chosen.items])
     paths = [str(chosen.root.resolve() / path) for path, _, _ in chosen.items]
@@ -387,8 +400,61 @@ def evaluate(request: EvalRequest) -> dict:
     }
     out.mkdir(parents=True, exist_ok=True)
     write_figures(metrics, probs, targets, out)
+    if request.unknown is not None:
+        metrics["open_set"] = _open_set(request, classifier, novelty,
+                                        probs.argmax(axis=1) == targets, out)
+        metrics["files"].append(NOVELTY_FIGURE)
     atomic_write_json(out / METRICS_FILE, metrics)
     return metrics
+
+
+def _open_set(request: EvalRequest, classifier: Classifier, known: np.ndarray | None,
+              right: np.ndarray, out: Path) -> dict:
+    """Novelty of the known images against that of `request.unknown`'s; the histogram."""
+    if known is None:
+        raise PetalError("this model has no novelty score (trained before petal 0.2, or "
+                         "rejection turned off): train it again to evaluate unknown photos")
+    index = scan_unlabelled(request.unknown, progress=request.progress)
+    if not index.images:
+        raise PetalError(f"no readable images in {request.unknown}")
+    chosen = EvalSet(index.root, [(r.path, "", r.sha256) for r in index.images], {},
+                     [asdict(r) for r in index.rejected])
+    squares = decoded_squares(chosen, classifier.spec.resize_size, request.cache_dir,
+                              request.progress)
+    _, unknown = assess_squares(classifier, squares, progress=request.progress)
+    threshold = classifier.novelty.threshold
+    metrics = open_set_metrics(known, unknown, threshold, right)
+    plot_novelty(known, unknown, threshold, out / NOVELTY_FIGURE)
+    return {"unknown_data": str(index.root.resolve()), "n_unknown": len(unknown),
+            "skipped": chosen.skipped, "method": classifier.novelty.method,
+            "keep": classifier.novelty.keep, "threshold": _number(threshold), **metrics}
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    """P(an unknown photo scores above a known one), ties counted half: the Mann-Whitney U
+    statistic over both counts. (TorchMetrics' binary_auroc squashes scores outside [0, 1]
+    with a sigmoid first, which ties every large novelty score.)"""
+    both = np.concatenate([known, unknown]).astype(np.float64)
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based, ties share their mean
+    ranks = average_rank[inverse]
+    u = ranks[len(known):].sum() - len(unknown) * (len(unknown) + 1) / 2
+    return float(u / (len(known) * len(unknown)))
+
+
+def open_set_metrics(known: np.ndarray, unknown: np.ndarray, threshold: float,
+                     right: np.ndarray) -> dict:
+    """AUROC (unknown photos as positives), FPR95 (the share of unknown photos kept when 95 %
+    of known ones are), and at `threshold`: the shares kept and rejected, and the accuracy
+    on the known photos kept."""
+    at95 = float(np.quantile(known, 0.95, method="higher"))
+    kept = known <= threshold
+    return {"auroc": _number(auroc(known, unknown)),
+            "fpr95": _number((unknown <= at95).mean()),
+            "known_kept": _number(kept.mean()),
+            "unknown_rejected": _number((unknown > threshold).mean()),
+            "accuracy_kept": _number(right[kept].mean()) if kept.any() else None,
+            "accuracy_all": _number(right.mean())}
 
 
 def _chosen_set(request: EvalRequest, data: Path | None, split_file: Path | None,
@@ -415,6 +481,17 @@ def _mapping_line(mapping: dict[str, str], n_classes: int) -> str:
     if all(folder == name for folder, name in mapping.items()):
         return f"Class folders: {len(mapping)} of the model's {n_classes} classes, same names"
     return "Class folders: " + ", ".join(f"{folder} -> {name}" for folder, name in mapping.items())
+
+
+def _open_set_line(open_set: dict) -> str:
+    kept = open_set["accuracy_kept"]
+    return (f"Unknown photos ({open_set['n_unknown']} in {open_set['unknown_data']}): AUROC "
+            f"{open_set['auroc']:.3f}, FPR95 {100 * open_set['fpr95']:.1f} %; at the threshold "
+            f"(keeps {100 * open_set['keep']:.0f} % of validation photos) "
+            f"{100 * open_set['unknown_rejected']:.1f} % of them called unknown, "
+            f"{100 * open_set['known_kept']:.1f} % of the known photos kept, "
+            + ("none right" if kept is None else f"{100 * kept:.1f} % of those right")
+            + f" (all: {100 * open_set['accuracy_all']:.1f} %)")
 
 
 def format_summary(metrics: dict) -> str:
@@ -447,6 +524,8 @@ def format_summary(metrics: dict) -> str:
     elif found:
         lines.append(f"Left out {found} photo(s) this model was trained on "
                      "(--include-training scores them too)")
+    if "open_set" in metrics:
+        lines.append(_open_set_line(metrics["open_set"]))
     if metrics["skipped"]:
         lines.append(f"{len(metrics['skipped'])} unreadable file(s) skipped "
                      "(listed in metrics.json)")

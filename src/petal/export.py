@@ -5,7 +5,9 @@
 
 The exported graph is the network as inference runs it: input "input", float32 (N, 3,
 size, size) RGB, already normalised ((pixel / 255 - mean) / std, values in the card's
-input spec), any batch size N; output "logits", float32 (N, classes), before softmax. For
+input spec), any batch size N; outputs "logits", float32 (N, classes), before softmax, and
+"features", float32 (N, D), what the classifier head reads, for the novelty score (its
+arrays are copied beside the file as FILE.novelty.safetensors; petal.novelty computes it). For
 a model whose spec says `mirror`, the graph averages each image with its mirror inside
 and its logits are the log of the averaged probabilities (petal.models.mirror).
 Normalisation stays outside the graph so that every engine receives the same tensor from
@@ -34,8 +36,17 @@ from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, atomic_write_json
 from petal.modelio import ModelCard, find_model_folder, load_model
-from petal.models.mirror import answering
-from petal.onnx_engine import CARD_KEY, INPUT_NAME, ONNX_FILE, OUTPUT_NAME, sidecar_path
+from petal.models.features import AnswerWithFeatures
+from petal.novelty import NOVELTY_FILE
+from petal.onnx_engine import (
+    CARD_KEY,
+    FEATURES_NAME,
+    INPUT_NAME,
+    ONNX_FILE,
+    OUTPUT_NAME,
+    novelty_path,
+    sidecar_path,
+)
 
 FORMATS = {"onnx": ONNX_FILE, "torchscript": "model.pt"}
 TORCHSCRIPT_CARD = "model.json"
@@ -46,7 +57,7 @@ CHECK_BATCH = 2  # > 1, so the dynamic batch axis is exercised by the check
 class ExportResult:
     path: Path
     sidecar: Path
-    max_abs_diff: float  # on logits: the exported model vs torch, on a random batch
+    max_abs_diff: float  # on logits and features: the exported model vs torch, a random batch
 
 
 def default_path(model: str | os.PathLike, fmt: str) -> Path:
@@ -66,6 +77,9 @@ def _export_card(card: ModelCard, fmt: str) -> dict:
                    "meaning": "logits; softmax gives class probabilities, in order of classes"
                               + (" (averaged over the image and its mirror)"
                                  if card.input.mirror else "")},
+        "features": {"name": FEATURES_NAME, "dtype": "float32", "shape": ["N", "D"],
+                     "meaning": "the classifier head's input, for the novelty score "
+                                "(petal.novelty, with FILE.novelty.safetensors)"},
     }}
 
 
@@ -77,7 +91,7 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
     # input spec, so TF-"same" padding (EfficientNet-Lite) is resolved at export time.
     try:
         program = torch.onnx.export(
-            model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME, FEATURES_NAME],
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
             dynamo=True, verbose=False)
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
@@ -92,11 +106,11 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
     return proto.SerializeToString(), card
 
 
-def _onnx_logits(data: bytes, batch: np.ndarray) -> np.ndarray:
+def _onnx_outputs(data: bytes, batch: np.ndarray) -> list[np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {INPUT_NAME: batch})[0]
+    return session.run(None, {INPUT_NAME: batch})
 
 
 def _torchscript_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict) -> bytes:
@@ -109,12 +123,12 @@ def _torchscript_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict
     return buffer.getvalue()
 
 
-def _torchscript_logits(data: bytes, batch: np.ndarray) -> np.ndarray:
+def _torchscript_outputs(data: bytes, batch: np.ndarray) -> list[np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = torch.jit.load(io.BytesIO(data))
     with torch.inference_mode():
-        return module(torch.from_numpy(batch)).numpy()
+        return [output.numpy() for output in module(torch.from_numpy(batch))]
 
 
 def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
@@ -125,20 +139,24 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     if opset is not None and fmt != "onnx":
         raise PetalError("--opset applies to ONNX only")
     network, card = load_model(model_path)
-    model = answering(network, card.input)
+    model = AnswerWithFeatures(network, card.input).eval()
     path = Path(out) if out else default_path(model_path, fmt)
     size = card.input.size
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(CHECK_BATCH, 3, size, size, generator=generator)
     with torch.inference_mode():
-        expected = model(example).numpy()
+        expected = [output.numpy() for output in model(example)]
     card_json = _export_card(card, fmt)
     if fmt == "onnx":
         data, card_json = _onnx_bytes(model, example, card_json, opset)
-        actual = _onnx_logits(data, example.numpy())
+        actual = _onnx_outputs(data, example.numpy())
     else:
         data = _torchscript_bytes(model, example, card_json)
-        actual = _torchscript_logits(data, example.numpy())
+        actual = _torchscript_outputs(data, example.numpy())
     atomic_write_bytes(path, data)
     atomic_write_json(sidecar_path(path), card_json)
-    return ExportResult(path, sidecar_path(path), float(np.abs(actual - expected).max()))
+    if card.novelty is not None:
+        scores = find_model_folder(model_path) / NOVELTY_FILE
+        atomic_write_bytes(novelty_path(path), scores.read_bytes())
+    difference = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected, strict=True))
+    return ExportResult(path, sidecar_path(path), difference)

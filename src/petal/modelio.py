@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
@@ -43,6 +45,7 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     data: str = ""
     split: str | None = None  # the split file, relative to this model folder
+    novelty: dict | None = None  # the novelty score's settings (petal.novelty), if fitted
     petal_version: str = __version__
     format: str = MODEL_FORMAT
     created: str = field(
@@ -105,6 +108,8 @@ def card_problem(data: dict) -> str | None:
     for name, kind in (("recipe", dict), ("metrics", dict), ("data", str)):
         if name in data and not isinstance(data[name], kind):
             return f"{name} must be a JSON {'object' if kind is dict else 'string'}"
+    if data.get("novelty") is not None and not isinstance(data["novelty"], dict):
+        return "novelty must be a JSON object or null"
     return _split_problem(data.get("split"))
 
 
@@ -119,9 +124,12 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     return ModelCard.from_json(data, folder / CARD_FILE)
 
 
-def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: ModelCard) -> Path:
-    """Write weights + card into `folder`, atomically replacing any model already there."""
+def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: ModelCard,
+                      arrays: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
+    """Write weights + card (+ `arrays`: file name -> NumPy tensors, as safetensors) into
+    `folder`, atomically replacing any model already there."""
     from safetensors import SafetensorError
+    from safetensors.numpy import save_file as save_arrays
     from safetensors.torch import save_model as save_safetensors
 
     folder = Path(folder)
@@ -133,8 +141,12 @@ def save_model_folder(folder: str | os.PathLike, model: torch.nn.Module, card: M
         # force_contiguous: weights trained channels-last are stored in the standard layout
         save_safetensors(model, str(partial / WEIGHTS_FILE), metadata={"format": "pt"},
                          force_contiguous=True)
-        with open(partial / WEIGHTS_FILE, "rb") as handle:
-            os.fsync(handle.fileno())
+        for name, tensors in (arrays or {}).items():
+            save_arrays({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+                        str(partial / name))
+        for name in [WEIGHTS_FILE, *(arrays or {})]:
+            with open(partial / name, "rb") as handle:
+                os.fsync(handle.fileno())
         atomic_write_json(partial / CARD_FILE, card.to_json())
     except SafetensorError as exc:  # its I/O errors (a full disk) are not OSErrors
         shutil.rmtree(partial, ignore_errors=True)

@@ -1,20 +1,24 @@
 """Run an exported ONNX model on ONNX Runtime: engine "onnx" of `petal.load`. Imports no torch.
 
 An exported file takes what `Classifier` feeds every engine: float32 (N, 3, size, size)
-RGB, normalised as the model card's input spec says, and returns logits (N, classes).
+RGB, normalised as the model card's input spec says, and returns logits (N, classes) and
+the penultimate features (N, D) the novelty score reads; that score's arrays travel beside
+the file (`FILE.novelty.safetensors`).
 The model card travels inside the file (metadata_props[CARD_KEY]) and beside it
 (`FILE.json`); the embedded copy is read first, as it cannot drift from the weights.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from petal.errors import PetalError
+from petal import novelty
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import parse_json, read_json
 from petal.modelio import ModelCard, find_model_folder
 
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 ONNX_FILE = "model.onnx"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+FEATURES_NAME = "features"
 CARD_KEY = "petal.card"
 
 
@@ -31,6 +36,26 @@ def sidecar_path(path: str | Path) -> Path:
     """The JSON model card written beside an exported file: `FILE.json`."""
     path = Path(path)
     return path.with_name(path.name + ".json")
+
+
+def novelty_path(path: str | Path) -> Path:
+    """The novelty score written beside an exported file: `FILE.novelty.safetensors`."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{novelty.NOVELTY_FILE}")
+
+
+def onnx_novelty(path: str | Path, card: ModelCard) -> novelty.Novelty | None:
+    """The novelty score beside an exported file; None, with a warning, when the file was
+    copied without it, and for a model trained without one."""
+    if card.novelty is None:
+        return None
+    scores = novelty_path(onnx_file(path))
+    if not scores.exists():
+        warnings.warn(f"{scores.name} is not beside {scores.name.split('.novelty')[0]}: "
+                      "photos of none of the classes will not be called unknown (copy it "
+                      "from the export)", PetalWarning, stacklevel=3)
+        return None
+    return novelty.load(scores, card.novelty)
 
 
 def onnx_file(path: str | Path) -> Path:
@@ -65,8 +90,13 @@ def read_onnx_card(path: Path, metadata: dict[str, str]) -> ModelCard:
 def check_shapes(path: Path, session: ort.InferenceSession, card: ModelCard) -> None:
     """PetalError when the graph's fixed input or output sizes contradict the model card."""
     size = card.input.size
-    wanted = [("input", session.get_inputs(), [None, 3, size, size]),
-              ("output", session.get_outputs(), [None, len(card.classes)])]
+    outputs = session.get_outputs()
+    wanted = [("input", session.get_inputs()[:1], [None, 3, size, size]),
+              ("output", outputs[:1], [None, len(card.classes)]),
+              ("features", outputs[1:2], [None, None])]
+    if len(outputs) < 2:
+        raise PetalError(f"{path} has no features output (exported before petal 0.2): "
+                         "export it again with `petal export`")
     for what, nodes, expected in wanted:
         shape = list(nodes[0].shape) if nodes else []
         fixed = [dim if isinstance(dim, int) else None for dim in shape]
@@ -78,7 +108,7 @@ def check_shapes(path: Path, session: ort.InferenceSession, card: ModelCard) -> 
 
 
 def onnx_runner(path: str | Path, threads: int | None = None
-                ) -> tuple[ModelCard, Callable[[np.ndarray], np.ndarray]]:
+                ) -> tuple[ModelCard, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
     """(card, run_batch) for an ONNX file, or for the model.onnx of a run or model folder."""
     import onnxruntime as ort
 
@@ -97,11 +127,11 @@ def onnx_runner(path: str | Path, threads: int | None = None
     check_shapes(path, session, card)
     input_name = session.get_inputs()[0].name
 
-    def run_batch(batch: np.ndarray) -> np.ndarray:
-        logits = session.run(None, {input_name: batch})[0]
-        if logits.ndim != 2 or logits.shape[1] != len(card.classes):
+    def run_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = session.run(None, {input_name: batch})[:2]
+        if logits.ndim != 2 or logits.shape[1] != len(card.classes) or features.ndim != 2:
             raise PetalError(f"{path} gave outputs of shape {logits.shape} for "
                              f"{len(card.classes)} classes: the file and its card disagree")
-        return logits
+        return logits, features
 
     return card, run_batch

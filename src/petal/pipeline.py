@@ -156,7 +156,8 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
         plot_predictions([thumbnail(p) for p in photos], [p.label for p in predictions],
                          [p.probability for p in predictions], job.out / name, len(photos),
                          truths=[label for _, label in samples],
-                         title=f"{role}: {classifier.card.architecture['name']}")
+                         title=f"{role}: {classifier.card.architecture['name']}",
+                         unknown=[p.unknown for p in predictions])
         written.append(name)
     compared = [(Path(m["path"]), m["true"]) for m in worst[:COMPARISONS]] or \
         samples[:COMPARISONS]
@@ -165,7 +166,7 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
         for role, classifier in classifiers.items():
             top = classifier.predict(photo, top_k=3)
             title = f"{role}: {classifier.card.architecture['name']}"
-            rankings.append(Ranking(title, top.labels, top.probabilities))
+            rankings.append(Ranking(title, top.labels, top.probabilities, top.unknown))
         name = f"compare_{n}.png"
         plot_comparison(thumbnail(photo, side=384), rankings, job.out / name, truth=truth)
         written.append(name)

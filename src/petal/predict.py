@@ -4,6 +4,10 @@
     clf = petal.load("runs/my-run")            # a run folder or its model/ folder
     clf.predict("rose.jpg")                    # Prediction(source, labels, probabilities)
     clf.predict([pil_image, rgb_array], top_k=3)
+
+A model with a novelty score (petal.novelty; every model petal 0.2 trains) marks an image
+unlike its training photos as `unknown`, with the classes still ranked; `keeping(share)`
+moves the threshold, `keeping(None)` turns rejection off.
 """
 
 from __future__ import annotations
@@ -19,18 +23,26 @@ from PIL import Image
 from petal.data.image import ImageLoadError, load_image
 from petal.errors import PetalError
 from petal.modelio import ModelCard
+from petal.novelty import Novelty
 from petal.preprocess import image_to_array, to_input
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
+# (N, 3, size, size) float32 input -> (logits (N, classes), penultimate features (N, D))
+BatchRunner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """The top-k classes of one image, most probable first."""
+    """The top-k classes of one image, most probable first; `unknown` when the image looks
+    like none of them (its `novelty` is above the model's threshold)."""
 
     source: str
     labels: list[str]
     probabilities: list[float]
+    unknown: bool = False
+    novelty: float | None = None  # None: the model has no novelty score, or it is off
 
     @property
     def label(self) -> str:
@@ -41,7 +53,8 @@ class Prediction:
         return self.probabilities[0]
 
     def to_json(self) -> dict:
-        return {"source": self.source,
+        return {"source": self.source, "unknown": self.unknown,
+                "novelty": None if self.novelty is None else round(self.novelty, 6),
                 "top_k": [{"label": label, "probability": round(p, 6)}
                           for label, p in zip(self.labels, self.probabilities)]}
 
@@ -58,14 +71,28 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Classifier:
-    """A trained model ready to predict; `run_batch` maps float32 NCHW inputs to logits."""
+    """A trained model ready to predict, with its novelty score when it has one."""
 
-    def __init__(self, card: ModelCard, run_batch: Callable[[np.ndarray], np.ndarray],
-                 engine: str, batch_size: int = 32) -> None:
+    def __init__(self, card: ModelCard, run_batch: BatchRunner, engine: str,
+                 novelty: Novelty | None = None, batch_size: int = 32) -> None:
         self.card, self.engine, self.batch_size = card, engine, batch_size
         self.classes: list[str] = list(card.classes)
         self.spec = card.input
+        self.novelty = novelty
+        self._fitted_novelty = novelty
         self._run_batch = run_batch
+
+    def keeping(self, keep: float | None) -> Classifier:
+        """Reject as unknown all but `keep` of the validation images' novelty (None: reject
+        nothing); returns self."""
+        if keep is None:
+            self.novelty = None
+        elif self._fitted_novelty is None:
+            raise PetalError("this model has no novelty score (trained before petal 0.2): "
+                             "train it again to reject unknown photos")
+        else:
+            self.novelty = self._fitted_novelty.keeping(keep)
+        return self
 
     def prepare(self, image: ImageInput) -> np.ndarray:
         """Any supported input -> the (size, size, 3) uint8 array the model sees.
@@ -79,17 +106,37 @@ class Classifier:
             image = Image.fromarray(image)
         return image_to_array(load_image(image, min_size=self.spec.resize_size), self.spec)
 
+    def outputs(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, size, size, 3) uint8 -> (logits (N, classes), features (N, D)), in batches."""
+        logits, features = [], []
+        for start in range(0, len(arrays), self.batch_size):
+            batch = self._run_batch(to_input(arrays[start:start + self.batch_size], self.spec))
+            logits.append(batch[0])
+            features.append(batch[1])
+        if not logits:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate(logits), np.concatenate(features)
+
+    def assess(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, size, size, 3) uint8 -> ((N, classes) probabilities, (N,) novelty or None)."""
+        logits, features = self.outputs(arrays)
+        novelty = (self.novelty.score(features) if self.novelty is not None and len(logits)
+                   else None)
+        return _softmax(logits), novelty
+
     def probabilities(self, arrays: np.ndarray) -> np.ndarray:
         """(N, size, size, 3) uint8 -> (N, classes) probabilities, in batches."""
-        out = [_softmax(self._run_batch(to_input(arrays[i:i + self.batch_size], self.spec)))
-               for i in range(0, len(arrays), self.batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        return self.assess(arrays)[0]
 
-    def top_k(self, probabilities: np.ndarray, sources: Sequence[str], k: int) -> list[Prediction]:
+    def top_k(self, probabilities: np.ndarray, sources: Sequence[str], k: int,
+              novelty: np.ndarray | None = None) -> list[Prediction]:
         k = max(1, min(k, len(self.classes)))
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        return [Prediction(source, [self.classes[i] for i in row], [float(p[i]) for i in row])
-                for source, row, p in zip(sources, order, probabilities)]
+        scores = [None] * len(sources) if novelty is None else [float(v) for v in novelty]
+        threshold = self.novelty.threshold if self.novelty is not None else np.inf
+        return [Prediction(source, [self.classes[i] for i in row], [float(p[i]) for i in row],
+                           unknown=score is not None and score > threshold, novelty=score)
+                for source, row, p, score in zip(sources, order, probabilities, scores)]
 
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5
                 ) -> Prediction | list[Prediction]:
@@ -99,27 +146,39 @@ class Classifier:
         arrays = np.stack([self.prepare(image) for image in batch]) if batch else np.zeros(
             (0, self.spec.size, self.spec.size, 3), np.uint8)
         sources = [_describe(image, i) for i, image in enumerate(batch)]
-        predictions = self.top_k(self.probabilities(arrays), sources, top_k)
+        probabilities, novelty = self.assess(arrays)
+        predictions = self.top_k(probabilities, sources, top_k, novelty)
         return predictions[0] if single else predictions
 
 
-def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, Callable]:
+def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, BatchRunner]:
     import torch
 
     from petal.modelio import load_model
-    from petal.models.mirror import answering
+    from petal.models.features import AnswerWithFeatures
 
     if threads:
         torch.set_num_threads(threads)
-    model, card = load_model(path)
-    model = answering(model, card.input).to(memory_format=torch.channels_last)
+    network, card = load_model(path)
+    model = AnswerWithFeatures(network, card.input).to(memory_format=torch.channels_last)
 
-    def run_batch(batch: np.ndarray) -> np.ndarray:
+    def run_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
             inputs = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-            return model(inputs).float().numpy()
+            logits, features = model(inputs)
+            return logits.float().numpy(), features.float().numpy()
 
     return card, run_batch
+
+
+def _model_novelty(path: str | os.PathLike, card: ModelCard) -> Novelty | None:
+    """The novelty score of a model folder, or None for a model trained without one."""
+    from petal import novelty
+    from petal.run_folder import find_model_folder
+
+    if card.novelty is None:
+        return None
+    return novelty.load(find_model_folder(path) / novelty.NOVELTY_FILE, card.novelty)
 
 
 def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None
@@ -135,10 +194,12 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
         raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
     if engine == "torch":
         card, run_batch = _torch_runner(Path(path), threads)
+        novelty = _model_novelty(path, card)
     elif engine == "onnx":
-        from petal.onnx_engine import onnx_runner
+        from petal.onnx_engine import onnx_novelty, onnx_runner
 
         card, run_batch = onnx_runner(path, threads)
+        novelty = onnx_novelty(path, card)
     else:
         raise PetalError(f"unknown engine {engine!r}: use torch or onnx")
-    return Classifier(card, run_batch, engine)
+    return Classifier(card, run_batch, engine, novelty)

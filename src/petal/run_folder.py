@@ -39,6 +39,7 @@ MODEL_DIR, CARD_FILE = "model", "model.json"
 # written by `petal evaluate`
 EVAL_DIR, METRICS_FILE = "eval", "metrics.json"
 EVAL_FIGURES = ("confusion_matrix.png", "reliability.png", "worst_mistakes.png")
+NOVELTY_FIGURE = "novelty.png"  # with --unknown
 # written by `petal run`
 DATA_CHECK_FILE, TIMINGS_FILE, REPORT_FILE = "data_check.json", "timings.json", "report.html"
 ROLES = ("scratch", "transfer")

@@ -21,6 +21,27 @@ def add_engine(parser: argparse.ArgumentParser) -> None:
                         "the model path)")
 
 
+def add_rejection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-known", type=float, metavar="SHARE",
+                        help="call a photo unknown unless it is as familiar as this share of "
+                        "the validation photos (default: the model's, 0.95)")
+    parser.add_argument("--no-reject", action="store_true",
+                        help="never call a photo unknown; always name the closest class")
+
+
+def apply_rejection(classifier: Classifier, args: argparse.Namespace) -> Classifier:
+    """--keep-known / --no-reject on a loaded classifier."""
+    from petal.errors import PetalError
+
+    if args.no_reject and args.keep_known is not None:
+        raise PetalError("--keep-known and --no-reject contradict each other: give one")
+    if args.no_reject:
+        return classifier.keeping(None)
+    if args.keep_known is not None:
+        return classifier.keeping(args.keep_known)
+    return classifier
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

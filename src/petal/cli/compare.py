@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from petal.cli.common import add_engine, load_classifier, positive_int
+from petal.cli.common import (
+    add_engine,
+    add_rejection,
+    apply_rejection,
+    load_classifier,
+    positive_int,
+)
 from petal.errors import PetalError
 
 if TYPE_CHECKING:
@@ -21,6 +27,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", default="compare.png", help="figure (default compare.png)")
     compare.add_argument("--top-k", type=positive_int, default=3,
                          help="classes per model (default 3)")
+    add_rejection(compare)
     add_engine(compare)
     compare.set_defaults(func=cmd_compare)
 
@@ -44,12 +51,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise PetalError(f"cannot use {args.image}: {exc.message}") from exc
     rankings = []
     for model in args.models:
-        classifier = load_classifier(model, args.engine)
+        classifier = apply_rejection(load_classifier(model, args.engine), args)
         prediction = classifier.predict(args.image, top_k=args.top_k)
         title = model_title(model, classifier)
-        rankings.append(Ranking(title, prediction.labels, prediction.probabilities))
-        print(f"{title}: " + ", ".join(f"{label} {p:.1%}" for label, p
-                                       in zip(prediction.labels, prediction.probabilities)))
+        rankings.append(Ranking(title, prediction.labels, prediction.probabilities,
+                                prediction.unknown))
+        print(f"{title}: " + ("unknown, closest " if prediction.unknown else "")
+              + ", ".join(f"{label} {p:.1%}" for label, p
+                          in zip(prediction.labels, prediction.probabilities)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_comparison(image, rankings, out)

@@ -36,6 +36,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--include-training", action="store_true",
                           help="also score photos the model was trained on (found by content; "
                           "left out by default, as they overstate accuracy)")
+    evaluate.add_argument("--unknown", metavar="DIR", help="photos of none of the model's "
+                          "classes (any layout): how well the model calls them unknown "
+                          "(AUROC, FPR95, novelty.png)")
     evaluate.add_argument("--out", help="output folder (default RUN/eval or RUN/eval-NAME)")
     evaluate.add_argument("--top-k", type=positive_int, default=2,
                           help="k for top-k accuracy (default 2)")
@@ -51,7 +54,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(EvalRequest(
         args.model, data=args.data, split_file=args.split, class_map=args.class_map,
         tta=args.tta, out=args.out, part=args.part, top_k=args.top_k, cache_dir=args.cache_dir,
-        progress=wants_progress(args), include_training=args.include_training))
+        progress=wants_progress(args), include_training=args.include_training,
+        unknown=args.unknown))
     for item in metrics["skipped"]:
         print(f"skipped {Path(metrics['data']) / item['path']}: {item['message']}",
               file=sys.stderr)

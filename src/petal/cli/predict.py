@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from petal.cli.common import (
     add_engine,
     add_progress,
+    add_rejection,
+    apply_rejection,
     load_classifier,
     positive_int,
     wants_progress,
@@ -37,11 +39,12 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                          help="print a JSON list: {source, top_k: [{label, probability}]}")
     formats.add_argument("--csv", dest="format", action="store_const", const="csv",
                          help="print CSV, one row per image and rank: "
-                         "path,rank,label,probability")
+                         "path,rank,label,probability,unknown,novelty")
     predict.add_argument("--figure", metavar="OUT.png", help="also draw the images (the first "
                          "16) titled with their predicted label and probability")
     predict.add_argument("--batch-size", type=positive_int, default=32, help="images per batch "
                          "(default 32)")
+    add_rejection(predict)
     add_engine(predict)
     add_progress(predict)
     predict.set_defaults(func=cmd_predict, format="table")
@@ -81,37 +84,45 @@ def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
                     bar.write(f"skipped {path}: {exc.message}", file=sys.stderr)
             bar.update(min(step, len(files) - start))
             if arrays:
-                yield classifier.top_k(classifier.probabilities(np.stack(arrays)), sources, top_k)
+                probabilities, novelty = classifier.assess(np.stack(arrays))
+                yield classifier.top_k(probabilities, sources, top_k, novelty)
 
 
 def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
     rest = "  ".join(f"{label} {p:.1%}" for label, p in
                      zip(prediction.labels[1:], prediction.probabilities[1:]))
-    return (f"{prediction.source:<{widths[0]}}  {prediction.label:<{widths[1]}} "
-            f"{prediction.probability:>7.1%}  {rest}").rstrip()
+    if prediction.unknown:
+        answer = (f"{'unknown':<{widths[1]}} (closest: {prediction.label} "
+                  f"{prediction.probability:.1%})")
+    else:
+        answer = f"{prediction.label:<{widths[1]}} {prediction.probability:>7.1%}"
+    return f"{prediction.source:<{widths[0]}}  {answer}  {rest}".rstrip()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    classifier = load_classifier(args.model, args.engine)
+    classifier = apply_rejection(load_classifier(args.model, args.engine), args)
     classifier.batch_size = args.batch_size
     files = input_files(args.paths)
     if not files:
         raise PetalError(f"no files in {', '.join(args.paths)}")
     widths = (max(len(str(f)) for f in files),
-              max(len(c) for c in classifier.classes + ["label"]))
+              max(len(c) for c in classifier.classes + ["unknown"]))
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     predictions: list[Prediction] = []
     for batch in predict_batches(classifier, files, args.top_k, wants_progress(args)):
         if not predictions:  # the header once something is to follow it
             if writer:
-                writer.writerow(["path", "rank", "label", "probability"])
+                writer.writerow(["path", "rank", "label", "probability", "unknown", "novelty"])
             elif args.format == "table":
                 print(f"{'path':<{widths[0]}}  {'label':<{widths[1]}} {'prob':>7}  "
                       f"others (top-{args.top_k})")
         predictions += batch
         for prediction in batch:
             if writer:
-                writer.writerows([prediction.source, rank, label, f"{p:.6f}"] for rank, (label, p)
+                novelty = "" if prediction.novelty is None else f"{prediction.novelty:.6f}"
+                writer.writerows([prediction.source, rank, label, f"{p:.6f}",
+                                  str(prediction.unknown).lower(), novelty]
+                                 for rank, (label, p)
                                  in enumerate(zip(prediction.labels, prediction.probabilities), 1))
             elif args.format == "table":
                 print(_table_row(prediction, widths), flush=True)
@@ -119,7 +130,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise PetalError(f"no image could be predicted: all {len(files)} file(s) were skipped")
     if args.format == "json":
         print(json.dumps([p.to_json() for p in predictions], indent=2))
-    summary = f"Predicted {len(predictions)} image(s), skipped {len(files) - len(predictions)}"
+    unknown = sum(p.unknown for p in predictions)
+    summary = (f"Predicted {len(predictions)} image(s) ({unknown} unknown), skipped "
+               f"{len(files) - len(predictions)}")
     if args.figure:
         _prediction_figure(predictions, Path(args.figure))
         summary += f"; figure: {args.figure}"
@@ -133,4 +146,5 @@ def _prediction_figure(predictions: Sequence[Prediction], path: Path) -> None:
     shown = predictions[:GALLERY_MAX]
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_predictions([thumbnail(p.source) for p in shown], [p.label for p in shown],
-                     [p.probability for p in shown], path, total=len(predictions))
+                     [p.probability for p in shown], path, total=len(predictions),
+                     unknown=[p.unknown for p in shown])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from petal.cli.common import add_rejection, apply_rejection
 from petal.errors import PetalError
 
 
@@ -28,6 +29,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                        help="most images per forward pass when requests queue up (1: no batching)")
     serve.add_argument("--batch-wait-ms", type=float, default=0.0,
                        help="wait this long for more images before a forward pass (default 0)")
+    add_rejection(serve)
     serve.set_defaults(func=cmd_serve)
 
 
@@ -40,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise PetalError("--max-upload-mb must be > 0, --top-k and --max-batch >= 1")
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     models = load_models(args.models, engine=args.engine)
+    for served in models:
+        apply_rejection(served.classifier, args)
     options = ServeOptions(max_upload_bytes=round(args.max_upload_mb * 2**20), top_k=args.top_k,
                            max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
     url = url_of(sock)

@@ -119,7 +119,27 @@ def scan_folder(root: str | os.PathLike, workers: int | None = None,
     """Scan `root` into a DatasetIndex. Files directly in `root` are ignored (not a class)."""
     root = Path(root)
     classes = list_class_folders(root)
-    tasks = _class_files(root, classes)
+    return _index(root, classes, _class_files(root, classes), workers, progress)
+
+
+def scan_unlabelled(root: str | os.PathLike, workers: int | None = None,
+                    progress: bool = True) -> DatasetIndex:
+    """Every file under `root`, sub-folders included, as images without a class (label "")."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PetalError(f"{root} is not a folder of images")
+    tasks = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            tasks.append((str(full), full.relative_to(root).as_posix(), ""))
+    return _index(root, [], tasks, workers, progress)
+
+
+def _index(root: Path, classes: list[str], tasks: list[tuple[str, str, str]],
+           workers: int | None, progress: bool) -> DatasetIndex:
+    """Inspect every file of `tasks` (in worker processes when there are many)."""
     workers = workers or usable_cores()
     bar = tqdm(total=len(tasks), desc="Scanning images", unit="img",
                disable=not progress, leave=False)

@@ -48,6 +48,7 @@ class Ranking:
     title: str
     labels: Sequence[str]
     probabilities: Sequence[float]
+    unknown: bool = False  # the model says the photo is none of its classes
 
 
 def thumbnail(path: str | Path, side: int = 256) -> Image.Image:
@@ -112,7 +113,7 @@ def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str]
     return save_figure(fig, path)
 
 
-RIGHT, WRONG = "tab:green", "tab:red"
+RIGHT, WRONG, UNKNOWN = "tab:green", "tab:red", "tab:orange"
 
 
 def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
@@ -136,17 +137,23 @@ def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
 
 def plot_predictions(images: Sequence[Image.Image | np.ndarray], labels: Sequence[str],
                      probabilities: Sequence[float], path: Path, total: int,
-                     truths: Sequence[str] | None = None, title: str = "Predictions") -> Path:
+                     truths: Sequence[str] | None = None, title: str = "Predictions",
+                     unknown: Sequence[bool] | None = None) -> Path:
     """Each image titled with its predicted label and probability; `total` images were predicted.
 
+    An image the model calls `unknown` is captioned so, with its closest class, in orange.
     With `truths` (labelled photos), each caption also gives the true label and a ✓ in green
     or a ✗ in red. Draws at most GALLERY_MAX images, the first ones given.
     """
     n = min(len(images), GALLERY_MAX)
-    captions = [f"{short(label)} ({p:.1%})" for label, p in zip(labels[:n], probabilities[:n])]
-    colors = None
+    unknown = list(unknown or [False] * n)[:n]
+    captions = [f"unknown (closest: {short(label)} {p:.1%})" if rejected else
+                f"{short(label)} ({p:.1%})"
+                for label, p, rejected in zip(labels[:n], probabilities[:n], unknown)]
+    colors = [UNKNOWN if rejected else "black" for rejected in unknown]
     if truths is not None:
-        right = [label == truth for label, truth in zip(labels[:n], truths[:n])]
+        right = [label == truth and not rejected
+                 for label, truth, rejected in zip(labels[:n], truths[:n], unknown)]
         captions = [f"true: {short(truth)}\n{'✓' if ok else '✗'} predicted: {caption}"
                     for truth, ok, caption in zip(truths, right, captions)]
         colors = [RIGHT if ok else WRONG for ok in right]
@@ -181,6 +188,20 @@ def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, p
     return save_figure(fig, path)
 
 
+def plot_novelty(known: np.ndarray, unknown: np.ndarray, threshold: float, path: Path) -> Path:
+    """Histograms of the novelty of known and unknown photos, the threshold marked."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    edges = np.histogram_bin_edges(np.concatenate([known, unknown]), bins=40)
+    ax.hist(known, bins=edges, alpha=0.6, color="tab:blue", label=f"known classes ({len(known)})")
+    ax.hist(unknown, bins=edges, alpha=0.6, color=UNKNOWN, label=f"unknown ({len(unknown)})")
+    ax.axvline(threshold, color="black", linestyle="--",
+               label=f"threshold {threshold:.3g}: above it, unknown")
+    ax.set(xlabel="novelty (higher: less like the training photos)", ylabel="photos",
+           title="Novelty of known and unknown photos")
+    ax.legend(fontsize=9)
+    return save_figure(fig, path)
+
+
 def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking],
                     path: Path, truth: str | None = None) -> Path:
     """The image, then each model's top-k as labelled horizontal bars, side by side.
@@ -202,8 +223,12 @@ def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking]
         ax.set_yticks(positions, [short(label) for label in ranking.labels])
         ax.invert_yaxis()  # most probable on top
         ax.set_xticks([0, 0.5, 1], ["0 %", "50 %", "100 %"])
-        verdict = "" if truth is None else ("  ✓" if ranking.labels[0] == truth else "  ✗")
+        right = ranking.labels[0] == truth and not ranking.unknown
+        verdict = "" if truth is None else ("  ✓" if right else "  ✗")
         ax.set(xlim=(0, 1.25), xlabel="probability")
-        ax.set_title(ranking.title + verdict, fontsize=10,
-                     color="black" if not verdict else (RIGHT if "✓" in verdict else WRONG))
+        color = "black" if not verdict else (RIGHT if right else WRONG)
+        if ranking.unknown:
+            verdict += "\nunknown: none of its classes"
+            color = UNKNOWN if truth is None else color
+        ax.set_title(ranking.title + verdict, fontsize=10, color=color)
     return save_figure(fig, path)

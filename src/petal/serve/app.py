@@ -96,9 +96,12 @@ def warm_up(models: list[ServedModel]) -> None:
         served.classifier.probabilities(np.zeros((1, size, size, 3), np.uint8))
 
 
-def ranked(classifier: Classifier, probabilities: np.ndarray, k: int) -> list[dict]:
-    """The k most probable labels of one image, highest first."""
-    return classifier.top_k(probabilities[None], [""], k)[0].to_json()["top_k"]
+def answer(classifier: Classifier, result: Result, k: int) -> dict:
+    """One model's answer for one image: unknown or not, its novelty, the k most probable
+    labels (highest first)."""
+    novelty = None if result.novelty is None else np.array([result.novelty])
+    prediction = classifier.top_k(result.probabilities[None], [""], k, novelty)[0].to_json()
+    return {key: prediction[key] for key in ("unknown", "novelty", "top_k")}
 
 
 def _readable(exc: RequestValidationError) -> str:
@@ -185,7 +188,7 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
         finally:
             places.release()
         return {"predictions": [
-            {"model": served.name, "top_k": ranked(served.classifier, result.probabilities, top_k),
+            {"model": served.name, **answer(served.classifier, result, top_k),
              "ms": round(result.ms, 2), "batch": result.batch}
             for served, result in zip(chosen, results)]}
 

@@ -28,7 +28,14 @@ class ServedModel:
                 "classes": self.classifier.classes, "input": self.classifier.spec.to_json(),
                 "val_acc": card.metrics.get("val_acc"), "n_val": card.metrics.get("n_val"),
                 "val_interval": card.metrics.get("val_interval"),
-                "engine": self.classifier.engine}
+                "engine": self.classifier.engine, "novelty": self._novelty()}
+
+    def _novelty(self) -> dict | None:
+        """The novelty score as served: method, share of known photos kept, threshold."""
+        score = self.classifier.novelty
+        if score is None:
+            return None
+        return {"method": score.method, "keep": score.keep, "threshold": round(score.threshold, 6)}
 
 
 def default_name(path: Path) -> str:

@@ -28,6 +28,7 @@ class Busy(Exception):
 @dataclass(frozen=True)
 class Result:
     probabilities: np.ndarray  # (classes,)
+    novelty: float | None  # None: the model has no novelty score, or it is off
     ms: float  # time of the forward pass this image was part of
     batch: int  # images in that forward pass
 
@@ -106,11 +107,13 @@ class InferenceWorker:
     def _run_group(jobs: list[_Job]) -> None:
         start = time.perf_counter()
         try:
-            probabilities = jobs[0].classifier.probabilities(np.stack([j.array for j in jobs]))
+            probabilities, novelty = jobs[0].classifier.assess(np.stack([j.array for j in jobs]))
         except Exception as exc:  # reported to each waiting request; the thread lives on
             for job in jobs:
                 job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
             return
         ms = (time.perf_counter() - start) * 1000
-        for job, row in zip(jobs, probabilities):
-            job.loop.call_soon_threadsafe(_settle, job.future, Result(row, ms, len(jobs)), None)
+        scores = [None] * len(jobs) if novelty is None else [float(v) for v in novelty]
+        for job, row, score in zip(jobs, probabilities, scores):
+            job.loop.call_soon_threadsafe(_settle, job.future,
+                                          Result(row, score, ms, len(jobs)), None)

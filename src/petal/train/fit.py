@@ -29,6 +29,7 @@ from petal.fsutil import atomic_write_json, read_json
 from petal.modelio import ModelCard, save_model_folder
 from petal.models import architecture_config, build_model, default_weights
 from petal.models.spec import InputSpec
+from petal.novelty import NOVELTY_FILE
 from petal.paths import cache_root
 from petal.report.curves import plot_history
 from petal.run_folder import (
@@ -51,6 +52,7 @@ from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_network
 from petal.train.history import HistoryWriter
 from petal.train.module import ClassifierModule
+from petal.train.novelty_fit import fit_novelty
 from petal.train.recipes import Recipe, recipe_from_json
 
 LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1 ...
@@ -122,6 +124,7 @@ class Prepared:
     train_set: Dataset
     val_set: Dataset
     eval_spec: InputSpec  # what validation and the saved model see (the recipe's eval_crop)
+    reference_set: Dataset  # the training images as validation sees them (for novelty)
 
     def module(self, recipe: Recipe | None = None) -> ClassifierModule:
         images_in = self.recipe.mode == "full"  # else stored trunk features
@@ -201,30 +204,31 @@ def prepare(request: TrainRequest, progress: bool = True,
                                     mirror=recipe.tta_flip)
     n = len(split.train)
     if recipe.mode == "full":
-        network, train_set, val_set = model, *_image_sets(recipe, spec, eval_spec, pixels,
-                                                          labels, n)
+        network, sets = model, _image_sets(recipe, spec, eval_spec, pixels, labels, n)
     else:
-        network, train_set, val_set = _feature_sets(request, recipe, model, spec, architecture,
-                                                    pixels, labels, [i.sha256 for i in items],
-                                                    n, progress)
+        network, *sets = _feature_sets(request, recipe, model, spec, architecture, pixels,
+                                       labels, [i.sha256 for i in items], n, progress)
+    train_set, val_set, reference_set = sets
     return Prepared(recipe, index, split, model, spec, architecture, network, train_set,
-                    val_set, eval_spec)
+                    val_set, eval_spec, reference_set)
 
 
 def _image_sets(recipe: Recipe, spec: InputSpec, eval_spec: InputSpec, pixels: np.ndarray,
-                labels: np.ndarray, n: int) -> tuple[Dataset, Dataset]:
+                labels: np.ndarray, n: int) -> tuple[Dataset, Dataset, Dataset]:
     """Full mode: random crops of the first `n` decoded squares to train on, the rest as
-    validation sees them."""
+    validation sees them, and the first `n` as validation would see them."""
     return (CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip),
-            CachedImages(pixels[n:], labels[n:], eval_spec.size, flip=False))
+            CachedImages(pixels[n:], labels[n:], eval_spec.size, flip=False),
+            CachedImages(pixels[:n], labels[:n], eval_spec.size, flip=False))
 
 
 def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
                   spec: InputSpec, architecture: dict, pixels: np.ndarray, labels: np.ndarray,
                   keys: list[str], n: int, progress: bool
-                  ) -> tuple[torch.nn.Module, Dataset, Dataset]:
+                  ) -> tuple[torch.nn.Module, Dataset, Dataset, Dataset]:
     """Cached mode: the top that trains, and the frozen trunk's stored outputs to train and
-    validate it on (the mirrored photos' too, for validation, with tta_flip)."""
+    validate it on (the mirrored photos' too, for validation, with tta_flip), and the
+    training images' outputs as validation sees them."""
     parts = cut_network(model, recipe.train_from)
     features = FeatureCache(cache_root(request.cache_dir), parts.trunk,
                             features_key(architecture, recipe.train_from, spec, parts.trunk),
@@ -233,7 +237,8 @@ def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
     mirrored = (features.view(pixels[n:], keys[n:], mirrored=True, progress=progress)
                 if recipe.tta_flip else None)
     return (parts.top, CachedFeatures(centre[:n], labels[:n], flip=recipe.flip),
-            CachedFeatures(centre[n:], labels[n:], mirrored=mirrored))
+            CachedFeatures(centre[n:], labels[n:], mirrored=mirrored),
+            CachedFeatures(centre[:n], labels[:n]))
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
@@ -366,13 +371,18 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
                 ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     if not trainer.is_global_zero:
         return TrainResult(run, run / MODEL_DIR, 0.0, 0.0, 0, time.perf_counter() - started)
-    return finish(request, prepared, recipe, started)
+    return finish(request, prepared, module, started)
 
 
-def finish(request: TrainRequest, prepared: Prepared, recipe: Recipe,
+def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
            started: float) -> TrainResult:
-    """Save the model folder and the curves; print the one-line summary."""
-    run = request.out
+    """Fit the novelty score, save the model folder and the curves; print the summary."""
+    run, recipe = request.out, module.recipe
+    score = fit_novelty(module, prepared.reference_set, prepared.val_set, prepared.eval_spec,
+                        recipe.batch_size)
+    print(f"Novelty ({score.method}): fitted on {len(prepared.split.train)} training images; "
+          f"above {score.threshold:.3g} a photo is unknown (keeps {100 * score.keep:.0f} % of "
+          "validation images)")
     rows = read_history(run / HISTORY_FILE)
     best = max(rows, key=lambda r: r["val_acc"])
     n_val = len(prepared.split.val)
@@ -385,8 +395,10 @@ def finish(request: TrainRequest, prepared: Prepared, recipe: Recipe,
                "n_train": len(prepared.split.train), "n_val": n_val}
     card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
                      input=prepared.eval_spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
-                     data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}")
-    model_dir = save_model_folder(run / MODEL_DIR, prepared.model.cpu().eval(), card)
+                     data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}",
+                     novelty=score.settings())
+    model_dir = save_model_folder(run / MODEL_DIR, prepared.model.cpu().eval(), card,
+                                  {NOVELTY_FILE: score.tensors()})
     plot_history(run)
     seconds = time.perf_counter() - started
     print(f"Done: validation accuracy {describe_accuracy(correct, n_val)} after epoch "

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from petal.models.features import classifier_head
 from petal.models.spec import InputSpec
 from petal.preprocess import scale_and_shift
 from petal.train.recipes import Recipe
@@ -79,16 +80,6 @@ class ClassifierModule(L.LightningModule):
     def configure_optimizers(self):
         groups = parameter_groups(self.network, self.lr, self.recipe.trunk_lr_scale)
         return build_optimizer(groups, self.recipe, self.trainer.estimated_stepping_batches)
-
-
-def classifier_head(network: nn.Module) -> nn.Module:
-    """The layer that maps features to class scores: timm's `get_classifier()`, otherwise the
-    last Linear (or 1x1 Conv2d, as in SqueezeNet) in the network."""
-    if hasattr(network, "get_classifier"):
-        head = network.get_classifier()  # a tuple for distilled timm models (two heads)
-        return nn.ModuleList(head) if isinstance(head, tuple) else head
-    candidates = [m for m in network.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    return candidates[-1]
 
 
 def parameter_groups(network: nn.Module, lr: float, trunk_lr_scale: float) -> list[dict]:
