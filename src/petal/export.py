@@ -7,7 +7,9 @@ The exported graph is the network as inference runs it: input "input", float32 (
 size, size) RGB, already normalised ((pixel / 255 - mean) / std, values in the card's
 input spec), any batch size N; outputs "logits", float32 (N, classes), before softmax, and
 "features", float32 (N, D), what the classifier head reads, for the novelty score (its
-arrays are copied beside the file as FILE.novelty.safetensors; petal.novelty computes it). For
+arrays are copied beside the file as FILE.novelty.safetensors; petal.novelty computes it),
+and, where the network has them, "class_maps", float32 (N, classes, h, w), the class
+activation maps petal.explain draws (petal.models.features). For
 a model whose spec says `mirror`, the graph averages each image with its mirror inside
 and its logits are the log of the averaged probabilities (petal.models.mirror).
 Normalisation stays outside the graph so that every engine receives the same tensor from
@@ -36,12 +38,14 @@ from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, atomic_write_json
 from petal.modelio import ModelCard, find_model_folder, load_model
+from petal.models import cam_layers
 from petal.models.features import AnswerWithFeatures
 from petal.novelty import NOVELTY_FILE
 from petal.onnx_engine import (
     CARD_KEY,
     FEATURES_NAME,
     INPUT_NAME,
+    MAPS_NAME,
     ONNX_FILE,
     OUTPUT_NAME,
     novelty_path,
@@ -65,9 +69,12 @@ def default_path(model: str | os.PathLike, fmt: str) -> Path:
     return find_model_folder(model) / FORMATS[fmt]
 
 
-def _export_card(card: ModelCard, fmt: str) -> dict:
+def _export_card(card: ModelCard, fmt: str, has_maps: bool) -> dict:
     """The model card plus how to call the exported file."""
     size = card.input.size
+    maps = {"class_maps": {"name": MAPS_NAME, "dtype": "float32",
+                           "shape": ["N", len(card.classes), "h", "w"],
+                           "meaning": "class activation maps of the last feature map"}}
     return {**card.to_json(), "export": {
         "format": fmt, "torch_version": torch.__version__,
         "petal_version": __version__,
@@ -80,18 +87,19 @@ def _export_card(card: ModelCard, fmt: str) -> dict:
         "features": {"name": FEATURES_NAME, "dtype": "float32", "shape": ["N", "D"],
                      "meaning": "the classifier head's input, for the novelty score "
                                 "(petal.novelty, with FILE.novelty.safetensors)"},
+        **(maps if has_maps else {}),
     }}
 
 
 def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
-                opset: int | None) -> tuple[bytes, dict]:
+                opset: int | None, outputs: list[str]) -> tuple[bytes, dict]:
     """The serialised ONNX model, and the card with the opset the exporter chose added."""
     # The torch.export-based exporter (the default since torch 2.9; the TorchScript-based
     # one is deprecated). Only the batch axis is dynamic: the spatial size is fixed by the
     # input spec, so TF-"same" padding (EfficientNet-Lite) is resolved at export time.
     try:
         program = torch.onnx.export(
-            model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME, FEATURES_NAME],
+            model, (example,), input_names=[INPUT_NAME], output_names=outputs,
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
             dynamo=True, verbose=False)
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
@@ -139,16 +147,18 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     if opset is not None and fmt != "onnx":
         raise PetalError("--opset applies to ONNX only")
     network, card = load_model(model_path)
-    model = AnswerWithFeatures(network, card.input).eval()
+    cam = cam_layers(card.architecture["name"], network)
+    model = AnswerWithFeatures(network, card.input, cam).eval()
     path = Path(out) if out else default_path(model_path, fmt)
     size = card.input.size
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(CHECK_BATCH, 3, size, size, generator=generator)
     with torch.inference_mode():
         expected = [output.numpy() for output in model(example)]
-    card_json = _export_card(card, fmt)
+    card_json = _export_card(card, fmt, has_maps=cam is not None)
     if fmt == "onnx":
-        data, card_json = _onnx_bytes(model, example, card_json, opset)
+        names = [OUTPUT_NAME, FEATURES_NAME, *([MAPS_NAME] if cam is not None else [])]
+        data, card_json = _onnx_bytes(model, example, card_json, opset, names)
         actual = _onnx_outputs(data, example.numpy())
     else:
         data = _torchscript_bytes(model, example, card_json)

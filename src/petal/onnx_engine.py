@@ -1,9 +1,10 @@
 """Run an exported ONNX model on ONNX Runtime: engine "onnx" of `petal.load`. Imports no torch.
 
 An exported file takes what `Classifier` feeds every engine: float32 (N, 3, size, size)
-RGB, normalised as the model card's input spec says, and returns logits (N, classes) and
-the penultimate features (N, D) the novelty score reads; that score's arrays travel beside
-the file (`FILE.novelty.safetensors`).
+RGB, normalised as the model card's input spec says, and returns logits (N, classes), the
+penultimate features (N, D) the novelty score reads (that score's arrays travel beside the
+file, `FILE.novelty.safetensors`) and, for networks that have them, class activation maps
+(N, classes, h, w).
 The model card travels inside the file (metadata_props[CARD_KEY]) and beside it
 (`FILE.json`); the embedded copy is read first, as it cannot drift from the weights.
 """
@@ -29,6 +30,7 @@ ONNX_FILE = "model.onnx"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 FEATURES_NAME = "features"
+MAPS_NAME = "class_maps"
 CARD_KEY = "petal.card"
 
 
@@ -127,11 +129,13 @@ def onnx_runner(path: str | Path, threads: int | None = None
     check_shapes(path, session, card)
     input_name = session.get_inputs()[0].name
 
-    def run_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, features = session.run(None, {input_name: batch})[:2]
-        if logits.ndim != 2 or logits.shape[1] != len(card.classes) or features.ndim != 2:
-            raise PetalError(f"{path} gave outputs of shape {logits.shape} for "
+    def run_batch(batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        outputs = session.run(None, {input_name: batch})[:3]
+        logits, features, *maps = outputs
+        if (logits.ndim != 2 or logits.shape[1] != len(card.classes) or features.ndim != 2
+                or any(m.ndim != 4 or m.shape[1] != len(card.classes) for m in maps)):
+            raise PetalError(f"{path} gave outputs of shape {[o.shape for o in outputs]} for "
                              f"{len(card.classes)} classes: the file and its card disagree")
-        return logits, features
+        return tuple(outputs)
 
     return card, run_batch

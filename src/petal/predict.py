@@ -29,8 +29,9 @@ from petal.preprocess import image_to_array, to_input
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
-# (N, 3, size, size) float32 input -> (logits (N, classes), penultimate features (N, D))
-BatchRunner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# (N, 3, size, size) float32 input -> (logits (N, classes), penultimate features (N, D)) and,
+# for a network that has them, class activation maps (N, classes, h, w)
+BatchRunner = Callable[[np.ndarray], tuple[np.ndarray, ...]]
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def _describe(image: ImageInput, position: int) -> str:
     return f"<{type(image).__name__} {position}>"
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
@@ -106,23 +107,23 @@ class Classifier:
             image = Image.fromarray(image)
         return image_to_array(load_image(image, min_size=self.spec.resize_size), self.spec)
 
-    def outputs(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, size, size, 3) uint8 -> (logits (N, classes), features (N, D)), in batches."""
-        logits, features = [], []
-        for start in range(0, len(arrays), self.batch_size):
-            batch = self._run_batch(to_input(arrays[start:start + self.batch_size], self.spec))
-            logits.append(batch[0])
-            features.append(batch[1])
-        if not logits:
-            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
-        return np.concatenate(logits), np.concatenate(features)
+    def outputs(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(N, size, size, 3) uint8 -> (logits (N, classes), features (N, D), class activation
+        maps (N, classes, h, w) or None where the network has none), in batches."""
+        batches = [self._run_batch(to_input(arrays[start:start + self.batch_size], self.spec))
+                   for start in range(0, len(arrays), self.batch_size)]
+        if not batches:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0)), None
+        logits, features = (np.concatenate([b[i] for b in batches]) for i in (0, 1))
+        maps = np.concatenate([b[2] for b in batches]) if len(batches[0]) > 2 else None
+        return logits, features, maps
 
     def assess(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, size, size, 3) uint8 -> ((N, classes) probabilities, (N,) novelty or None)."""
-        logits, features = self.outputs(arrays)
+        logits, features, _ = self.outputs(arrays)
         novelty = (self.novelty.score(features) if self.novelty is not None and len(logits)
                    else None)
-        return _softmax(logits), novelty
+        return softmax(logits), novelty
 
     def probabilities(self, arrays: np.ndarray) -> np.ndarray:
         """(N, size, size, 3) uint8 -> (N, classes) probabilities, in batches."""
@@ -155,18 +156,19 @@ def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, BatchRunn
     import torch
 
     from petal.modelio import load_model
+    from petal.models import cam_layers
     from petal.models.features import AnswerWithFeatures
 
     if threads:
         torch.set_num_threads(threads)
     network, card = load_model(path)
-    model = AnswerWithFeatures(network, card.input).to(memory_format=torch.channels_last)
+    cam = cam_layers(card.architecture["name"], network)
+    model = AnswerWithFeatures(network, card.input, cam).to(memory_format=torch.channels_last)
 
-    def run_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run_batch(batch: np.ndarray) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():
             inputs = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-            logits, features = model(inputs)
-            return logits.float().numpy(), features.float().numpy()
+            return tuple(output.float().numpy() for output in model(inputs))
 
     return card, run_batch
 

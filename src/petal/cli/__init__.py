@@ -19,6 +19,7 @@ from petal.cli import (
     compare,
     data,
     evaluate,
+    explain,
     export,
     lr_find,
     models,
@@ -31,8 +32,8 @@ from petal.cli import (
 from petal.errors import PetalError, PetalWarning
 
 # One module per command, in the order `petal --help` lists them.
-COMMANDS = (run, data, cache, train, lr_find, recipes, models, evaluate, predict, compare,
-            export, serve)
+COMMANDS = (run, data, cache, train, lr_find, recipes, models, evaluate, predict, explain,
+            compare, export, serve)
 
 _OS_ERROR_HINTS = {
     errno.ENOSPC: "free some space, or write elsewhere (--out, --cache-dir)",

@@ -42,6 +42,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                          "path,rank,label,probability,unknown,novelty")
     predict.add_argument("--figure", metavar="OUT.png", help="also draw the images (the first "
                          "16) titled with their predicted label and probability")
+    predict.add_argument("--explain", action="store_true", help="in --figure, draw over each "
+                         "image where the model looked for its top class")
     predict.add_argument("--batch-size", type=positive_int, default=32, help="images per batch "
                          "(default 32)")
     add_rejection(predict)
@@ -100,6 +102,8 @@ def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.explain and not args.figure:
+        raise PetalError("--explain draws into the --figure: give --figure OUT.png too")
     classifier = apply_rejection(load_classifier(args.model, args.engine), args)
     classifier.batch_size = args.batch_size
     files = input_files(args.paths)
@@ -134,17 +138,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     summary = (f"Predicted {len(predictions)} image(s) ({unknown} unknown), skipped "
                f"{len(files) - len(predictions)}")
     if args.figure:
-        _prediction_figure(predictions, Path(args.figure))
+        _prediction_figure(predictions, Path(args.figure), classifier if args.explain else None)
         summary += f"; figure: {args.figure}"
     print(summary, file=sys.stdout if args.format == "table" else sys.stderr)
     return 0
 
 
-def _prediction_figure(predictions: Sequence[Prediction], path: Path) -> None:
+def _prediction_figure(predictions: Sequence[Prediction], path: Path,
+                       explaining: Classifier | None = None) -> None:
+    """The first predictions as a gallery; with `explaining`, each image as that model sees
+    it with its heat map over it (a second forward pass, for those images only)."""
+    import numpy as np
+
+    from petal.explain import overlays
     from petal.report.figures import GALLERY_MAX, plot_predictions, thumbnail
 
     shown = predictions[:GALLERY_MAX]
+    if explaining is None:
+        images = [thumbnail(p.source) for p in shown]
+    else:
+        images = overlays(explaining, np.stack([explaining.prepare(p.source) for p in shown]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    plot_predictions([thumbnail(p.source) for p in shown], [p.label for p in shown],
+    plot_predictions(images, [p.label for p in shown],
                      [p.probability for p in shown], path, total=len(predictions),
                      unknown=[p.unknown for p in shown])

@@ -1,9 +1,19 @@
-"""What inference runs, with what the novelty score needs: the network's answer and the
-features its classifier head reads (the penultimate layer), from any model petal builds.
+"""What inference runs, with what the novelty score and the explanations need: the network's
+answer, the features its classifier head reads (the penultimate layer), and, where the
+network ends in global pooling and a linear layer, its class activation maps.
 
 The features are taken by a hook on the head's input, so every family (ResNet9, timm,
-torchvision) gives them without knowing its layout; the hook is traced into an exported
-ONNX graph as a second output, so torch and ONNX Runtime see the same features.
+torchvision) gives them without knowing its layout; the hooks are traced into an exported
+ONNX graph as extra outputs, so torch and ONNX Runtime see the same values.
+
+Class activation maps (Zhou et al. 2016): the last feature map (N, C, h, w), taken at the
+input of the pooling layer the registry names, weighted by each class's row of the linear
+head: (N, classes, h, w). With average pooling the class score is exactly the map's mean
+(plus the bias). With ResNet9's max pooling the gradient of a score reaches only each
+channel's maximum, with that class's weight, so Grad-CAM's channel weights (the gradient
+averaged over positions) are the head's weights / (h w): Grad-CAM is this map, scaled. Hence
+no gradient library here (pytorch-grad-cam would give the same map through a backward pass
+per image, and none through ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -13,6 +23,9 @@ from torch import nn
 
 from petal.models.mirror import answering
 from petal.models.spec import InputSpec
+
+# (the layer whose input is the last feature map, the linear head): registry.cam_layers
+CamLayers = tuple[nn.Module, nn.Linear]
 
 
 def classifier_head(network: nn.Module) -> nn.Module:
@@ -26,24 +39,36 @@ def classifier_head(network: nn.Module) -> nn.Module:
 
 
 class AnswerWithFeatures(nn.Module):
-    """(logits as inference answers them, features (N, D) of each image as it is, unmirrored).
+    """(logits as inference answers them, features (N, D) of each image as it is, unmirrored)
+    and, with `cam` layers, the class activation maps (N, classes, h, w) of the same view.
 
     Spatial head inputs (a 1x1-conv head) are averaged over their positions.
     """
 
-    def __init__(self, network: nn.Module, spec: InputSpec) -> None:
+    def __init__(self, network: nn.Module, spec: InputSpec, cam: CamLayers | None = None
+                 ) -> None:
         super().__init__()
         self.answer = answering(network, spec)
         self.head = classifier_head(network)
+        self.cam = cam
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        count = images.shape[0]  # a mirroring answer runs [images, mirrors]: the first rows
         seen: list[torch.Tensor] = []
-        hook = self.head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+        hooks = [self.head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))]
+        if self.cam is not None:
+            hooks.append(self.cam[0].register_forward_pre_hook(
+                lambda _, args: seen.append(args[0])))
         try:
             logits = self.answer(images)
         finally:
-            hook.remove()
-        features = seen[0][:images.shape[0]]  # a mirroring answer ran [images, mirrors]
+            for hook in hooks:
+                hook.remove()
+        head_input, *feature_map = seen[::-1] if self.cam is not None else seen
+        features = head_input[:count]
         if features.dim() == 4:
             features = features.mean((2, 3))
-        return logits, features.flatten(1)
+        if self.cam is None:
+            return logits, features.flatten(1)
+        maps = torch.einsum("nchw,kc->nkhw", feature_map[0][:count], self.cam[1].weight)
+        return logits, features.flatten(1), maps

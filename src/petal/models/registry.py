@@ -25,12 +25,38 @@ from petal.models.weights import IMAGENET, Weights, parse_weights
 TIMM_PREFIX = "timm:"
 
 
+# (the global pooling layer, whose input is the last feature map; the linear head after it)
+CamLayers = tuple[nn.Module, nn.Linear]
+
+
+def _pooled_linear(pool: object, head: object) -> CamLayers | None:
+    if isinstance(pool, nn.Module) and isinstance(head, nn.Linear):
+        return pool, head
+    return None
+
+
+def _timm_cam(model: nn.Module) -> CamLayers | None:
+    """timm CNNs (EfficientNet-Lite included): global_pool, then the classifier."""
+    return _pooled_linear(getattr(model, "global_pool", None), model.get_classifier())
+
+
+def _torchvision_cam(model: nn.Module) -> CamLayers | None:
+    """torchvision ResNet-style networks: avgpool, then fc."""
+    return _pooled_linear(getattr(model, "avgpool", None), getattr(model, "fc", None))
+
+
+def _resnet9_cam(model: nn.Module) -> CamLayers:
+    """ResNet9: its classifier's max pooling, then its linear layer."""
+    return model.classifier[0], model.classifier[2]
+
+
 @dataclass(frozen=True)
 class _Family:
     input_spec: Callable[[str, int | None], InputSpec]
     build: Callable[..., nn.Module]  # (arch, num_classes, weights, spec, **options)
     options: frozenset[str] = frozenset()
     default_weights: str | None = IMAGENET
+    cam: Callable[[nn.Module], CamLayers | None] = _timm_cam
 
 
 def _resnet9_spec(_arch: str, input_size: int | None) -> InputSpec:
@@ -42,9 +68,11 @@ def _resnet9_build(_arch: str, num_classes: int, weights: Weights, _spec: InputS
     return resnet9.build(num_classes, weights, **options)
 
 
-_RESNET9 = _Family(_resnet9_spec, _resnet9_build, frozenset({"width"}), default_weights=None)
+_RESNET9 = _Family(_resnet9_spec, _resnet9_build, frozenset({"width"}), default_weights=None,
+                   cam=_resnet9_cam)
 _LITE = _Family(efficientnet_lite.input_spec, efficientnet_lite.build)
-_TORCHVISION = _Family(torchvision_models.input_spec, torchvision_models.build)
+_TORCHVISION = _Family(torchvision_models.input_spec, torchvision_models.build,
+                       cam=_torchvision_cam)
 _TIMM = _Family(timm_models.input_spec, timm_models.build)
 
 
@@ -125,6 +153,13 @@ def architecture_config(name: str, num_classes: int, input_size: int | None = No
     spec = family.input_spec(arch, input_size)
     return {"name": canonical, "num_classes": num_classes, "input_size": spec.size,
             "options": dict(options)}
+
+
+def cam_layers(name: str, model: nn.Module) -> CamLayers | None:
+    """Where a class activation map of `model` (built as `name`) comes from: the layer whose
+    input is the last feature map, and the linear head that scores its pooled channels; None
+    for an architecture without that ending (a ViT, an MLP head)."""
+    return _resolve(name)[0].cam(model)
 
 
 def rebuild_model(config: dict[str, Any]) -> tuple[nn.Module, InputSpec]:

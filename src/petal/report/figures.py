@@ -49,6 +49,7 @@ class Ranking:
     labels: Sequence[str]
     probabilities: Sequence[float]
     unknown: bool = False  # the model says the photo is none of its classes
+    overlay: np.ndarray | None = None  # where it looked for its top class (petal.explain)
 
 
 def thumbnail(path: str | Path, side: int = 256) -> Image.Image:
@@ -202,33 +203,61 @@ def plot_novelty(known: np.ndarray, unknown: np.ndarray, threshold: float, path:
     return save_figure(fig, path)
 
 
+def plot_explanation(photo: np.ndarray, overlaid: np.ndarray, ranking: Ranking, explained: str,
+                     path: Path) -> Path:
+    """The photo as the model saw it, the heat map of `explained` over it, and the top labels."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.2]})
+    axes[0].imshow(photo)
+    axes[0].set_title("as the model sees it", fontsize=10)
+    axes[1].imshow(overlaid)
+    axes[1].set_title(f"where it looked for {short(explained)}", fontsize=10)
+    for ax in axes[:2]:
+        ax.axis("off")
+    _ranking_bars(axes[2], ranking, truth=None)
+    return save_figure(fig, path)
+
+
+def _ranking_bars(ax: plt.Axes, ranking: Ranking, truth: str | None) -> None:
+    """One model's top-k as labelled horizontal bars, titled (✓/✗ against `truth`)."""
+    positions = np.arange(len(ranking.labels))
+    colors = [RIGHT if label == truth else "tab:gray" for label in ranking.labels]
+    bars = ax.barh(positions, ranking.probabilities, color=colors)
+    ax.bar_label(bars, [f"{p:.1%}" for p in ranking.probabilities], padding=2, fontsize=9)
+    ax.set_yticks(positions, [short(label) for label in ranking.labels])
+    ax.invert_yaxis()  # most probable on top
+    ax.set_xticks([0, 0.5, 1], ["0 %", "50 %", "100 %"])
+    right = ranking.labels[0] == truth and not ranking.unknown
+    verdict = "" if truth is None else ("  ✓" if right else "  ✗")
+    ax.set(xlim=(0, 1.25), xlabel="probability")
+    color = "black" if not verdict else (RIGHT if right else WRONG)
+    if ranking.unknown:
+        verdict += "\nunknown: none of its classes"
+        color = UNKNOWN if truth is None else color
+    ax.set_title(ranking.title + verdict, fontsize=10, color=color)
+
+
 def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking],
                     path: Path, truth: str | None = None) -> Path:
-    """The image, then each model's top-k as labelled horizontal bars, side by side.
+    """The image, then each model's top-k as labelled horizontal bars, side by side; above
+    each model's bars, where it looked, when the rankings carry overlays.
 
     With `truth`, its bar is green wherever it appears (and the image is titled with it);
     the other bars are grey, so a right answer and a wrong one look different.
     """
-    fig, axes = plt.subplots(1, 1 + len(rankings), figsize=(3.6 * (1 + len(rankings)), 3.4),
-                             squeeze=False)
+    maps = any(r.overlay is not None for r in rankings)
+    columns = 1 + len(rankings)
+    fig, axes = plt.subplots(2 if maps else 1, columns, figsize=(3.6 * columns, 6.8 if maps
+                                                                 else 3.4), squeeze=False)
     axes[0, 0].imshow(image)
-    axes[0, 0].axis("off")
-    if truth is not None:
-        axes[0, 0].set_title(f"true: {short(truth)}", fontsize=10)
-    for ax, ranking in zip(axes[0, 1:], rankings):
-        positions = np.arange(len(ranking.labels))
-        colors = [RIGHT if label == truth else "tab:gray" for label in ranking.labels]
-        bars = ax.barh(positions, ranking.probabilities, color=colors)
-        ax.bar_label(bars, [f"{p:.1%}" for p in ranking.probabilities], padding=2, fontsize=9)
-        ax.set_yticks(positions, [short(label) for label in ranking.labels])
-        ax.invert_yaxis()  # most probable on top
-        ax.set_xticks([0, 0.5, 1], ["0 %", "50 %", "100 %"])
-        right = ranking.labels[0] == truth and not ranking.unknown
-        verdict = "" if truth is None else ("  ✓" if right else "  ✗")
-        ax.set(xlim=(0, 1.25), xlabel="probability")
-        color = "black" if not verdict else (RIGHT if right else WRONG)
-        if ranking.unknown:
-            verdict += "\nunknown: none of its classes"
-            color = UNKNOWN if truth is None else color
-        ax.set_title(ranking.title + verdict, fontsize=10, color=color)
+    axes[0, 0].set_title(f"true: {short(truth)}" if truth is not None else "", fontsize=10)
+    for ax in axes[:, 0]:
+        ax.axis("off")
+    for column, ranking in enumerate(rankings, start=1):
+        _ranking_bars(axes[-1, column], ranking, truth)
+        if maps:
+            axes[0, column].axis("off")
+            if ranking.overlay is not None:
+                axes[0, column].imshow(ranking.overlay)
+                axes[0, column].set_title(f"where it looked for {short(ranking.labels[0])}",
+                                          fontsize=10)
     return save_figure(fig, path)

@@ -1,0 +1,58 @@
+"""Show where a model looked: for each image, one PNG of the photo as the model sees it, the
+class activation map of its top class (or of --class) over it, and its top-3 labels."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from petal.cli.common import add_engine, add_rejection, apply_rejection, load_classifier
+from petal.errors import PetalError
+
+
+def add_commands(verbs: argparse._SubParsersAction) -> None:
+    explain = verbs.add_parser("explain", help="where the model looked: a heat map per image",
+                               description=__doc__)
+    explain.add_argument("model", help="run folder, model folder or exported .onnx file")
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    explain.add_argument("--class", dest="label", metavar="LABEL",
+                         help="explain this class instead of each image's top class")
+    explain.add_argument("--out", default="explanations",
+                         help="folder for IMAGE_NAME.png (default explanations)")
+    add_rejection(explain)
+    add_engine(explain)
+    explain.set_defaults(func=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from petal.data.image import ImageLoadError
+    from petal.explain import class_index, heat_maps, overlay
+    from petal.report.figures import Ranking, plot_explanation
+
+    classifier = apply_rejection(load_classifier(args.model, args.engine), args)
+    target = class_index(classifier, args.label)
+    out = Path(args.out)
+    written = 0
+    for path in map(Path, args.images):
+        try:
+            photo = classifier.prepare(path)
+        except ImageLoadError as exc:
+            print(f"skipped {path}: {exc.message}", file=sys.stderr)
+            continue
+        answer = heat_maps(classifier, photo[None], target)
+        prediction = classifier.top_k(answer.probabilities, [str(path)], 3, answer.novelty)[0]
+        explained = classifier.classes[int(answer.explained[0])]
+        out.mkdir(parents=True, exist_ok=True)
+        figure = out / f"{path.stem}.png"
+        ranking = Ranking("top 3", prediction.labels, prediction.probabilities,
+                          prediction.unknown)
+        plot_explanation(photo, overlay(photo, answer.heat[0]), ranking, explained, figure)
+        top = ", ".join(f"{label} {p:.1%}" for label, p
+                        in zip(prediction.labels, prediction.probabilities))
+        print(f"{path}: {'unknown, closest ' if prediction.unknown else ''}{top}; "
+              f"where it looked for {explained} -> {figure}")
+        written += 1
+    if not written:
+        raise PetalError(f"no image could be explained: all {len(args.images)} were skipped")
+    return 0

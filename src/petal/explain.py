@@ -1,0 +1,83 @@
+"""Where a model looked: its class activation map for a class, drawn over the photo.
+
+The maps come out of the network's forward pass (petal.models.features: the last feature map
+weighted by the class's row of the linear head), from torch or from an exported ONNX file
+alike; here they are cut to the positive evidence, scaled to [0, 1] and resized to the
+model's input. NumPy and Pillow only: explaining with an ONNX file needs no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from petal.errors import PetalError
+from petal.predict import Classifier, softmax
+
+OVERLAY_ALPHA = 0.5  # share of the heat map's colour over the photo where it is hottest
+
+
+def class_index(classifier: Classifier, label: str | None) -> int | None:
+    """The index of `label` among the model's classes (None: each image's top class)."""
+    if label is None:
+        return None
+    if label not in classifier.classes:
+        raise PetalError(f"unknown class {label!r}: the model's classes are "
+                         f"{', '.join(classifier.classes)}")
+    return classifier.classes.index(label)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Images explained in one forward pass."""
+
+    heat: np.ndarray  # (N, size, size) in [0, 1]: the explained class's map over each image
+    explained: np.ndarray  # (N,) the class each map is of
+    probabilities: np.ndarray  # (N, classes)
+    novelty: np.ndarray | None  # (N,), as Classifier.assess gives it
+
+
+def heat_maps(classifier: Classifier, arrays: np.ndarray, target: int | None = None
+              ) -> Explained:
+    """Model inputs (N, size, size, 3) uint8 explained; `target` None explains each image's
+    top class."""
+    logits, features, maps = classifier.outputs(arrays)
+    if maps is None:
+        raise PetalError(f"{classifier.card.architecture.get('name')} does not end in global "
+                         "pooling and a linear layer, so petal has no class activation map "
+                         "for it (an ONNX file exported before petal 0.2 has none either: "
+                         "export it again)")
+    probabilities = softmax(logits)
+    explained = probabilities.argmax(axis=1) if target is None else np.full(len(arrays), target)
+    size = classifier.spec.size
+    heat = [_resized(np.maximum(maps[i, c], 0), size) for i, c in enumerate(explained)]
+    novelty = classifier.novelty.score(features) if classifier.novelty is not None else None
+    return Explained(np.stack(heat) if heat else np.zeros((0, size, size)), explained,
+                     probabilities, novelty)
+
+
+def _resized(cam: np.ndarray, size: int) -> np.ndarray:
+    """A map scaled to [0, 1] (a map with no positive evidence stays 0) and resized bilinearly."""
+    peak = float(cam.max())
+    scaled = cam / peak if peak > 0 else np.zeros_like(cam)
+    image = Image.fromarray(scaled.astype(np.float32), mode="F")
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR)).clip(0, 1)
+
+
+def overlay(photo: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """The photo (size, size, 3) uint8 with the heat map over it in matplotlib's "jet" colours,
+    more opaque where hotter, so cold regions keep the photo visible."""
+    from matplotlib import colormaps
+
+    colours = colormaps["jet"](heat)[..., :3] * 255
+    weight = OVERLAY_ALPHA * heat[..., None]
+    return (photo * (1 - weight) + colours * weight).round().astype(np.uint8)
+
+
+def overlays(classifier: Classifier, arrays: np.ndarray, target: int | None = None
+             ) -> list[np.ndarray]:
+    """Each input with the heat map of its explained class over it."""
+    return [overlay(photo, heat) for photo, heat in
+            zip(arrays, heat_maps(classifier, arrays, target).heat)]
