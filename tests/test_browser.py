@@ -107,3 +107,15 @@ def test_unknown_photo_is_said_plainly(page, colour_run: Path, tmp_path: Path) -
     page.wait_for_function("!document.querySelector(\".model[data-model='colours']\")"
                            ".classList.contains('unknown')")
     assert verdict.is_hidden()
+
+
+def test_show_where_it_looked(page, colour_run: Path, tmp_path: Path) -> None:
+    card = page.locator(".model[data-model='colours']")
+    page.set_input_files("#file", str(colour_run.parent / "data" / "blue" / "0.png"))
+    card.locator(".bar").first.wait_for()
+    assert card.locator(".explanation").is_hidden()  # off by default
+    card.locator(".looked input").check()
+    card.locator(".explanation").wait_for(state="visible")
+    assert card.locator(".explanation").get_attribute("src").startswith("data:image/png;base64,")
+    assert page.locator(".model[data-model='flowers'] .explanation").is_hidden()
+    page.screenshot(path=str(tmp_path / "looked.png"), full_page=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import re
@@ -122,6 +123,19 @@ def test_predict_one_model_top_k(client: httpx.Client) -> None:
     predictions = response.json()["predictions"]
     assert [p["model"] for p in predictions] == ["tiny-onnx"]
     assert len(predictions[0]["top_k"]) == 2
+
+
+def test_explain_adds_each_models_heat_map(client: httpx.Client, tiny_run: Path) -> None:
+    plain = client.post("/api/predict", files={"file": ("photo.jpg", PHOTO)}).json()
+    assert all("explanation" not in p for p in plain["predictions"])
+    explained = client.post("/api/predict", params={"explain": "true"},
+                            files={"file": ("photo.jpg", PHOTO)}).json()["predictions"]
+    size = petal.load(tiny_run).spec.size
+    for prediction in explained:  # torch and ONNX Runtime alike
+        header, data = prediction["explanation"].split(",", 1)
+        assert header == "data:image/png;base64"
+        with Image.open(io.BytesIO(base64.b64decode(data))) as picture:
+            assert picture.size == (size, size) and picture.mode == "RGB"
 
 
 def test_upload_of_exactly_the_limit_is_read(client: httpx.Client) -> None:

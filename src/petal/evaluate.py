@@ -38,6 +38,7 @@ from petal.data.cache import DecodedCache
 from petal.data.scan import scan_folder, scan_unlabelled
 from petal.data.split import Split, check_split_matches
 from petal.errors import PetalError
+from petal.explain import overlays_if_any
 from petal.fsutil import atomic_write_json, read_json
 from petal.modelio import ModelCard
 from petal.paths import cache_root
@@ -315,16 +316,30 @@ def worst_mistakes(probs: np.ndarray, targets: np.ndarray, paths: Sequence[str],
              "confidence": _number(confidence[i])} for i in order]
 
 
-def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Path) -> None:
+def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Path,
+                  classifier: Classifier) -> None:
     """confusion_matrix.png, reliability.png and worst_mistakes.png into `out`."""
     classes = metrics["classes"]
     confusion_png, reliability_png, mistakes_png = (out / name for name in EVAL_FIGURES)
     plot_confusion_matrix(np.array(metrics["confusion_matrix"]), classes, confusion_png)
     plot_reliability(probs.max(axis=1), probs.argmax(axis=1) == targets, metrics["ece"],
                      reliability_png, N_BINS)
-    mistakes = [Mistake(thumbnail(m["path"]), m["true"], m["predicted"], m["confidence"])
-                for m in metrics["worst_mistakes"]]
-    plot_worst_mistakes(mistakes, mistakes_png, metrics["n_images"], metrics["n_mistakes"])
+    images, explained = mistake_images(classifier, [m["path"] for m in metrics["worst_mistakes"]])
+    mistakes = [Mistake(image, m["true"], m["predicted"], m["confidence"])
+                for image, m in zip(images, metrics["worst_mistakes"])]
+    plot_worst_mistakes(mistakes, mistakes_png, metrics["n_images"], metrics["n_mistakes"],
+                        explained)
+
+
+def mistake_images(classifier: Classifier, paths: Sequence[str]) -> tuple[list, bool]:
+    """The mistakes as the model saw them with the heat map of the class it wrongly
+    predicted over them (True), or as thumbnails for a model without maps (False)."""
+    if not paths:
+        return [], False
+    explained = overlays_if_any(classifier, np.stack([classifier.prepare(p) for p in paths]))
+    if explained is None:
+        return [thumbnail(path) for path in paths], False
+    return explained, True
 
 
 # --- the whole evaluation ------------------------------------------------------------------
@@ -399,7 +414,7 @@ def evaluate(request: EvalRequest) -> dict:
         "files": [METRICS_FILE, *EVAL_FIGURES],
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_figures(metrics, probs, targets, out)
+    write_figures(metrics, probs, targets, out, classifier)
     if request.unknown is not None:
         metrics["open_set"] = _open_set(request, classifier, novelty,
                                         probs.argmax(axis=1) == targets, out)

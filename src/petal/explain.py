@@ -14,7 +14,12 @@ import numpy as np
 from PIL import Image
 
 from petal.errors import PetalError
-from petal.predict import Classifier, softmax
+from petal.predict import Answer, Classifier
+
+
+class NoMaps(PetalError):
+    """The network has no class activation maps (or its export predates them)."""
+
 
 OVERLAY_ALPHA = 0.5  # share of the heat map's colour over the photo where it is hottest
 
@@ -35,27 +40,30 @@ class Explained:
 
     heat: np.ndarray  # (N, size, size) in [0, 1]: the explained class's map over each image
     explained: np.ndarray  # (N,) the class each map is of
-    probabilities: np.ndarray  # (N, classes)
-    novelty: np.ndarray | None  # (N,), as Classifier.assess gives it
+    answer: Answer  # everything else the model said of them
 
 
 def heat_maps(classifier: Classifier, arrays: np.ndarray, target: int | None = None
               ) -> Explained:
     """Model inputs (N, size, size, 3) uint8 explained; `target` None explains each image's
     top class."""
-    logits, features, maps = classifier.outputs(arrays)
-    if maps is None:
-        raise PetalError(f"{classifier.card.architecture.get('name')} does not end in global "
-                         "pooling and a linear layer, so petal has no class activation map "
-                         "for it (an ONNX file exported before petal 0.2 has none either: "
-                         "export it again)")
-    probabilities = softmax(logits)
-    explained = probabilities.argmax(axis=1) if target is None else np.full(len(arrays), target)
+    return explain_answer(classifier, classifier.answer(arrays), target)
+
+
+def explain_answer(classifier: Classifier, answer: Answer, target: int | None = None
+                   ) -> Explained:
+    """The heat maps of an answer already given (`target` None: each image's top class)."""
+    if answer.maps is None:
+        raise NoMaps(f"{classifier.card.architecture.get('name')} does not end in global "
+                     "pooling and a linear layer, so petal has no class activation map for "
+                     "it (an ONNX file exported before petal 0.2 has none either: export it "
+                     "again)")
+    count = len(answer.probabilities)
+    explained = (answer.probabilities.argmax(axis=1) if target is None
+                 else np.full(count, target))
     size = classifier.spec.size
-    heat = [_resized(np.maximum(maps[i, c], 0), size) for i, c in enumerate(explained)]
-    novelty = classifier.novelty.score(features) if classifier.novelty is not None else None
-    return Explained(np.stack(heat) if heat else np.zeros((0, size, size)), explained,
-                     probabilities, novelty)
+    heat = [_resized(np.maximum(answer.maps[i, c], 0), size) for i, c in enumerate(explained)]
+    return Explained(np.stack(heat) if heat else np.zeros((0, size, size)), explained, answer)
 
 
 def _resized(cam: np.ndarray, size: int) -> np.ndarray:
@@ -81,3 +89,11 @@ def overlays(classifier: Classifier, arrays: np.ndarray, target: int | None = No
     """Each input with the heat map of its explained class over it."""
     return [overlay(photo, heat) for photo, heat in
             zip(arrays, heat_maps(classifier, arrays, target).heat)]
+
+
+def overlays_if_any(classifier: Classifier, arrays: np.ndarray) -> list[np.ndarray] | None:
+    """`overlays` of each image's top class, or None for a model without maps."""
+    try:
+        return overlays(classifier, arrays)
+    except NoMaps:
+        return None

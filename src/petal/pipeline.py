@@ -140,6 +140,7 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
 def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
     """Predictions on sample validation photos, and comparisons where the scratch model erred."""
     import petal
+    from petal.explain import overlays_if_any
     from petal.report.figures import Ranking, plot_comparison, plot_predictions, thumbnail
 
     classifiers = {role: petal.load(job.out / role) for role in ROLES}
@@ -166,7 +167,9 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
         for role, classifier in classifiers.items():
             top = classifier.predict(photo, top_k=3)
             title = f"{role}: {classifier.card.architecture['name']}"
-            rankings.append(Ranking(title, top.labels, top.probabilities, top.unknown))
+            seen = overlays_if_any(classifier, classifier.prepare(photo)[None])
+            rankings.append(Ranking(title, top.labels, top.probabilities, top.unknown,
+                                    seen[0] if seen else None))
         name = f"compare_{n}.png"
         plot_comparison(thumbnail(photo, side=384), rankings, job.out / name, truth=truth)
         written.append(name)

@@ -71,6 +71,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a model says of a batch of images."""
+
+    probabilities: np.ndarray  # (N, classes)
+    novelty: np.ndarray | None  # (N,); None without a novelty score
+    maps: np.ndarray | None  # (N, classes, h, w) class activation maps; None without
+
+
 class Classifier:
     """A trained model ready to predict, with its novelty score when it has one."""
 
@@ -118,12 +127,17 @@ class Classifier:
         maps = np.concatenate([b[2] for b in batches]) if len(batches[0]) > 2 else None
         return logits, features, maps
 
-    def assess(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, size, size, 3) uint8 -> ((N, classes) probabilities, (N,) novelty or None)."""
-        logits, features, _ = self.outputs(arrays)
+    def answer(self, arrays: np.ndarray) -> Answer:
+        """(N, size, size, 3) uint8 -> probabilities, novelty and class activation maps."""
+        logits, features, maps = self.outputs(arrays)
         novelty = (self.novelty.score(features) if self.novelty is not None and len(logits)
                    else None)
-        return softmax(logits), novelty
+        return Answer(softmax(logits), novelty, maps)
+
+    def assess(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, size, size, 3) uint8 -> ((N, classes) probabilities, (N,) novelty or None)."""
+        answer = self.answer(arrays)
+        return answer.probabilities, answer.novelty
 
     def probabilities(self, arrays: np.ndarray) -> np.ndarray:
         """(N, size, size, 3) uint8 -> (N, classes) probabilities, in batches."""

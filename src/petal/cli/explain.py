@@ -40,14 +40,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
         except ImageLoadError as exc:
             print(f"skipped {path}: {exc.message}", file=sys.stderr)
             continue
-        answer = heat_maps(classifier, photo[None], target)
-        prediction = classifier.top_k(answer.probabilities, [str(path)], 3, answer.novelty)[0]
-        explained = classifier.classes[int(answer.explained[0])]
+        explanation = heat_maps(classifier, photo[None], target)
+        prediction = classifier.top_k(explanation.answer.probabilities, [str(path)], 3,
+                                      explanation.answer.novelty)[0]
+        explained = classifier.classes[int(explanation.explained[0])]
         out.mkdir(parents=True, exist_ok=True)
         figure = out / f"{path.stem}.png"
         ranking = Ranking("top 3", prediction.labels, prediction.probabilities,
                           prediction.unknown)
-        plot_explanation(photo, overlay(photo, answer.heat[0]), ranking, explained, figure)
+        plot_explanation(photo, overlay(photo, explanation.heat[0]), ranking, explained, figure)
         top = ", ".join(f"{label} {p:.1%}" for label, p
                         in zip(prediction.labels, prediction.probabilities))
         print(f"{path}: {'unknown, closest ' if prediction.unknown else ''}{top}; "

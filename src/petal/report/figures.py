@@ -118,10 +118,11 @@ RIGHT, WRONG, UNKNOWN = "tab:green", "tab:red", "tab:orange"
 
 
 def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
-                        n_mistakes: int) -> Path:
+                        n_mistakes: int, explained: bool = False) -> Path:
     """The first GALLERY_MAX of `mistakes` (most confident first); says so when there are none.
 
-    `n_images` and `n_mistakes` are the totals of the evaluation, for the title.
+    `n_images` and `n_mistakes` are the totals of the evaluation, for the title; `explained`:
+    the images carry the heat map of the wrongly predicted class.
     """
     if not mistakes:
         fig, ax = plt.subplots(figsize=(6, 2.5))
@@ -133,6 +134,8 @@ def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
     captions = [f"true: {short(m.true)}\n✗ predicted: {short(m.predicted)} "
                 f"({m.confidence:.1%})" for m in shown]
     title = f"Most confident mistakes ({len(shown)} of {n_mistakes}, {n_images} images)"
+    if explained:
+        title += "\nred: where the model looked for the class it predicted"
     return _gallery([m.image for m in shown], captions, path, title, [WRONG] * len(shown))
 
 

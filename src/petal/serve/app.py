@@ -2,11 +2,13 @@
 
     GET  /               the page: pick or drop a photo, see each model's top-k side by side
     GET  /api/models     the models: name, architecture, classes, input spec, val_acc
-    POST /api/predict    multipart field `file`; ?model=NAME (default: all), ?top_k=N
+    POST /api/predict    multipart field `file`; ?model=NAME (default: all), ?top_k=N,
+                         ?explain=true (heat maps, off by default: the plain answer stays fast)
     GET  /healthz        {"status": "ok"}
 
-/api/predict answers {"predictions": [{"model": NAME, "top_k": [{"label", "probability"},
-...] (most probable first), "ms": time of the forward pass, "batch": images in it}, ...]}.
+/api/predict answers {"predictions": [{"model": NAME, "unknown": bool, "novelty": float,
+"top_k": [{"label", "probability"}, ...] (most probable first), "ms": time of the forward
+pass, "batch": images in it, with explain "explanation": a PNG data URI}, ...]}.
 Errors answer {"detail": "a readable message"}: 404 unknown model, 408 a body that stalls,
 413 upload over the limit or too many pixels, 415 not an image, 422 undecodable image or
 bad parameters, 503 (with Retry-After) when `queue_size` uploads are already being
@@ -19,6 +21,8 @@ Connections are guarded below the app, in petal.serve.server.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -32,11 +36,13 @@ import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
 from starlette.datastructures import State
 
 from petal.data.image import ImageLoadError, open_image
+from petal.explain import explain_answer, overlay
 from petal.models.spec import InputSpec
-from petal.predict import Classifier
+from petal.predict import Answer, Classifier
 from petal.serve.limits import BodyLimit, image_error, too_large
 from petal.serve.models import ServedModel
 from petal.serve.worker import Busy, InferenceWorker, Result
@@ -170,6 +176,7 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
         file: Annotated[UploadFile, File(description="the image")],
         model: Annotated[str | None, Query(description="one model's name; default all")] = None,
         top_k: Annotated[int, Query(ge=1, le=1000)] = options.top_k,
+        explain: Annotated[bool, Query(description="add each model's heat map")] = False,
     ) -> dict:
         if model is not None and model not in by_name:
             raise HTTPException(404, f"unknown model {model!r}: the models are "
@@ -184,18 +191,41 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
             data = await file.read(options.max_upload_bytes + 1)
             if len(data) > options.max_upload_bytes:
                 raise HTTPException(413, too_large(options.max_upload_bytes))
-            results = await _infer(request.app.state, data, chosen)
+            arrays, results = await _infer(request.app.state, data, chosen)
+            pictures = [{}] * len(chosen)
+            if explain:  # drawn on the decode pool: the event loop only moves bytes
+                pictures = await asyncio.get_running_loop().run_in_executor(
+                    request.app.state.decoder, explanations, chosen, arrays, results)
         finally:
             places.release()
         return {"predictions": [
-            {"model": served.name, **answer(served.classifier, result, top_k),
+            {"model": served.name, **answer(served.classifier, result, top_k), **picture,
              "ms": round(result.ms, 2), "batch": result.batch}
-            for served, result in zip(chosen, results)]}
+            for served, result, picture in zip(chosen, results, pictures)]}
 
     return app
 
 
-async def _infer(state: State, data: bytes, chosen: list[ServedModel]) -> list[Result]:
+def explanations(chosen: list[ServedModel], arrays: list[np.ndarray], results: list[Result]
+                 ) -> list[dict]:
+    """Each model's heat map of its top class over the image as it saw it, as a PNG data URI
+    ("explanation": null for a model without class activation maps)."""
+    pictures = []
+    for served, array, result in zip(chosen, arrays, results):
+        if result.maps is None:
+            pictures.append({"explanation": None})
+            continue
+        said = Answer(result.probabilities[None], None, result.maps[None])
+        heat = explain_answer(served.classifier, said).heat[0]
+        buffer = io.BytesIO()
+        Image.fromarray(overlay(array, heat)).save(buffer, "PNG")
+        pictures.append({"explanation": "data:image/png;base64,"
+                                        + base64.b64encode(buffer.getvalue()).decode()})
+    return pictures
+
+
+async def _infer(state: State, data: bytes, chosen: list[ServedModel]
+                 ) -> tuple[list[np.ndarray], list[Result]]:
     """Decode the upload on the decode pool, then run it through each chosen model."""
     loop = asyncio.get_running_loop()
     classifiers = [served.classifier for served in chosen]
@@ -209,7 +239,7 @@ async def _infer(state: State, data: bytes, chosen: list[ServedModel]) -> list[R
     try:
         for classifier, array in zip(classifiers, arrays):
             futures.append(state.worker.submit(classifier, array))
-        return await asyncio.gather(*futures)
+        return arrays, await asyncio.gather(*futures)
     except Busy:
         for future in futures:
             future.cancel()

@@ -29,6 +29,7 @@ class Busy(Exception):
 class Result:
     probabilities: np.ndarray  # (classes,)
     novelty: float | None  # None: the model has no novelty score, or it is off
+    maps: np.ndarray | None  # (classes, h, w) class activation maps; None: the model has none
     ms: float  # time of the forward pass this image was part of
     batch: int  # images in that forward pass
 
@@ -107,13 +108,14 @@ class InferenceWorker:
     def _run_group(jobs: list[_Job]) -> None:
         start = time.perf_counter()
         try:
-            probabilities, novelty = jobs[0].classifier.assess(np.stack([j.array for j in jobs]))
+            answer = jobs[0].classifier.answer(np.stack([j.array for j in jobs]))
         except Exception as exc:  # reported to each waiting request; the thread lives on
             for job in jobs:
                 job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
             return
         ms = (time.perf_counter() - start) * 1000
-        scores = [None] * len(jobs) if novelty is None else [float(v) for v in novelty]
-        for job, row, score in zip(jobs, probabilities, scores):
-            job.loop.call_soon_threadsafe(_settle, job.future,
-                                          Result(row, score, ms, len(jobs)), None)
+        for i, job in enumerate(jobs):
+            result = Result(answer.probabilities[i],
+                            None if answer.novelty is None else float(answer.novelty[i]),
+                            None if answer.maps is None else answer.maps[i], ms, len(jobs))
+            job.loop.call_soon_threadsafe(_settle, job.future, result, None)
