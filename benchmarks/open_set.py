@@ -136,7 +136,7 @@ def train(data: Path, run: Path) -> None:
 
 def outputs(classifier: petal.predict.Classifier, chosen) -> tuple[np.ndarray, np.ndarray]:
     squares = decoded_squares(chosen, classifier.spec.resize_size, progress=False)
-    return classifier.outputs(central_crops(squares, classifier.spec.size))
+    return classifier.outputs(central_crops(squares, classifier.spec.size))[:2]
 
 
 def fold(run: Path, unknown_set, label: str) -> dict:

@@ -191,9 +191,10 @@ def test_torchscript(tiny_run: Path, tmp_path: Path) -> None:
     model, card = load_model(tiny_run)
     batch = torch.randn(3, 3, card.input.size, card.input.size)
     with torch.inference_mode():
-        logits, features = module(batch)
+        logits, features, maps = module(batch)
         assert (logits - model(batch)).abs().max() < TOLERANCE
         assert features.shape == (3, model.classifier[-1].in_features)
+        assert maps.shape[:2] == (3, 3)  # a class activation map per class
 
 
 def test_cli_export_with_opset(tiny_run: Path, tmp_path: Path,
