@@ -100,13 +100,31 @@ def test_bad_input_is_an_error_line(quadrant_run: Path, tmp_path: Path, args: li
     assert "--figure" in capsys.readouterr().err
 
 
-def test_a_network_without_a_pooled_linear_head_says_so(tmp_path: Path,
+def _model_folder(name: str, folder: Path, size: int = 64) -> Path:
+    network, spec = build_model(name, 2, weights=None, input_size=size)
+    card = ModelCard(architecture_config(name, 2, size), ["a", "b"], spec)
+    return save_model_folder(folder, network.eval(), card)
+
+
+def test_other_heads_are_explained_by_grad_cam_in_torch(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture) -> None:
-    network, spec = build_model("mobilenet_v3_small", 2, weights=None, input_size=64)
-    card = ModelCard(architecture_config("mobilenet_v3_small", 2, 64), ["a", "b"], spec)
-    save_model_folder(tmp_path / "model", network.eval(), card)
+    model = _model_folder("mobilenet_v3_small", tmp_path / "model")  # an MLP head
     photo = _patch_photo(tmp_path / "p.png", (0, 0), 1)
-    assert main(["explain", str(tmp_path / "model"), str(photo)]) == 1
+    classifier = petal.load(model)
+    explanation = heat_maps(classifier, np.stack([classifier.prepare(photo)] * 2),
+                            target=1)
+    assert explanation.heat.shape == (2, 64, 64) and (explanation.explained == 1).all()
+    assert main(["explain", str(model), str(photo), "--out", str(tmp_path / "x")]) == 0
+    onnx_path = export(model, out=tmp_path / "m.onnx").path  # no maps in the graph
+    assert main(["explain", str(onnx_path), str(photo), "--out", str(tmp_path / "y")]) == 1
+    assert "no class activation map" in capsys.readouterr().err
+
+
+def test_a_network_with_no_feature_map_says_so(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    model = _model_folder("timm:vit_tiny_patch16_224", tmp_path / "model")
+    photo = _patch_photo(tmp_path / "p.png", (0, 0), 1)
+    assert main(["explain", str(model), str(photo)]) == 1
     assert "no class activation map" in capsys.readouterr().err
 
 

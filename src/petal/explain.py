@@ -8,6 +8,7 @@ model's input. NumPy and Pillow only: explaining with an ONNX file needs no torc
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 
 from petal.errors import PetalError
 from petal.predict import Answer, Classifier
+from petal.preprocess import to_input
 
 
 class NoMaps(PetalError):
@@ -46,27 +48,40 @@ class Explained:
 def heat_maps(classifier: Classifier, arrays: np.ndarray, target: int | None = None
               ) -> Explained:
     """Model inputs (N, size, size, 3) uint8 explained; `target` None explains each image's
-    top class."""
-    return explain_answer(classifier, classifier.answer(arrays), target)
+    top class. A network without maps in its forward pass is explained by Grad-CAM, through
+    torch (`Classifier.gradient_maps`)."""
+    answer = classifier.answer(arrays)
+    if answer.maps is None and classifier.gradient_maps is not None and len(arrays):
+        classes = _explained(answer, target)
+        found = classifier.gradient_maps(to_input(arrays, classifier.spec), classes)
+        maps = np.zeros((len(arrays), len(classifier.classes), *found.shape[1:]), np.float32)
+        maps[np.arange(len(arrays)), classes] = found
+        answer = dataclasses.replace(answer, maps=maps)
+    return explain_answer(classifier, answer, target)
+
+
+def _explained(answer: Answer, target: int | None) -> np.ndarray:
+    """The class explained for each image: `target`, else its top class."""
+    count = len(answer.probabilities)
+    return answer.probabilities.argmax(axis=1) if target is None else np.full(count, target)
 
 
 def explain_answer(classifier: Classifier, answer: Answer, target: int | None = None
                    ) -> Explained:
     """The heat maps of an answer already given (`target` None: each image's top class)."""
     if answer.maps is None:
-        raise NoMaps(f"{classifier.card.architecture.get('name')} does not end in global "
-                     "pooling and a linear layer, so petal has no class activation map for "
-                     "it (an ONNX file exported before petal 0.2 has none either: export it "
-                     "again)")
-    count = len(answer.probabilities)
-    explained = (answer.probabilities.argmax(axis=1) if target is None
-                 else np.full(count, target))
+        raise NoMaps(f"petal has no class activation map for "
+                     f"{classifier.card.architecture.get('name')}: it does not end in global "
+                     "pooling and a linear layer, and Grad-CAM (torch only) knows no layer "
+                     "of it to read (an ONNX file exported before petal 0.2 has no maps "
+                     "either: export it again)")
+    explained = _explained(answer, target)
     size = classifier.spec.size
-    heat = [_resized(np.maximum(answer.maps[i, c], 0), size) for i, c in enumerate(explained)]
+    heat = [resized_heat(np.maximum(answer.maps[i, c], 0), size) for i, c in enumerate(explained)]
     return Explained(np.stack(heat) if heat else np.zeros((0, size, size)), explained, answer)
 
 
-def _resized(cam: np.ndarray, size: int) -> np.ndarray:
+def resized_heat(cam: np.ndarray, size: int) -> np.ndarray:
     """A map scaled to [0, 1] (a map with no positive evidence stays 0) and resized bilinearly."""
     peak = float(cam.max())
     scaled = cam / peak if peak > 0 else np.zeros_like(cam)

@@ -32,6 +32,8 @@ ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 # (N, 3, size, size) float32 input -> (logits (N, classes), penultimate features (N, D)) and,
 # for a network that has them, class activation maps (N, classes, h, w)
 BatchRunner = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+# (N, 3, size, size) float32 input, (N,) classes -> Grad-CAM maps (N, h, w) of those classes
+GradientMaps = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,16 @@ class Classifier:
     """A trained model ready to predict, with its novelty score when it has one."""
 
     def __init__(self, card: ModelCard, run_batch: BatchRunner, engine: str,
-                 novelty: Novelty | None = None, batch_size: int = 32) -> None:
+                 novelty: Novelty | None = None, batch_size: int = 32,
+                 gradient_maps: GradientMaps | None = None) -> None:
         self.card, self.engine, self.batch_size = card, engine, batch_size
         self.classes: list[str] = list(card.classes)
         self.spec = card.input
         self.novelty = novelty
         self._fitted_novelty = novelty
         self._run_batch = run_batch
+        # for networks without class activation maps in their forward pass (torch only)
+        self.gradient_maps = gradient_maps
 
     def keeping(self, keep: float | None) -> Classifier:
         """Reject as unknown all but `keep` of the validation images' novelty (None: reject
@@ -166,11 +171,12 @@ class Classifier:
         return predictions[0] if single else predictions
 
 
-def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, BatchRunner]:
+def _torch_runner(path: Path, threads: int | None
+                  ) -> tuple[ModelCard, BatchRunner, GradientMaps | None]:
     import torch
 
     from petal.modelio import load_model
-    from petal.models import cam_layers
+    from petal.models import cam_layers, gradcam_layer
     from petal.models.features import AnswerWithFeatures
 
     if threads:
@@ -184,7 +190,24 @@ def _torch_runner(path: Path, threads: int | None) -> tuple[ModelCard, BatchRunn
             inputs = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
             return tuple(output.float().numpy() for output in model(inputs))
 
-    return card, run_batch
+    layer = gradcam_layer(card.architecture["name"], network) if cam is None else None
+    return card, run_batch, _gradcam(network, layer) if layer is not None else None
+
+
+def _gradcam(network: object, layer: object) -> GradientMaps:
+    """Grad-CAM at `layer` through torchcam. torchcam rather than pytorch-grad-cam: it needs
+    nothing petal does not install already (the other brings OpenCV, scikit-learn and SciPy)
+    and hooks only while a map is being made."""
+    import torch
+    from torchcam.methods import GradCAM
+
+    def maps(batch: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        with GradCAM(network, target_layer=layer) as extractor, torch.enable_grad():
+            scores = network(torch.from_numpy(batch))
+            found = extractor([int(c) for c in classes], scores, normalized=False)[0]
+        return found.detach().float().numpy()
+
+    return maps
 
 
 def _model_novelty(path: str | os.PathLike, card: ModelCard) -> Novelty | None:
@@ -208,8 +231,9 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     engine = engine or ("onnx" if is_onnx_file else "torch")
     if engine == "torch" and is_onnx_file:
         raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
+    gradient_maps = None
     if engine == "torch":
-        card, run_batch = _torch_runner(Path(path), threads)
+        card, run_batch, gradient_maps = _torch_runner(Path(path), threads)
         novelty = _model_novelty(path, card)
     elif engine == "onnx":
         from petal.onnx_engine import onnx_novelty, onnx_runner
@@ -218,4 +242,4 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
         novelty = onnx_novelty(path, card)
     else:
         raise PetalError(f"unknown engine {engine!r}: use torch or onnx")
-    return Classifier(card, run_batch, engine, novelty)
+    return Classifier(card, run_batch, engine, novelty, gradient_maps=gradient_maps)

@@ -8,8 +8,8 @@ from typing import Any
 
 from petal.models.spec import InputSpec
 
-_REGISTRY = ("architecture_config", "build_model", "cam_layers", "default_weights", "input_spec",
-             "model_names", "rebuild_model")
+_REGISTRY = ("architecture_config", "build_model", "cam_layers", "default_weights",
+             "gradcam_layer", "input_spec", "model_names", "rebuild_model")
 
 __all__ = ["InputSpec", *_REGISTRY]
 

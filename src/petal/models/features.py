@@ -49,7 +49,9 @@ class AnswerWithFeatures(nn.Module):
                  ) -> None:
         super().__init__()
         self.answer = answering(network, spec)
-        self.head = classifier_head(network)
+        head = classifier_head(network)
+        # a distilled timm model's two heads: the first (the class token's) is hooked
+        self.head = head[0] if isinstance(head, nn.ModuleList) else head
         self.cam = cam
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:

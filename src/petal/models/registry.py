@@ -50,6 +50,18 @@ def _resnet9_cam(model: nn.Module) -> CamLayers:
     return model.classifier[0], model.classifier[2]
 
 
+def _features_layer(model: nn.Module) -> nn.Module | None:
+    """torchvision's VGG, MobileNet, EfficientNet, DenseNet, ConvNeXt: `features` ends in the
+    last feature map."""
+    return model.features if isinstance(getattr(model, "features", None), nn.Module) else None
+
+
+def _last_stage(model: nn.Module) -> nn.Module | None:
+    """timm CNNs built in stages (ConvNeXt, ...): the last stage ends in the last feature map."""
+    stages = getattr(model, "stages", None)
+    return stages[-1] if isinstance(stages, nn.Sequential) and len(stages) else None
+
+
 @dataclass(frozen=True)
 class _Family:
     input_spec: Callable[[str, int | None], InputSpec]
@@ -57,6 +69,8 @@ class _Family:
     options: frozenset[str] = frozenset()
     default_weights: str | None = IMAGENET
     cam: Callable[[nn.Module], CamLayers | None] = _timm_cam
+    # where Grad-CAM reads the last feature map when `cam` finds no pooled linear head
+    gradcam_layer: Callable[[nn.Module], nn.Module | None] = _last_stage
 
 
 def _resnet9_spec(_arch: str, input_size: int | None) -> InputSpec:
@@ -72,7 +86,7 @@ _RESNET9 = _Family(_resnet9_spec, _resnet9_build, frozenset({"width"}), default_
                    cam=_resnet9_cam)
 _LITE = _Family(efficientnet_lite.input_spec, efficientnet_lite.build)
 _TORCHVISION = _Family(torchvision_models.input_spec, torchvision_models.build,
-                       cam=_torchvision_cam)
+                       cam=_torchvision_cam, gradcam_layer=_features_layer)
 _TIMM = _Family(timm_models.input_spec, timm_models.build)
 
 
@@ -160,6 +174,12 @@ def cam_layers(name: str, model: nn.Module) -> CamLayers | None:
     input is the last feature map, and the linear head that scores its pooled channels; None
     for an architecture without that ending (a ViT, an MLP head)."""
     return _resolve(name)[0].cam(model)
+
+
+def gradcam_layer(name: str, model: nn.Module) -> nn.Module | None:
+    """The layer whose output Grad-CAM weights, for a network without CAM layers; None where
+    petal knows no such layer (a ViT)."""
+    return _resolve(name)[0].gradcam_layer(model)
 
 
 def rebuild_model(config: dict[str, Any]) -> tuple[nn.Module, InputSpec]:
