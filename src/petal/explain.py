@@ -2,8 +2,10 @@
 
 The maps come out of the network's forward pass (petal.models.features: the last feature map
 weighted by the class's row of the linear head), from torch or from an exported ONNX file
-alike; here they are cut to the positive evidence, scaled to [0, 1] and resized to the
-model's input. NumPy and Pillow only: explaining with an ONNX file needs no torch.
+alike; a network with another head is explained by Grad-CAM through torch
+(`Classifier.gradient_maps`). Here the maps are cut to the positive evidence, scaled to
+[0, 1] and resized to the model's input; NumPy and Pillow only, so explaining with an ONNX
+file needs no torch.
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ def explain_answer(classifier: Classifier, answer: Answer, target: int | None = 
         raise NoMaps(f"petal has no class activation map for "
                      f"{classifier.card.architecture.get('name')}: it does not end in global "
                      "pooling and a linear layer, and Grad-CAM (torch only) knows no layer "
-                     "of it to read (an ONNX file exported before petal 0.2 has no maps "
-                     "either: export it again)")
+                     "of it to read (an exported ONNX file carries maps only for networks "
+                     "with a pooled linear head, exported by petal 0.2 or later)")
     explained = _explained(answer, target)
     size = classifier.spec.size
     heat = [resized_heat(np.maximum(answer.maps[i, c], 0), size) for i, c in enumerate(explained)]
