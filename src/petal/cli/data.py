@@ -31,6 +31,20 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     add_progress(split)
     split.set_defaults(func=cmd_data_split)
 
+    review = data_verbs.add_parser(
+        "review", help="likely label mistakes and outliers, from out-of-fold predictions")
+    review.add_argument("dir", help="image folder with one sub-folder per class")
+    review.add_argument("--model", default="efficientnet_lite0",
+                        help="pretrained model whose features are used (default "
+                        "efficientnet_lite0: the features fast-transfer caches)")
+    review.add_argument("--folds", type=int, default=5, help="folds (default 5)")
+    review.add_argument("--out", help="also write review.json, label_issues.png and "
+                        "outliers.png (contact sheets of the first 16) here")
+    review.add_argument("--json", action="store_true", help="print the review as JSON")
+    add_cache_dir(review)
+    add_progress(review)
+    review.set_defaults(func=cmd_data_review)
+
     download = data_verbs.add_parser("download", help="fetch a public data set into the cache")
     download.add_argument("name", help="tf_flowers, or kaggle:OWNER/NAME "
                           "(e.g. kaggle:alxmamaev/flowers-recognition)")
@@ -63,6 +77,19 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{part} {sum(c.values())}" for part, c in split.counts().items())
     print(f"Split of {args.dir} (seed {args.seed}): {sizes}; "
           f"{len(split.excluded_conflicts)} conflicting copies left out -> {out}")
+    return 0
+
+
+def cmd_data_review(args: argparse.Namespace) -> int:
+    from petal.review import format_review, review, write_review
+
+    result = review(args.dir, model=args.model, folds=args.folds, cache_dir=args.cache_dir,
+                    progress=wants_progress(args))
+    print(json.dumps(result.to_json(), indent=2) if args.json else format_review(result))
+    if args.out:
+        written = write_review(result, Path(args.out))
+        print(f"Wrote {args.out}/: {', '.join(written)}", file=sys.stderr if args.json
+              else sys.stdout)
     return 0
 
 

@@ -117,6 +117,17 @@ def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str]
 RIGHT, WRONG, UNKNOWN = "tab:green", "tab:red", "tab:orange"
 
 
+def plot_gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str],
+                 path: Path, title: str) -> Path:
+    """Images with a caption each (at most GALLERY_MAX); says so when there are none."""
+    if not images:
+        fig, ax = plt.subplots(figsize=(6, 2.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{title}: none", ha="center", va="center", fontsize=12)
+        return save_figure(fig, path)
+    return _gallery(list(images)[:GALLERY_MAX], list(captions)[:GALLERY_MAX], path, title)
+
+
 def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
                         n_mistakes: int, explained: bool = False) -> Path:
     """The first GALLERY_MAX of `mistakes` (most confident first); says so when there are none.

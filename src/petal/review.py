@@ -1,0 +1,216 @@
+"""`petal data review`: photos that are likely filed under the wrong class, and outliers.
+
+Every image of the folder goes through a pretrained trunk once (the frozen-trunk features
+fast-transfer caches, so a review after training costs seconds), then a linear head is fitted
+on the pooled features of k-1 folds and predicts the k-th: each image gets class
+probabilities from a model that never saw it (out-of-fold), which an in-sample loss, as in
+fastai's ImageClassifierCleaner, cannot give for a wrong label the model memorised.
+
+Likely label mistakes: confident learning (Northcutt, Jiang and Chuang 2021, "Confident
+learning: estimating uncertainty in dataset labels"): each class's threshold is the mean
+out-of-fold probability of that class over the images filed under it; an image is flagged
+when another class reaches its threshold and is the most probable such class, ranked by how
+far that class's probability exceeds the given one's. Written here (a few lines) rather than
+taken from cleanlab, whose AGPL-3.0 licence does not fit petal's MIT licence.
+Outliers: the open-set score (petal.novelty), each image's distance to its 10th nearest other
+image, flagged above Tukey's fence (the third quartile plus 1.5 interquartile ranges).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from petal import novelty
+from petal.data.check import check_folder
+from petal.errors import PetalError
+
+FOLDS = 5
+TRAIN_FROM = "conv_head"  # fast-transfer's cut: its cached features serve the review too
+OUTLIER_IQRS = 1.5  # Tukey's fence
+
+
+@dataclass
+class Review:
+    root: str
+    classes: list[str]
+    n_images: int
+    folds: int
+    label_issues: list[dict]  # path, given, suggested, score; most likely first
+    outliers: list[dict]  # path, score; farthest first
+    duplicates: dict = field(default_factory=dict)  # as `petal data check` finds them
+    oof_accuracy: float = 0.0  # how often the out-of-fold prediction equals the given label
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def fold_of(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """A fold number per image, each class dealt round-robin after a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(labels), int)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        fold[members] = np.arange(len(members)) % folds
+    return fold
+
+
+def fit_linear(features: np.ndarray, labels: np.ndarray, classes: int,
+               weight_decay: float = 1e-3, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on standardised features, full batch with L-BFGS.
+    (A linear probe of a few thousand rows: one torch optimiser call, no training loop.)"""
+    import torch
+
+    inputs = torch.from_numpy(features.astype(np.float32))
+    targets = torch.from_numpy(labels.astype(np.int64))
+    weight = torch.zeros(features.shape[1], classes, requires_grad=True)
+    bias = torch.zeros(classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(inputs @ weight + bias, targets)
+        value = value + weight_decay * weight.pow(2).sum()
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    return weight.detach().numpy(), bias.detach().numpy()
+
+
+def out_of_fold(features: np.ndarray, labels: np.ndarray, classes: int, folds: int
+                ) -> np.ndarray:
+    """(N, classes) probabilities, each from a head fitted without the image's fold."""
+    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
+    standard = (features - mean) / std
+    fold = fold_of(labels, folds)
+    probabilities = np.zeros((len(labels), classes), np.float32)
+    for k in range(folds):
+        held = fold == k
+        weight, bias = fit_linear(standard[~held], labels[~held], classes)
+        logits = standard[held] @ weight + bias
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities[held] = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def label_issues(probabilities: np.ndarray, labels: np.ndarray) -> list[tuple[int, int, float]]:
+    """(image, suggested class, score) of the confident joint's off-diagonal images, the
+    largest score (suggested minus given probability) first."""
+    classes = probabilities.shape[1]
+    thresholds = np.array([probabilities[labels == c, c].mean() if (labels == c).any() else 1.0
+                           for c in range(classes)])
+    above = probabilities >= thresholds  # classes each image confidently belongs to
+    candidates = np.where(above, probabilities, -np.inf)
+    confident = candidates.argmax(axis=1)
+    found = [(i, int(confident[i]), float(probabilities[i, confident[i]] - probabilities[i, g]))
+             for i, g in enumerate(labels) if above[i].any() and confident[i] != g]
+    return sorted(found, key=lambda item: -item[2])
+
+
+def outlier_scores(features: np.ndarray) -> np.ndarray:
+    """Each image's distance to its 10th nearest other image (the open-set score)."""
+    reference = novelty.reference_features(features)
+    return novelty.knn_distance(features, reference, novelty.KNN_K + 1)  # +1: itself
+
+
+def pooled_features(data: Path, classes: list[str], files: list[tuple[Path, str]], model: str,
+                    cache_dir: str | os.PathLike | None, progress: bool) -> np.ndarray:
+    """(N, D) pooled penultimate features of a pretrained `model`: the trunk's cached
+    outputs (petal.train.cached) through the rest of the network's pretrained layers."""
+    import torch
+
+    from petal.data.cache import DecodedCache
+    from petal.models import architecture_config, build_model, default_weights
+    from petal.models.features import AnswerWithFeatures
+    from petal.paths import cache_root
+    from petal.train.cached import FeatureCache, features_key
+    from petal.train.cut import cut_network
+
+    weights = default_weights(model)
+    if weights is None:
+        raise PetalError(f"{model} has no pretrained weights: review with a pretrained model "
+                         "(the default efficientnet_lite0)")
+    network, spec = build_model(model, len(classes), weights=weights)
+    parts = cut_network(network.eval(), TRAIN_FROM)
+    pixels = DecodedCache(cache_root(cache_dir), spec.resize_size).ensure(files, progress=progress)
+    key = features_key(architecture_config(model, len(classes)), TRAIN_FROM, spec, parts.trunk)
+    trunk = FeatureCache(cache_root(cache_dir), parts.trunk, key, spec)
+    stored = trunk.view(pixels, [sha for _, sha in files], progress=progress)
+    top = AnswerWithFeatures(parts.top.eval(), spec)
+    with torch.inference_mode():
+        return np.concatenate([top(torch.from_numpy(stored[i:i + 256].astype(np.float32)))[1]
+                               .numpy() for i in range(0, len(stored), 256)])
+
+
+def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: int = FOLDS,
+           cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Review:
+    """Review an image folder (see the module docstring); PetalError if it cannot be used."""
+    if folds < 2:
+        raise PetalError(f"--folds {folds}: at least 2")
+    report = check_folder(data, progress=progress)
+    if not report.usable:
+        raise PetalError(f"the data set cannot be used: {report.problem}")
+    index = report.index
+    if min(index.counts().values()) < folds:
+        raise PetalError(f"every class needs at least {folds} images for {folds} folds: "
+                         "use fewer --folds")
+    labels = np.array([index.classes.index(r.label) for r in index.images])
+    files = [(index.root / r.path, r.sha256) for r in index.images]
+    features = pooled_features(Path(data), index.classes, files, model, cache_dir, progress)
+    probabilities = out_of_fold(features, labels, len(index.classes), folds)
+    paths = [r.path for r in index.images]
+    issues = [{"path": paths[i], "given": index.classes[labels[i]],
+               "suggested": index.classes[s], "score": round(score, 4)}
+              for i, s, score in label_issues(probabilities, labels)]
+    scores = outlier_scores(features)
+    q1, q3 = np.quantile(scores, [0.25, 0.75])
+    far = np.flatnonzero(scores > q3 + OUTLIER_IQRS * (q3 - q1))
+    outliers = [{"path": paths[i], "score": round(float(scores[i]), 4)}
+                for i in far[np.argsort(-scores[far])]]
+    checked = report.to_json()
+    return Review(str(index.root), index.classes, len(paths), folds, issues, outliers,
+                  {key: checked[key] for key in ("exact_duplicates", "near_duplicates",
+                                                 "label_conflicts")},
+                  round(float((probabilities.argmax(axis=1) == labels).mean()), 4))
+
+
+def write_review(result: Review, out: Path) -> list[str]:
+    """review.json, and contact sheets of the first label mistakes and outliers, into `out`."""
+    from petal.fsutil import atomic_write_json
+    from petal.report.figures import plot_gallery, thumbnail
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "review.json", result.to_json())
+    root = Path(result.root)
+    sheets = {
+        "label_issues.png": ("Likely label mistakes: filed as -> looks like",
+                             result.label_issues,
+                             lambda i: f"{i['given']} -> {i['suggested']} ({i['score']:.2f})"),
+        "outliers.png": ("Outliers: far from every other image", result.outliers,
+                         lambda o: f"{o['path'].split('/')[0]} (distance {o['score']:.2f})")}
+    for name, (title, found, caption) in sheets.items():
+        plot_gallery([thumbnail(root / item["path"]) for item in found[:16]],
+                     [caption(item) for item in found[:16]], out / name,
+                     f"{title} ({min(len(found), 16)} of {len(found)})")
+    return ["review.json", *sheets]
+
+
+def format_review(result: Review, limit: int = 20) -> str:
+    """The human-readable summary: the most likely label mistakes and outliers first."""
+    lines = [f"Reviewed {result.n_images} images in {len(result.classes)} classes of "
+             f"{result.root} ({result.folds}-fold out-of-fold predictions agree with the given "
+             f"label for {100 * result.oof_accuracy:.1f} %)", "",
+             f"Likely label mistakes ({len(result.label_issues)}), most likely first:"]
+    lines += [f"  {i['path']}: filed as {i['given']}, looks like {i['suggested']} "
+              f"(score {i['score']:.2f})" for i in result.label_issues[:limit]]
+    lines += ["", f"Outliers, far from every other image ({len(result.outliers)}):"]
+    lines += [f"  {o['path']} (distance {o['score']:.2f})" for o in result.outliers[:limit]]
+    duplicates = result.duplicates
+    lines += ["", f"Exact duplicate groups {len(duplicates['exact_duplicates'])}, near-duplicate "
+              f"pairs {len(duplicates['near_duplicates'])}, copies under two classes "
+              f"{len(duplicates['label_conflicts'])} (petal data check lists them)"]
+    return "\n".join(lines)

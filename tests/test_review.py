@@ -1,0 +1,75 @@
+"""`petal data review`: out-of-fold predictions find a wrongly filed photo and an outlier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from petal.cli import main
+from petal.errors import PetalError
+from petal.review import fold_of, label_issues, review
+
+COLOURS = {"red": (210, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 210)}
+
+
+@pytest.fixture(scope="module")
+def mislabelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three plain colours, 12 noisy photos each; one red photo filed under blue, and a
+    black-and-white checkerboard filed under green."""
+    root = tmp_path_factory.mktemp("review") / "data"
+    for name in COLOURS:
+        (root / name).mkdir(parents=True)
+    for name, rgb in COLOURS.items():
+        rng = np.random.default_rng(sum(rgb))
+        for i in range(12):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (64, 64, 3)), 0, 255)
+            folder = "blue" if (name, i) == ("red", 0) else name
+            Image.fromarray(pixels.astype(np.uint8)).save(root / folder / f"{name}{i}.png")
+    board = (np.indices((64, 64)).sum(axis=0) // 8 % 2 * 255).astype(np.uint8)
+    Image.fromarray(board).convert("RGB").save(root / "green" / "board.png")
+    return root
+
+
+def test_the_wrongly_filed_photo_comes_first(mislabelled: Path, tmp_path: Path) -> None:
+    result = review(mislabelled, folds=3, cache_dir=tmp_path / "cache", progress=False)
+    first = result.label_issues[0]
+    assert (first["path"], first["given"], first["suggested"]) == ("blue/red0.png", "blue", "red")
+    assert result.outliers and result.outliers[0]["path"] == "green/board.png"
+    assert result.n_images == 37 and result.folds == 3
+
+
+def test_review_cli(mislabelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "review"
+    assert main(["data", "review", str(mislabelled), "--folds", "3", "--json", "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["label_issues"][0]["path"] == "blue/red0.png"
+    assert set(found["label_issues"][0]) == {"path", "given", "suggested", "score"}
+    assert {"exact_duplicates", "near_duplicates", "label_conflicts"} <= found["duplicates"].keys()
+    assert sorted(p.name for p in out.iterdir()) == ["label_issues.png", "outliers.png",
+                                                     "review.json"]
+    assert main(["data", "review", str(mislabelled), "--folds", "20"]) == 1
+    assert "at least 20 images" in capsys.readouterr().err
+
+
+def test_folds_deal_each_class_evenly() -> None:
+    labels = np.repeat([0, 1, 2], [10, 7, 5])
+    folds = fold_of(labels, 5)
+    for label in range(3):
+        counts = np.bincount(folds[labels == label], minlength=5)
+        assert counts.max() - counts.min() <= 1
+    with pytest.raises(PetalError, match="at least 2"):
+        review(Path("unread"), folds=1)
+
+
+def test_confident_learning_flags_only_confident_disagreements() -> None:
+    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.7, 0.3], [0.55, 0.45]])
+    labels = np.array([0, 0, 1, 1, 1])  # image 3 looks like class 0; image 4 is unsure
+    # thresholds: class 0 = mean(0.9, 0.8) = 0.85, class 1 = mean(0.8, 0.3, 0.45) = 0.52
+    assert label_issues(probabilities, labels) == []  # 0.7 < 0.85: not confident enough
+    probabilities[3] = [0.9, 0.1]  # now above class 0's threshold
+    assert label_issues(probabilities, labels) == [(3, 0, pytest.approx(0.8))]
