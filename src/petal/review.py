@@ -117,7 +117,7 @@ def outlier_scores(features: np.ndarray) -> np.ndarray:
     return novelty.knn_distance(features, reference, novelty.KNN_K + 1)  # +1: itself
 
 
-def pooled_features(data: Path, classes: list[str], files: list[tuple[Path, str]], model: str,
+def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: str,
                     cache_dir: str | os.PathLike | None, progress: bool) -> np.ndarray:
     """(N, D) pooled penultimate features of a pretrained `model`: the trunk's cached
     outputs (petal.train.cached) through the rest of the network's pretrained layers."""
@@ -160,7 +160,7 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
                          "use fewer --folds")
     labels = np.array([index.classes.index(r.label) for r in index.images])
     files = [(index.root / r.path, r.sha256) for r in index.images]
-    features = pooled_features(Path(data), index.classes, files, model, cache_dir, progress)
+    features = pooled_features(index.classes, files, model, cache_dir, progress)
     probabilities = out_of_fold(features, labels, len(index.classes), folds)
     paths = [r.path for r in index.images]
     issues = [{"path": paths[i], "given": index.classes[labels[i]],

@@ -19,14 +19,11 @@ from torch import nn
 
 from petal.errors import PetalError
 from petal.models import efficientnet_lite, resnet9, timm_models, torchvision_models
+from petal.models.features import CamLayers
 from petal.models.spec import InputSpec
 from petal.models.weights import IMAGENET, Weights, parse_weights
 
 TIMM_PREFIX = "timm:"
-
-
-# (the global pooling layer, whose input is the last feature map; the linear head after it)
-CamLayers = tuple[nn.Module, nn.Linear]
 
 
 def _pooled_linear(pool: object, head: object) -> CamLayers | None:
