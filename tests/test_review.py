@@ -50,8 +50,12 @@ def test_review_cli(mislabelled: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert found["label_issues"][0]["path"] == "blue/red0.png"
     assert set(found["label_issues"][0]) == {"path", "given", "suggested", "score"}
     assert {"exact_duplicates", "near_duplicates", "label_conflicts"} <= found["duplicates"].keys()
-    assert sorted(p.name for p in out.iterdir()) == ["label_issues.png", "outliers.png",
-                                                     "review.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "label_issues.png", "outliers.png", "review.csv", "review.html", "review.json"]
+    page = (out / "review.html").read_text()
+    assert "blue/red0.png" in page and page.count("data:image/jpeg;base64,") == (
+        len(found["label_issues"]) + len(found["outliers"]))
+    assert "blue/red0.png,label,blue,red," in (out / "review.csv").read_text()
     assert main(["data", "review", str(mislabelled), "--folds", "20"]) == 1
     assert "at least 20 images" in capsys.readouterr().err
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from petal.data.check import check_folder
+from petal.data.decisions import read_review_for
 from petal.data.split import make_split
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, read_json
@@ -57,6 +58,7 @@ class MainJob:
     cache_dir: str | None = None
     progress: bool = True
     lr_find: bool = False  # run the LR range test for each model (shown, not trained with)
+    review_file: Path | None = None  # decisions of `petal data review`, applied to the split
 
 
 class Timer:
@@ -199,7 +201,10 @@ def run_main_job(job: MainJob, started: float) -> Path:
         raise PetalError(f"the data set cannot be used: {report.problem}")
     print(f"{len(report.index.images)} images in {len(report.index.classes)} classes, "
           f"{len(report.index.rejected)} files not used")
-    split = timer("split", lambda: make_split(report.index))
+    decisions = read_review_for(job.review_file, report.index) if job.review_file else None
+    if decisions:
+        print(f"Applying {decisions.summary()}")
+    split = timer("split", lambda: make_split(report.index, decisions=decisions))
     split.save(job.out / SPLIT_FILE)
     roles = {
         "scratch": _train_role(job, "scratch", job.scratch_model, scratch_recipe,

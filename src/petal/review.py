@@ -179,12 +179,17 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
 
 
 def write_review(result: Review, out: Path) -> list[str]:
-    """review.json, and contact sheets of the first label mistakes and outliers, into `out`."""
+    """Into `out`: review.json; review.csv, the file of decisions to edit; review.html, the
+    findings as thumbnails; contact sheets of the first label mistakes and outliers."""
+    from petal.data.decisions import REVIEW_CSV, write_review_file
     from petal.fsutil import atomic_write_json
     from petal.report.figures import plot_gallery, thumbnail
+    from petal.report.review_page import write_review_page
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "review.json", result.to_json())
+    write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers)
+    write_review_page(result, out / "review.html")
     root = Path(result.root)
     sheets = {
         "label_issues.png": ("Likely label mistakes: filed as -> looks like",
@@ -196,7 +201,7 @@ def write_review(result: Review, out: Path) -> list[str]:
         plot_gallery([thumbnail(root / item["path"]) for item in found[:16]],
                      [caption(item) for item in found[:16]], out / name,
                      f"{title} ({min(len(found), 16)} of {len(found)})")
-    return ["review.json", *sheets]
+    return ["review.json", REVIEW_CSV, "review.html", *sheets]
 
 
 def format_review(result: Review, limit: int = 20) -> str:

@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from petal.predict import Classifier
 
 
+def add_review(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--review", metavar="FILE", help="apply a review file (from `petal data "
+                        "review --out`): leave out the images marked exclude, give those "
+                        "marked relabel their new label (the folder itself is not changed)")
+
+
 def add_cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache folder (default: $PETAL_CACHE, else "
                         "$XDG_CACHE_HOME/petal, else ~/.cache/petal)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from petal.cli.common import add_cache_dir, add_progress, wants_progress
+from petal.cli.common import add_cache_dir, add_progress, add_review, wants_progress
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     split.add_argument("--test-fraction", type=float, default=0.0, help="default 0")
     split.add_argument("--keep-conflicts", action="store_true",
                        help="keep identical files filed under different classes")
+    add_review(split)
     split.add_argument("--out", help="output file (default split.json)")
     add_progress(split)
     split.set_defaults(func=cmd_data_split)
@@ -38,8 +39,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                         help="pretrained model whose features are used (default "
                         "efficientnet_lite0: the features fast-transfer caches)")
     review.add_argument("--folds", type=int, default=5, help="folds (default 5)")
-    review.add_argument("--out", help="also write review.json, label_issues.png and "
-                        "outliers.png (contact sheets of the first 16) here")
+    review.add_argument("--out", help="also write here review.csv (your decisions: edit it, "
+                        "then pass it to --review), review.html (thumbnails), review.json, "
+                        "label_issues.png and outliers.png (contact sheets of the first 16)")
     review.add_argument("--json", action="store_true", help="print the review as JSON")
     add_cache_dir(review)
     add_progress(review)
@@ -65,13 +67,18 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
+    from petal.data.decisions import read_review_for
     from petal.data.scan import require_usable, scan_folder
     from petal.data.split import make_split
 
     index = scan_folder(args.dir, progress=wants_progress(args))
     require_usable(index)
+    decisions = read_review_for(args.review, index) if args.review else None
+    if decisions:
+        print(f"Applying {decisions.summary()}")
     split = make_split(index, seed=args.seed, val_fraction=args.val_fraction,
-                       test_fraction=args.test_fraction, keep_conflicts=args.keep_conflicts)
+                       test_fraction=args.test_fraction, keep_conflicts=args.keep_conflicts,
+                       decisions=decisions)
     out = Path(args.out or "split.json")
     split.save(out)
     sizes = ", ".join(f"{part} {sum(c.values())}" for part, c in split.counts().items())

@@ -30,7 +30,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     out = Path(args.out)
     request = TrainRequest(data=data, recipe=recipe, out=out, model=args.model,
                            weights=args.weights, cache_dir=args.cache_dir,
-                           split_file=Path(args.split) if args.split else None)
+                           split_file=Path(args.split) if args.split else None,
+                           review_file=Path(args.review) if args.review else None)
     progress = wants_progress(args)
     lr = find_lr(request, prepare(request, progress), out / LR_FIND_PLOT, progress)
     print(f"Suggested learning rate: {lr:.3g} (plot: {out / LR_FIND_PLOT})")

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from petal.cli.common import add_cache_dir, add_progress, resolve_data, wants_progress
+from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     run.add_argument("--lr-find", action="store_true", help="also run the learning-rate range "
                      "test for each model and show it in the report (the recipes' learning "
                      "rates are what train)")
+    add_review(run)
     add_progress(run)
     add_cache_dir(run)
     run.set_defaults(func=cmd_run)
@@ -45,7 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                   scratch_model=args.scratch_model, transfer_model=args.transfer_model,
                   weights=args.weights, recipes=args.recipes,
                   scratch_overrides=args.set_scratch, transfer_overrides=args.set_transfer,
-                  cache_dir=args.cache_dir, progress=wants_progress(args), lr_find=args.lr_find)
+                  cache_dir=args.cache_dir, progress=wants_progress(args), lr_find=args.lr_find,
+                  review_file=Path(args.review) if args.review else None)
     print(f"petal run: {args.recipes} recipes on {description} -> {out}")
     report = run_main_job(job, args.started)
     print(f"\nDone in {time.perf_counter() - args.started:.0f} s. Report: {report}")

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from petal.cli.common import add_cache_dir, add_progress, resolve_data, wants_progress
+from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
 from petal.errors import PetalError
 
 
@@ -65,7 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise PetalError(f"{out} already holds a run: continue it with --resume {out}, "
                          "or choose another --out")
     request = TrainRequest(data=data, recipe=recipe, out=out, model=model, weights=args.weights,
-                           split_file=Path(args.split) if args.split else None, lr=_lr(args.lr),
+                           split_file=Path(args.split) if args.split else None,
+                           review_file=Path(args.review) if args.review else None, lr=_lr(args.lr),
                            trainer=_trainer_options(args), cache_dir=args.cache_dir,
                            data_description=description)
     print(f"Training {model} with recipe {recipe.name} on {description} -> {out}")
@@ -96,6 +97,7 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="imagenet, none, or a local state-dict file "
                         "(default: imagenet for pretrained families)")
     parser.add_argument("--split", help="reuse this split file (default: a new split, seed 0)")
+    add_review(parser)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a recipe field, e.g. --set epochs=3 (repeatable)")
     add_cache_dir(parser)

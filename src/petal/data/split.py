@@ -9,12 +9,14 @@ the file system lists them in.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from petal.data.decisions import Decisions
 from petal.data.duplicates import NEAR_DUPLICATE_MAX_DISTANCE, duplicate_groups, find_duplicates
 from petal.data.scan import DatasetIndex, ImageRecord
 from petal.errors import PetalError, PetalWarning
@@ -43,6 +45,7 @@ class Split:
     excluded_conflicts: list[str] = field(default_factory=list)
     data_root: str = ""
     near_duplicate_max_distance: int = NEAR_DUPLICATE_MAX_DISTANCE
+    review: dict = field(default_factory=dict)  # the applied review file's decisions, if any
 
     def part(self, name: str) -> list[SplitItem]:
         if name not in PARTS:
@@ -66,6 +69,7 @@ class Split:
             "classes": self.classes,
             "counts": self.counts(),
             "excluded_conflicts": self.excluded_conflicts,
+            **({"review": self.review} if self.review else {}),
             **{part: [asdict(item) for item in self.part(part)] for part in PARTS},
         }
 
@@ -82,8 +86,14 @@ class Split:
             excluded_conflicts=list(data["excluded_conflicts"]),
             data_root=data.get("data_root", ""),
             near_duplicate_max_distance=data["near_duplicate_max_distance"],
+            review=Decisions.from_json(data["review"]).to_json() if "review" in data else {},
             **{part: [SplitItem(**item) for item in data[part]] for part in PARTS},
         )
+
+    def with_decisions(self, decisions: Decisions) -> Split:
+        """This split with a review file's exclusions and new labels applied."""
+        return dataclasses.replace(self, review=decisions.to_json(), **{
+            part: decisions.apply(self.part(part)) for part in PARTS})
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_json())
@@ -116,14 +126,17 @@ def _warn_thin_validation(split: Split) -> None:
 
 
 def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
-               test_fraction: float = 0.0, keep_conflicts: bool = False) -> Split:
-    """Split `index` into train/val/test, stratified by class and grouped by duplicates."""
+               test_fraction: float = 0.0, keep_conflicts: bool = False,
+               decisions: Decisions | None = None) -> Split:
+    """Split `index` into train/val/test, stratified by class and grouped by duplicates,
+    after applying a review file's `decisions` (then recorded in the split)."""
     if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise PetalError("fractions must satisfy 0 < val-fraction, 0 <= test-fraction and "
                          f"val + test < 1 (got {val_fraction} and {test_fraction})")
-    conflicts = sorted(p for g in find_duplicates(index.images).conflicts for p in g)
+    reviewed = decisions.apply(index.images) if decisions else index.images
+    conflicts = sorted(p for g in find_duplicates(reviewed).conflicts for p in g)
     excluded = set() if keep_conflicts else set(conflicts)
-    images = sorted((r for r in index.images if r.path not in excluded), key=lambda r: r.path)
+    images = sorted((r for r in reviewed if r.path not in excluded), key=lambda r: r.path)
     groups = [[images[i] for i in g] for g in duplicate_groups(images)]
     groups.sort(key=lambda g: min(r.path for r in g))
     random.Random(seed).shuffle(groups)
@@ -156,6 +169,7 @@ def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
         classes=list(index.classes),
         excluded_conflicts=sorted(excluded),
         data_root=str(index.root),
+        review=decisions.to_json() if decisions else {},
         **{part: items(parts[part]) for part in PARTS},
     )
     _warn_thin_validation(split)

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from petal import __version__
 from petal.data.cache import DecodedCache
+from petal.data.decisions import read_review_for
 from petal.data.scan import DatasetIndex, require_usable, scan_folder
 from petal.data.split import Split, check_split_matches, make_split
 from petal.errors import PetalError
@@ -78,6 +79,7 @@ class TrainRequest:
     model: str | None = None  # None: the recipe's model
     weights: str | None = None  # None: the model family's default ("imagenet" where offline)
     split_file: Path | None = None
+    review_file: Path | None = None  # decisions of `petal data review` to apply to the split
     lr: float | str | None = None  # a number, "auto" (LR finder) or None (the recipe's)
     trainer: TrainerOptions = field(default_factory=TrainerOptions)
     cache_dir: str | None = None
@@ -142,11 +144,13 @@ def _quiet_lightning() -> None:
 
 
 def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
+    """The request's split file, or a new split; with the review file's decisions applied."""
+    decisions = read_review_for(request.review_file, index) if request.review_file else None
     if request.split_file is None:
-        return make_split(index)
+        return make_split(index, decisions=decisions)
     split = Split.load(request.split_file)
     check_split_matches(split, index)
-    return split
+    return split.with_decisions(decisions) if decisions else split
 
 
 def scan_and_split(request: TrainRequest, progress: bool = True) -> tuple[DatasetIndex, Split]:
@@ -258,6 +262,7 @@ def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
         "trainer": dataclasses.asdict(request.trainer),
         "cache_dir": request.cache_dir,
         "split": SPLIT_FILE,
+        "review": str(request.review_file) if request.review_file else None,
     })
 
 
