@@ -34,6 +34,7 @@ CONFIG_FILE, SPLIT_FILE = "config.json", "split.json"
 HISTORY_FILE, LR_STEPS_FILE = "history.csv", "lr_steps.csv"
 CURVES = ("accuracy.png", "loss.png", "lr.png")
 LR_FIND_PLOT = "lr_find.png"
+CROSS_VALIDATION_FILE = "cross_validation.json"  # with --folds K
 CHECKPOINTS_DIR, BEST_CHECKPOINT, LAST_CHECKPOINT = "checkpoints", "best", "last"  # NAME.ckpt
 MODEL_DIR, CARD_FILE = "model", "model.json"
 # written by `petal evaluate`

@@ -125,6 +125,10 @@ def _warn_thin_validation(split: Split) -> None:
                       "split seeds", PetalWarning, stacklevel=3)
 
 
+def _items(records: list[ImageRecord]) -> list[SplitItem]:
+    return [SplitItem(r.path, r.label, r.sha256) for r in sorted(records, key=lambda r: r.path)]
+
+
 def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
                test_fraction: float = 0.0, keep_conflicts: bool = False,
                decisions: Decisions | None = None) -> Split:
@@ -159,9 +163,6 @@ def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
             filled[target][label] += len(group)
         parts[target].extend(group)
 
-    def items(records: list[ImageRecord]) -> list[SplitItem]:
-        return [SplitItem(r.path, r.label, r.sha256) for r in sorted(records, key=lambda r: r.path)]
-
     split = Split(
         seed=seed,
         val_fraction=val_fraction,
@@ -170,7 +171,7 @@ def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
         excluded_conflicts=sorted(excluded),
         data_root=str(index.root),
         review=decisions.to_json() if decisions else {},
-        **{part: items(parts[part]) for part in PARTS},
+        **{part: _items(parts[part]) for part in PARTS},
     )
     _warn_thin_validation(split)
     return split
@@ -188,3 +189,31 @@ def check_split_matches(split: Split, index: DatasetIndex) -> None:
             f"{len(stale)} file(s) in the split are missing from the data or changed since the "
             f"split was made (first: {stale[0]}): make a new split with `petal data split`"
         )
+
+
+def fold_splits(split: Split, index: DatasetIndex, folds: int, seed: int = 0) -> list[Split]:
+    """`folds` splits of `split`'s training and validation images for cross-validation: each
+    image is validated in exactly one, classes are spread evenly over the folds, copies of one
+    photo stay in one fold, and the test part is kept out of all of them."""
+    items = split.train + split.val
+    per_class = Counter(i.label for i in items)
+    if folds < 2 or min(per_class.values()) < folds:
+        raise PetalError(f"{folds} folds: use at least 2, and no more than the images of the "
+                         f"smallest class ({min(per_class.values())})")
+    records = {r.path: r for r in index.images}
+    images = [dataclasses.replace(records[i.path], label=i.label) for i in items]
+    groups = [[images[i] for i in g] for g in duplicate_groups(images)]
+    groups.sort(key=lambda g: min(r.path for r in g))
+    random.Random(seed).shuffle(groups)
+    filled = [Counter() for _ in range(folds)]
+    members: list[list[ImageRecord]] = [[] for _ in range(folds)]
+    for group in sorted(groups, key=len, reverse=True):  # big groups first, while room is even
+        label = Counter(r.label for r in group).most_common(1)[0][0]
+        fold = min(range(folds), key=lambda k: (filled[k][label], sum(filled[k].values())))
+        filled[fold][label] += len(group)
+        members[fold].extend(group)
+
+    return [dataclasses.replace(split, train=_items([r for j in range(folds) if j != k
+                                                       for r in members[j]]),
+                                val=_items(members[k]))
+            for k in range(folds)]

@@ -110,6 +110,7 @@ class TrainResult:
     best_val_acc: float
     best_epoch: int
     seconds: float
+    lr: float = 0.0  # what it trained at
 
 
 @dataclass
@@ -410,7 +411,7 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
           f"{metrics['epochs']} (best {100 * best['val_acc']:.1f} % at epoch "
           f"{metrics['best_epoch']}), {seconds:.0f} s; model: {model_dir}")
     return TrainResult(run, model_dir, metrics["val_acc"], best["val_acc"], int(best["epoch"]),
-                       seconds)
+                       seconds, recipe.lr)
 
 
 def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainRequest:

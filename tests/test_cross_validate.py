@@ -1,0 +1,81 @@
+"""`petal train --folds K`: fold splits validate every image once; the figures it reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from petal.cli import main
+from petal.data.scan import scan_folder
+from petal.data.split import fold_splits, make_split
+from petal.errors import PetalError
+
+
+def test_each_image_validates_once_classes_evenly_copies_together(tmp_path: Path) -> None:
+    from conftest import write_image
+
+    root = tmp_path / "data"
+    for c, label in enumerate(["cat", "dog", "fox"]):
+        for i in range(7 + 3 * c):
+            write_image(root / label / f"{label}{i}.jpg", seed=100 * c + i)
+    shutil.copy(root / "dog/dog0.jpg", root / "dog/dog0_copy.jpg")
+    index = scan_folder(root, progress=False)
+    split = make_split(index, test_fraction=0.2)
+    folds = fold_splits(split, index, 3)
+    pooled = sorted(i.path for fold in folds for i in fold.val)
+    assert pooled == sorted(i.path for i in split.train + split.val)  # each exactly once
+    for fold in folds:
+        assert not {i.path for i in fold.val} & {i.path for i in fold.train}
+        assert fold.test == split.test
+        copies = {"dog/dog0.jpg", "dog/dog0_copy.jpg"} & {i.path for i in fold.val}
+        assert len(copies) in (0, 2)
+    for label in ("cat", "dog", "fox"):
+        counts = [Counter(i.label for i in fold.val)[label] for fold in folds]
+        assert max(counts) - min(counts) <= 2  # 2: the copies travel together
+    with pytest.raises(PetalError, match="no more than the images of the smallest class"):
+        fold_splits(split, index, 20)
+
+
+@pytest.fixture
+def colours(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    for name, rgb in {"red": (210, 30, 30), "green": (30, 180, 40)}.items():
+        rng = np.random.default_rng(sum(rgb))
+        (root / name).mkdir(parents=True)
+        for i in range(8):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (48, 48, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_train_with_folds_reports_mean_spread_and_pooled_interval(
+        colours: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(colours), "--recipe", "fast-transfer", "--set",
+                 "epochs=2", "--folds", "4", "--out", str(run), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    figures = json.loads((run / "cross_validation.json").read_text())
+    assert figures["folds"] == 4 and sum(figures["n_val"]) == 16 == figures["pooled"]["n_images"]
+    assert figures["correct"] == [round(a * n) for a, n in zip(figures["accuracies"],
+                                                               figures["n_val"])]
+    assert figures["mean"] == pytest.approx(np.mean(figures["accuracies"]), abs=1e-6)
+    low, high = figures["pooled"]["interval"]
+    assert low <= figures["pooled"]["correct"] / 16 <= high
+    assert "Cross-validated over 4 folds: mean" in printed
+    assert "each image validated once:" in printed and "95 % interval" in printed
+    assert printed.count("Fold ") == 4
+
+
+def test_folds_are_checked_before_training(colours: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--data", str(colours), "--folds", "1", "--out",
+                 str(tmp_path / "run"), "--no-progress"]) == 1
+    assert "--folds 1: at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
