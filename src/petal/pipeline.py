@@ -120,7 +120,7 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
         try:
             suggestion = timer(f"{role}: LR finder",
                                lambda: find_lr(request, prepared, request.out / LR_FIND_PLOT,
-                                               job.progress))
+                                               job.progress)).suggestion
             print(f"LR finder suggests {suggestion:.3g}; the recipe trains at {recipe.lr:.3g}")
         except PetalError as exc:  # the plot is informative; the recipe's LR is what trains
             print(f"LR finder: {exc}")

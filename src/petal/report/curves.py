@@ -3,6 +3,7 @@ showed them."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -54,15 +55,30 @@ def plot_history(run_dir: Path) -> list[Path]:
     return written
 
 
-def plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float, path: Path) -> Path:
-    """Loss against learning rate on a log axis, with the suggested LR marked."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(lrs, losses)
+def plot_lr_finder(lrs: list[float], losses: list[float], smoothed: list[float],
+                   suggestion: float | None, recipe_lr: float | None, path: Path) -> Path:
+    """The range test: every step's loss (faint) and its smoothed curve (bold) against the
+    learning rate on a log axis; the suggestion and the recipe's learning rate marked. The
+    loss axis stops a little above the starting loss, so a divergence does not flatten the
+    part that matters."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(lrs, losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss of each step")
+    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2.2, label="smoothed")
     ax.set_xscale("log")
-    nearest = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggestion))
-    ax.plot(lrs[nearest], losses[nearest], "ro", markersize=9,
-            label=f"suggested LR {suggestion:.2g}")
-    ax.set(xlabel="learning rate (log scale)", ylabel="loss", title="Learning-rate finder")
-    ax.legend()
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:
+        lowest = min(finite + [v for v in losses if math.isfinite(v)])
+        top = 1.25 * max(finite[: finite.index(min(finite)) + 1])
+        ax.set_ylim(max(0.0, lowest - 0.05 * (top - lowest)), top)
+    if suggestion is not None:
+        nearest = min(range(len(lrs)), key=lambda i: abs(math.log(lrs[i] / suggestion)))
+        ax.plot(lrs[nearest], smoothed[nearest], "o", color="tab:red", markersize=9,
+                label=f"suggested LR {suggestion:.2g}")
+    if recipe_lr is not None:
+        ax.axvline(recipe_lr, color="tab:green", linestyle="--",
+                   label=f"the recipe's LR {recipe_lr:.2g}")
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss",
+           title="Learning-rate finder")
+    ax.legend(fontsize=9)
     ax.grid(alpha=0.3, which="both")
     return save_figure(fig, path)

@@ -6,7 +6,9 @@ only; files are replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import logging
 import time
 import warnings
@@ -52,6 +54,7 @@ from petal.train.cached import CachedFeatures, FeatureCache, features_key
 from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_network
 from petal.train.history import HistoryWriter
+from petal.train.lr_range import SUGGESTION_RULE, RangeTest
 from petal.train.module import ClassifierModule
 from petal.train.novelty_fit import fit_novelty
 from petal.train.recipes import Recipe, recipe_from_json
@@ -290,32 +293,39 @@ def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool)
 
 
 def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
-            progress: bool = True) -> float:
-    """Lightning's LR range test on the training data; saves the plot (unless `plot_path` is
-    None), returns the suggestion. The network's weights are restored afterwards (Lightning
-    does this)."""
+            progress: bool = True, rule: str = SUGGESTION_RULE) -> RangeTest:
+    """The LR range test on the training data; saves the plot (unless `plot_path` is None).
+    Lightning's tuner runs it (and restores the weights afterwards); the curve and the
+    suggestion come from the raw losses (petal.train.lr_range says why)."""
     from lightning.pytorch.tuner import Tuner
 
     from petal.report.curves import plot_lr_finder
 
     _quiet_lightning()
+    started = time.perf_counter()
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=progress, default_root_dir=str(request.out))
     loader = train_loader(prepared.train_set, prepared.recipe.batch_size, prepared.recipe.seed)
     steps = min(LR_FINDER_STEPS, max(LR_FINDER_MIN_STEPS, 3 * len(loader)))
-    with warnings.catch_warnings():
+    module = prepared.module()
+    module.step_losses = []
+    # Lightning's range test draws a progress bar of its own whatever the Trainer says
+    quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
+    with warnings.catch_warnings(), quiet:
         warnings.filterwarnings("ignore", message=".*max_epochs.*|.*val_dataloader.*")
-        finder = Tuner(trainer).lr_find(prepared.module(), train_dataloaders=loader,
-                                        min_lr=1e-6, max_lr=1.0, num_training=steps,
-                                        update_attr=False)
-    suggestion = finder.suggestion()
-    if suggestion is None:
-        raise PetalError("the LR finder found no clear minimum: pass --lr NUMBER instead")
+        finder = Tuner(trainer).lr_find(module, train_dataloaders=loader, min_lr=1e-6,
+                                        max_lr=1.0, num_training=steps, update_attr=False)
+    test = RangeTest.from_steps(finder.results["lr"], module.step_losses,
+                                time.perf_counter() - started, rule)
     if plot_path is not None:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
-        plot_lr_finder(finder.results["lr"], finder.results["loss"], suggestion, plot_path)
-    return float(suggestion)
+        plot_lr_finder(test.lrs, test.losses, test.smoothed, test.suggestion,
+                       prepared.recipe.lr, plot_path)
+    if test.suggestion is None:
+        raise PetalError("the LR finder found no falling stretch of the loss: pass --lr "
+                         "NUMBER instead")
+    return test
 
 
 def _learning_rate(request: TrainRequest, prepared: Prepared, resuming: bool,
@@ -329,7 +339,8 @@ def _learning_rate(request: TrainRequest, prepared: Prepared, resuming: bool,
         return read_json(run / CONFIG_FILE)["lr_found"]
     rank_zero = rank_zero_only.rank == 0
     # every rank runs the same seeded test (no process group exists yet); one writes
-    lr = find_lr(request, prepared, run / LR_FIND_PLOT if rank_zero else None, progress)
+    lr = find_lr(request, prepared, run / LR_FIND_PLOT if rank_zero else None,
+                 progress).suggestion
     if rank_zero:
         config = read_json(run / CONFIG_FILE)
         atomic_write_json(run / CONFIG_FILE, {**config, "lr_found": lr})

@@ -30,6 +30,7 @@ class ClassifierModule(L.LightningModule):
         self.lr = recipe.lr  # Lightning's LR finder reads and writes this attribute
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.step_losses: list[float] | None = None  # a list: every step's raw loss goes in
         self.normalise = spec is not None
         if spec is not None:
             scale, shift = (torch.from_numpy(a) for a in scale_and_shift(spec))
@@ -60,6 +61,8 @@ class ClassifierModule(L.LightningModule):
                       batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
         loss = self.criterion(self(inputs), labels)
+        if self.step_losses is not None:  # the LR range test reads them (petal.train.lr_range)
+            self.step_losses.append(float(loss.detach()))
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)
         return loss
