@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -22,8 +23,9 @@ from petal.data.scan import ImageRecord
 
 NEAR_DUPLICATE_MAX_DISTANCE = 8
 
-# Rows of the pairwise-distance matrix computed at once (bounds memory to ~4 MB per 1k images).
-_BLOCK = 1024
+# Multi-index hashing cuts the 64-bit hash into this many bands (21, 21 and 22 bits).
+_BANDS = 3
+_CHUNK_CELLS = 1 << 22  # hashes x neighbour keys looked up at once (about 32 MB a chunk)
 
 
 @dataclass(frozen=True)
@@ -41,18 +43,59 @@ class DuplicateReport:
     near_pairs: list[NearPair]  # similar but not identical files
 
 
+def _neighbour_masks(width: int, radius: int) -> np.ndarray:
+    """Every `width`-bit value with at most `radius` bits set: XOR a key with each of them
+    to get every key within `radius` bits of it."""
+    masks = [0]
+    for bits in range(1, radius + 1):
+        masks += [sum(1 << b for b in chosen) for chosen in combinations(range(width), bits)]
+    return np.array(masks, dtype=np.int64)
+
+
+def near_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
+    """(i, j, distance) rows, i < j, sorted, for every pair of 64-bit `hashes` at most
+    `max_distance` bits apart, without comparing every pair: multi-index hashing (Norouzi,
+    Punjani and Fleet 2012). The hash is cut into _BANDS bands; two hashes within r bits
+    differ in at most r // _BANDS bits in one band at least (pigeonhole), so each hash looks
+    up, in a table of every hash's band value, its own band value and those within
+    r // _BANDS bits of it, and the full distance decides over the candidates found. The
+    same pairs as comparing all of them (tests/test_duplicates.py), in about N x 700
+    look-ups at the flowers threshold instead of N^2 / 2 comparisons."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    n = len(hashes)
+    found = [np.empty((0, 3), np.int64)]
+    edges = np.linspace(0, 64, _BANDS + 1).round().astype(int)
+    for low, high in zip(edges[:-1], edges[1:]):
+        width = int(high - low)
+        keys = ((hashes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        counts = np.bincount(keys, minlength=1 << width)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        masks = _neighbour_masks(width, max_distance // _BANDS)
+        step = max(1, _CHUNK_CELLS // len(masks))
+        for first in range(0, n, step):
+            probes = keys[first:first + step, None] ^ masks[None, :]
+            hits = counts[probes]
+            rows, cols = np.nonzero(hits)
+            sizes = hits[rows, cols]
+            # every member of every bucket hit: bucket start + 0, 1, ... size - 1
+            ends = np.cumsum(sizes)
+            within = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - sizes, sizes)
+            other = order[np.repeat(starts[probes[rows, cols]], sizes) + within]
+            this = np.repeat(rows + first, sizes)
+            keep = this < other
+            this, other = this[keep], other[keep]
+            distance = np.bitwise_count(hashes[this] ^ hashes[other]).astype(np.int64)
+            close = distance <= max_distance
+            found.append(np.stack([this[close], other[close], distance[close]], axis=1))
+    pairs = np.concatenate(found)
+    return np.unique(pairs, axis=0)  # a pair close in several bands is found once for each
+
+
 def _near_pairs(images: list[ImageRecord], max_distance: int) -> list[tuple[int, int, int]]:
-    """(i, j, distance) with i < j for every pair within `max_distance` bits."""
+    """(i, j, distance) with i < j for every pair of `images` within `max_distance` bits."""
     hashes = np.array([int(r.phash, 16) for r in images], dtype=np.uint64)
-    pairs = []
-    for start in range(0, len(hashes), _BLOCK):
-        block = hashes[start:start + _BLOCK]
-        distance = np.bitwise_count(block[:, None] ^ hashes[None, :])
-        rows, cols = np.nonzero(distance <= max_distance)
-        for i, j in zip(rows + start, cols):
-            if i < j:
-                pairs.append((int(i), int(j), int(distance[i - start, j])))
-    return pairs
+    return [tuple(row) for row in near_pairs(hashes, max_distance).tolist()]
 
 
 def _exact_groups(images: list[ImageRecord]) -> list[list[int]]:
