@@ -16,7 +16,7 @@ from conftest import write_image
 from petal.cli import main
 from petal.data.cache import DecodedCache, decode_to_square
 from petal.data.scan import scan_folder
-from petal.data.store import RowStore
+from petal.data.store import RowStore, RowView
 from petal.errors import PetalWarning
 from petal.paths import cache_root
 
@@ -192,3 +192,24 @@ def test_training_on_a_damaged_cache_warns_and_trains_on_true_pixels(
     columns = slice(0, 5)  # epoch, losses, accuracy, lr: not the times
     assert [row.split(",")[columns] for row in history[0]] == \
         [row.split(",")[columns] for row in history[1]]
+
+
+def test_rows_out_of_file_order_are_read_when_used_not_copied(tmp_path: Path) -> None:
+    """Asking for stored rows in another order than they were written gives a view that
+    reads each row from the file when indexed, as a plain array of them would answer."""
+    store = RowStore(tmp_path / "store", (2, 3), np.float32)
+    keys = [f"k{i}" for i in range(6)]
+    store.ensure(keys, lambda missing: (np.full((2, 3), int(k[1:]), np.float32)
+                                        for k in missing))
+    order = ["k4", "k1", "k5", "k0"]
+    view = store.ensure(order, lambda missing: iter(()))
+    expected = np.stack([np.full((2, 3), int(k[1:]), np.float32) for k in order])
+    assert isinstance(view, RowView) and view.shape == expected.shape and len(view) == 4
+    assert np.array_equal(np.asarray(view), expected)
+    assert np.array_equal(view[2], expected[2]) and view[1, 0, 2] == expected[1, 0, 2]
+    assert np.array_equal(np.asarray(view[1:3]), expected[1:3])
+    assert np.array_equal(view[np.array([3, 0])], expected[[3, 0]])
+    assert np.array_equal(np.stack(list(view)), expected)
+    assert isinstance(view[0], np.memmap)  # read from the file, not from a copy
+    contiguous = store.ensure(["k2", "k3", "k4"], lambda missing: iter(()))
+    assert isinstance(contiguous, np.memmap) and np.array_equal(contiguous[:, 0, 0], [2, 3, 4])

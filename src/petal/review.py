@@ -142,7 +142,7 @@ def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: st
     stored = trunk.view(pixels, [sha for _, sha in files], progress=progress)
     top = AnswerWithFeatures(parts.top.eval(), spec)
     with torch.inference_mode():
-        return np.concatenate([top(torch.from_numpy(stored[i:i + 256].astype(np.float32)))[1]
+        return np.concatenate([top(torch.from_numpy(np.asarray(stored[i:i + 256], np.float32)))[1]
                                .numpy() for i in range(0, len(stored), 256)])
 
 

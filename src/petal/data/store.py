@@ -56,6 +56,44 @@ def _parse_index(data: object) -> Index:
             and all(type(value) is int for value in entry)}
 
 
+class RowView:
+    """Stored rows in a caller's order, read from the memory-mapped file only when indexed.
+
+    What `RowStore.ensure` returns when the rows asked for do not lie contiguously in the
+    file: a copy of them all would hold the whole selection in memory (20 GB for 100 k
+    decoded photos). Indexing with an int gives a row, with a slice another view, with an
+    array of ints a copy of those rows only (a batch); `np.asarray` copies everything.
+    """
+
+    def __init__(self, stored: np.ndarray, rows: np.ndarray) -> None:
+        self.stored, self.rows = stored, rows
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.stored.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.stored.dtype
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self.stored[row] for row in self.rows)
+
+    def __getitem__(self, key: object) -> np.ndarray | RowView:
+        if isinstance(key, tuple):  # [row, ...]: the row first, then the rest of the key
+            return self[key[0]][key[1:]]
+        if isinstance(key, slice):
+            return RowView(self.stored, self.rows[key])
+        return self.stored[self.rows[key]]
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        rows = self.stored[self.rows]
+        return rows if dtype is None else rows.astype(dtype)
+
+
 class RowStore:
     def __init__(self, folder: str | os.PathLike, row_shape: tuple[int, ...],
                  dtype: np.dtype | type = np.uint8) -> None:
@@ -99,12 +137,12 @@ class RowStore:
                 damaged.append(key)
         return damaged
 
-    def ensure(self, keys: Sequence[str], make_rows: RowMaker) -> np.ndarray:
+    def ensure(self, keys: Sequence[str], make_rows: RowMaker) -> np.ndarray | RowView:
         """Rows for `keys` (in that order), computing with `make_rows` the ones not stored yet
         and the stored ones that fail their check.
 
-        Returns a read-only array of shape (len(keys), *row_shape), memory-mapped when the
-        rows lie contiguously in the file, else a copy.
+        Returns the rows (len(keys), *row_shape), read-only and read from disk when used: a
+        memory-mapped slice when they lie contiguously in the file, else a RowView.
         """
         with self._locked():
             index = self._usable_index()
@@ -146,13 +184,13 @@ class RowStore:
         return np.memmap(self.rows_path, dtype=self.dtype, mode="r",
                          shape=(n_rows, *self.row_shape))
 
-    def _rows(self, rows: np.ndarray) -> np.ndarray:
+    def _rows(self, rows: np.ndarray) -> np.ndarray | RowView:
         if len(rows) == 0:
             return np.zeros((0, *self.row_shape), dtype=self.dtype)
         stored = self._memmap(self.rows_path.stat().st_size // self.row_bytes)
         if np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
-            return stored[rows[0]:rows[0] + len(rows)]  # contiguous: stay memory-mapped
-        return stored[rows]
+            return stored[rows[0]:rows[0] + len(rows)]  # contiguous: a memory-mapped slice
+        return RowView(stored, rows)
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.dir.iterdir() if f.is_file())

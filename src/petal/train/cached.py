@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from petal.data.store import RowStore
+from petal.data.store import RowStore, RowView
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_bytes
 from petal.models.spec import InputSpec
@@ -149,11 +149,12 @@ class CachedFeatures(Dataset):
     with the mirrored photo's row when `mirrored` features are given (tta_flip).
     """
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, flip: bool = False,
-                 mirrored: np.ndarray | None = None) -> None:
-        self.features, self.labels = np.asarray(features), labels
+    def __init__(self, features: np.ndarray | RowView, labels: np.ndarray, flip: bool = False,
+                 mirrored: np.ndarray | RowView | None = None) -> None:
+        # rows are read from the store when a batch asks for them, never all at once
+        self.features, self.labels = features, labels
         self.flip = flip
-        self.mirrored = None if mirrored is None else np.asarray(mirrored)
+        self.mirrored = mirrored
 
     def __len__(self) -> int:
         return len(self.labels)
