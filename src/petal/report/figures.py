@@ -60,8 +60,10 @@ def thumbnail(path: str | Path, side: int = 256) -> Image.Image:
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Lay out, write atomically as PNG (a full disk leaves the previous file) and close."""
-    fig.tight_layout()
+    """Lay out (unless the figure has its own layout engine), write atomically as PNG (a full
+    disk leaves the previous file) and close."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
@@ -100,11 +102,15 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path
 
 
 def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str], path: Path,
-             title: str, colors: Sequence[str] | None = None) -> Path:
-    """Images in a grid of up to 4 columns, each titled with its caption (in its colour)."""
-    cols = min(4, len(images))
+             title: str, colors: Sequence[str] | None = None, columns: int = 4) -> Path:
+    """Images in a grid of up to `columns` columns, each titled with its caption (in its
+    colour)."""
+    cols = min(columns, len(images))
     rows = math.ceil(len(images) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.4 * rows + 0.4), squeeze=False)
+    # constrained layout keeps the title clear of a portrait photo's caption (tight_layout
+    # let them overlap)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.4 * rows + 0.4), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, image, caption) in enumerate(zip(axes.flat, images, captions)):
@@ -118,14 +124,14 @@ RIGHT, WRONG, UNKNOWN = "tab:green", "tab:red", "tab:orange"
 
 
 def plot_gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str],
-                 path: Path, title: str) -> Path:
-    """Images with a caption each (at most GALLERY_MAX); says so when there are none."""
+                 path: Path, title: str, limit: int = GALLERY_MAX, columns: int = 4) -> Path:
+    """Images with a caption each (at most `limit`); says so when there are none."""
     if not images:
         fig, ax = plt.subplots(figsize=(6, 2.5))
         ax.axis("off")
         ax.text(0.5, 0.5, f"{title}: none", ha="center", va="center", fontsize=12)
         return save_figure(fig, path)
-    return _gallery(list(images)[:GALLERY_MAX], list(captions)[:GALLERY_MAX], path, title)
+    return _gallery(list(images)[:limit], list(captions)[:limit], path, title, columns=columns)
 
 
 def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import lightning as L
 
-from petal.data.split import fold_splits
+from petal.data.scan import DatasetIndex
+from petal.data.split import Split, fold_splits
 from petal.fsutil import atomic_write_json
 from petal.run_folder import CROSS_VALIDATION_FILE
 from petal.stats import describe_accuracy, wilson_interval
@@ -26,7 +27,8 @@ from petal.train.batches import eval_loader, train_loader
 from petal.train.fit import TrainRequest, prepare, scan_and_split
 
 
-def _train_fold(request: TrainRequest, lr: float, scanned, progress: bool) -> float:
+def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, Split],
+                progress: bool) -> float:
     """Validation accuracy of the recipe trained on one fold split (nothing written)."""
     prepared = prepare(request, progress, scanned=scanned)
     recipe = dataclasses.replace(prepared.recipe, lr=lr)
@@ -70,6 +72,7 @@ def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool 
 
 
 def format_cross_validation(result: dict) -> str:
+    """The one-line summary `petal train --folds` prints."""
     return (f"Cross-validated over {result['folds']} folds: mean {100 * result['mean']:.1f} % "
             f"(standard deviation {100 * result['std']:.1f} points, folds "
             f"{100 * min(result['accuracies']):.1f}-{100 * max(result['accuracies']):.1f} %); "
