@@ -73,10 +73,10 @@ def plot_lr_finder(lrs: list[float], losses: list[float], smoothed: list[float],
     if suggestion is not None:
         nearest = min(range(len(lrs)), key=lambda i: abs(math.log(lrs[i] / suggestion)))
         ax.plot(lrs[nearest], smoothed[nearest], "o", color="tab:red", markersize=9,
-                label=f"suggested LR {suggestion:.2g}")
+                label=f"suggested LR {suggestion:.3g}")
     if recipe_lr is not None:
         ax.axvline(recipe_lr, color="tab:green", linestyle="--",
-                   label=f"the recipe's LR {recipe_lr:.2g}")
+                   label=f"the recipe's LR {recipe_lr:.3g}")
     ax.set(xlabel="learning rate (log scale)", ylabel="training loss",
            title="Learning-rate finder")
     ax.legend(fontsize=9)
