@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -90,9 +91,20 @@ def main_run_30(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(6):
             write_image(root / "data" / name / f"{i}.jpg", seed=1000 * c + i, size=(96, 80))
     out = root / "run"
+    review = root / "review.csv"
+    review.write_text("path,action,label\nspecies_00/0.jpg,exclude,\n"
+                      "species_01_longer_name/1.jpg,relabel,species_02_longer_name_longer_name\n")
     assert main(["run", "--data", str(root / "data"), "--out", str(out), "--cache-dir",
-                 str(root / "cache"), "--lr-find", *QUICK]) == 0
+                 str(root / "cache"), "--lr-find", "--review", str(review), *QUICK]) == 0
     return out
+
+
+def test_main_job_applies_the_review(main_run_30: Path) -> None:
+    for split_file in (main_run_30 / "split.json", main_run_30 / "transfer" / "split.json"):
+        split = json.loads(split_file.read_text())
+        labels = {i["path"]: i["label"] for part in ("train", "val") for i in split[part]}
+        assert "species_00/0.jpg" not in labels and len(labels) == 179
+        assert labels["species_01_longer_name/1.jpg"] == "species_02_longer_name_longer_name"
 
 
 def test_lr_finder_only_when_asked(main_run_30: Path) -> None:
