@@ -5,8 +5,8 @@ one step off (it divides by 1 - beta^(step + 1) after the step counter has alrea
 its first values are about half the real loss and the curve climbs for dozens of steps where
 the weights have barely moved; its suggestion, the steepest point of that curve, lands on the
 artefact. Even corrected, an exponential average with fastai's and Lightning's beta (0.98)
-lags the loss by up to 50 steps, half of a 100-step test: its minimum sits a decade or more
-to the right of the loss's. petal records the raw losses itself and, as the whole curve is
+lags the loss by up to 50 steps, half of a 100-step test: on the flowers curves its lowest
+point sat 2 to 50 times to the right of the loss's. petal records the raw losses itself and, as the whole curve is
 known once the test ends, smooths them with a centred moving average (no lag), whose window
 narrows at both ends so the curve starts at the first loss.
 
@@ -14,7 +14,7 @@ Rules turn the curve into a learning rate: fastai's valley, steep and minimum, a
 where the loss stops falling (Smith's upper bound for a one-cycle schedule, which every petal
 recipe but original-resnet9 uses). `benchmarks/lr_find.py` compares them against the recipes'
 hand-tuned learning rates on the flowers set: floor came within a factor of 2.6 of them,
-fastai's valley 5 to 14 times below (docs/RESULTS.md), so floor is SUGGESTION_RULE.
+fastai's valley 5 to 16 times below (docs/RESULTS.md), so floor is SUGGESTION_RULE.
 """
 
 from __future__ import annotations
