@@ -89,10 +89,12 @@ def flowers_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 COLOURS = {"red": (200, 30, 30), "blue": (30, 40, 200)}
 
 
-def _colour_photos(root: Path, name: str, rgb: tuple[int, int, int], count: int) -> None:
+def colour_photos(root: Path, name: str, rgb: tuple[int, int, int], count: int,
+                  noise: float = 25, side: int = 40) -> None:
+    """`count` noisy squares of one colour as root/name/I.png (seeded by the colour)."""
     rng = np.random.default_rng(sum(rgb))
     for i in range(count):
-        pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (40, 40, 3)), 0, 255)
+        pixels = np.clip(np.array(rgb) + rng.normal(0, noise, (side, side, 3)), 0, 255)
         (root / name).mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
 
@@ -103,8 +105,8 @@ def colour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     green ones, a colour it never saw."""
     root = tmp_path_factory.mktemp("colours")
     for name, rgb in COLOURS.items():
-        _colour_photos(root / "data", name, rgb, 20)
-    _colour_photos(root / "other", "green", (30, 190, 40), 6)
+        colour_photos(root / "data", name, rgb, 20)
+    colour_photos(root / "other", "green", (30, 190, 40), 6)
     from petal.train.fit import TrainRequest, fit
     from petal.train.recipes import get_recipe
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import colour_photos
 from petal.cli import main
 from petal.data.scan import scan_folder
 from petal.data.split import fold_splits, make_split
@@ -46,11 +46,7 @@ def test_each_image_validates_once_classes_evenly_copies_together(tmp_path: Path
 def colours(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     for name, rgb in {"red": (210, 30, 30), "green": (30, 180, 40)}.items():
-        rng = np.random.default_rng(sum(rgb))
-        (root / name).mkdir(parents=True)
-        for i in range(8):
-            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (48, 48, 3)), 0, 255)
-            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+        colour_photos(root, name, rgb, 8, noise=20, side=48)
     return root
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import colour_photos
 from petal.cli import main
 from petal.train.lr_range import RULES, RangeTest, smoothed, suggest
 
@@ -68,11 +68,7 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three noisy colours, 16 photos each: a problem with a clear range of good LRs."""
     root = tmp_path_factory.mktemp("lr") / "data"
     for name, rgb in {"red": (210, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 210)}.items():
-        rng = np.random.default_rng(sum(rgb))
-        (root / name).mkdir(parents=True)
-        for i in range(16):
-            pixels = np.clip(np.array(rgb) + rng.normal(0, 60, (40, 40, 3)), 0, 255)
-            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+        colour_photos(root, name, rgb, 16, noise=60)
     return root
 
 
