@@ -6,9 +6,9 @@ its first values are about half the real loss and the curve climbs for dozens of
 the weights have barely moved; its suggestion, the steepest point of that curve, lands on the
 artefact. Even corrected, an exponential average with fastai's and Lightning's beta (0.98)
 lags the loss by up to 50 steps, half of a 100-step test: on the flowers curves its lowest
-point sat 2 to 50 times to the right of the loss's. petal records the raw losses itself and, as the whole curve is
-known once the test ends, smooths them with a centred moving average (no lag), whose window
-narrows at both ends so the curve starts at the first loss.
+point sat 2 to 50 times to the right of the loss's. petal records the raw losses itself and,
+as the whole curve is known once the test ends, smooths them with a centred moving average
+(no lag), whose window narrows at both ends so the curve starts at the first loss.
 
 Rules turn the curve into a learning rate: fastai's valley, steep and minimum, and floor,
 where the loss stops falling (Smith's upper bound for a one-cycle schedule, which every petal
