@@ -7,15 +7,18 @@ import csv
 import hashlib
 import json
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from conftest import write_image
 from petal.cli import main
 from petal.data.decisions import read_review_for, write_review_file
 from petal.data.scan import scan_folder
 from petal.data.split import Split, make_split
 from petal.errors import PetalError
+from petal.spreadsheet import escape_cell, unescape_cell
 
 
 def _folder_digest(root: Path) -> dict[str, str]:
@@ -142,3 +145,140 @@ def test_cli_split_and_train_apply_the_review(image_folder: Path, tmp_path: Path
                  "--out", str(tmp_path / "run2"), "--no-progress"]) == 1
     assert "line 2: 'cat/gone.jpg' is not an image" in capsys.readouterr().err
     assert not (tmp_path / "run2").exists()
+
+
+# --- hostile and awkward review files (issue 33) ---------------------------------------------
+
+FORMULA = "=cmd|' -C calc'!A0"
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'=x", "'", "''",
+                                  "plain", "", " =x", "a=b", "'plain"])
+def test_escaped_cells_read_back_unchanged(text: str) -> None:
+    cell = escape_cell(text)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert unescape_cell(cell) == text
+
+
+def test_formula_cells_are_escaped_and_read_back(tmp_path: Path) -> None:
+    """A class folder named like a spreadsheet formula: no cell of review.csv starts with one,
+    and the file still applies to that folder."""
+    root = tmp_path / "data"
+    for c, label in enumerate([FORMULA, "-dog", "@fox"]):
+        for i in range(3):
+            write_image(root / label / f"{i}.jpg", seed=10 * c + i)
+    index = scan_folder(root, progress=False)
+    path = tmp_path / "review.csv"
+    write_review_file(path, [{"path": f"{FORMULA}/0.jpg", "given": FORMULA, "suggested": "-dog",
+                              "score": 0.5}], [{"path": "@fox/1.jpg", "score": 2.0}])
+    cells = [cell for row in csv.reader(path.open(newline="")) for cell in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert f"'{FORMULA}/0.jpg" in cells and "'-dog" in cells and "'@fox" in cells
+    assert read_review_for(path, index).excluded == ()
+    text = path.read_text().replace("keep,'-dog", "relabel,'-dog").replace(
+        "keep,'@fox", "exclude,'@fox")
+    path.write_text(text)
+    decisions = read_review_for(path, index)
+    assert decisions.relabelled == {f"{FORMULA}/0.jpg": "-dog"}
+    assert decisions.excluded == ("@fox/1.jpg",)
+
+
+def test_names_with_spaces_read_back_unchanged(tmp_path: Path) -> None:
+    """Whatever petal writes it reads back: a class folder and a file name that begin or end
+    with spaces are not stripped away (spaces a person adds around a name still are)."""
+    root = tmp_path / "data"
+    for c, label in enumerate([" rose ", "tulip"]):
+        for i in range(3):
+            write_image(root / label / f" {i} .jpg", seed=10 * c + i)
+    index = scan_folder(root, progress=False)
+    path = tmp_path / "review.csv"
+    write_review_file(path, [{"path": " rose / 0 .jpg", "given": " rose ", "suggested": "tulip",
+                              "score": 0.5}], [{"path": "tulip/ 1 .jpg", "score": 2.0}])
+    assert read_review_for(path, index).excluded == ()
+    lines = path.read_text().splitlines()
+    assert lines[1:] == [" rose / 0 .jpg,label, rose ,tulip,0.5,keep,tulip",
+                         "tulip/ 1 .jpg,outlier,tulip,,2.0,keep,tulip"]
+    path.write_text(f"{lines[0]}\n{lines[1].replace('keep', 'relabel')}\n"
+                    "tulip/ 1 .jpg,outlier,tulip,,2.0,relabel, rose \n")
+    decisions = read_review_for(path, index)
+    assert decisions.relabelled == {" rose / 0 .jpg": "tulip", "tulip/ 1 .jpg": " rose "}
+
+
+def test_header_only_file_decides_nothing(image_folder: Path, tmp_path: Path) -> None:
+    """What `petal data review` writes when it finds nothing is a file petal reads."""
+    index = scan_folder(image_folder, progress=False)
+    write_review_file(tmp_path / "review.csv", [], [])
+    decisions = read_review_for(tmp_path / "review.csv", index)
+    assert decisions.excluded == () and decisions.relabelled == {}
+
+
+def test_a_photo_found_twice_is_one_row(image_folder: Path, tmp_path: Path) -> None:
+    """A likely label mistake that is also an outlier is one row: deciding it cannot leave a
+    second row at keep that contradicts the decision."""
+    path = tmp_path / "review.csv"
+    write_review_file(path, [{"path": "cat/cat0.jpg", "given": "cat", "suggested": "dog",
+                              "score": 0.9}], [{"path": "cat/cat0.jpg", "score": 3.0},
+                                               {"path": "fox/fox1.jpg", "score": 2.0}])
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["path"], r["finding"], r["label"]) for r in rows] == [
+        ("cat/cat0.jpg", "label+outlier", "dog"), ("fox/fox1.jpg", "outlier", "fox")]
+
+
+@pytest.mark.parametrize("text", [
+    "path,action\ncat/cat0.jpg,exclude\ncat/cat0.jpg,keep\n",
+    "path,action\ncat/cat0.jpg,keep\ncat/cat0.jpg,exclude\n",
+    "path,action,label\ncat/cat0.jpg,relabel,dog\ncat/cat0.jpg,relabel,fox\n",
+])
+def test_contradicting_rows_are_refused(image_folder: Path, tmp_path: Path, text: str) -> None:
+    index = scan_folder(image_folder, progress=False)
+    (tmp_path / "review.csv").write_text(text)
+    with pytest.raises(PetalError, match="line 3: cat/cat0.jpg was already given another action"):
+        read_review_for(tmp_path / "review.csv", index)
+
+
+def test_wide_files_are_refused_and_long_ones_read_in_bounded_memory(
+        image_folder: Path, tmp_path: Path) -> None:
+    """A file of many empty columns is refused at its first line; a long file costs about its
+    own size in memory, not a dictionary per row (2 GB for 63 MB before)."""
+    index = scan_folder(image_folder, progress=False)
+    wide = tmp_path / "wide.csv"
+    wide.write_text("path,action" + "," * 1000 + "\n" + ("cat/cat0.jpg,keep" + "," * 1000
+                                                          + "\n") * 2000)
+    with pytest.raises(PetalError, match="line 1: 1002 columns, more than the 64"):
+        read_review_for(wide, index)
+    long = tmp_path / "long.csv"
+    row = "cat/cat0.jpg,keep" + "," * 60 + "\n"
+    long.write_text("path,action" + "," * 60 + "\n" + row * 200_000)
+    size = long.stat().st_size
+    tracemalloc.start()
+    try:
+        assert read_review_for(long, index).excluded == ()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * size, f"peak {peak / 2**20:.0f} MiB for a {size / 2**20:.0f} MiB file"
+
+
+@pytest.mark.parametrize(("actions", "message"), [
+    ({f"{c}/{c}{i}.jpg": ("relabel", "cat") for c in ("dog", "fox") for i in range(4)},
+     "no usable image after the review file's decisions: dog, fox"),
+    ({f"fox/fox{i}.jpg": ("exclude", "fox") for i in range(4)},
+     "no usable image after the review file's decisions: fox"),
+])
+def test_decisions_that_empty_a_class_are_refused(image_folder: Path, tmp_path: Path,
+                                                  actions: dict, message: str,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """The folder's own checks (every class has photos, at least two classes) hold after the
+    review file too: relabelling every photo to one class trained a one-class model at
+    100 %."""
+    index = scan_folder(image_folder, progress=False)
+    path = _review_csv(tmp_path / "review.csv", actions)
+    decisions = read_review_for(path, index)
+    with pytest.raises(PetalError, match=message):
+        make_split(index, decisions=decisions)
+    with pytest.raises(PetalError, match="to train on after the review file's decisions"):
+        make_split(index).with_decisions(decisions)
+    assert main(["train", "--data", str(image_folder), "--review", str(path), "--out",
+                 str(tmp_path / "run"), "--no-progress"]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

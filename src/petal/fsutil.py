@@ -44,7 +44,11 @@ def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
         os.close(fd)
         raise
     with os.fdopen(fd, "rb") as handle:
-        data = b"" if info.st_size > max_bytes else handle.read(max_bytes + 1)
+        # read what the file holds (a buffer of max_bytes would cost that much for any file),
+        # then whatever it grew by since, up to the limit
+        data = b"" if info.st_size > max_bytes else handle.read(info.st_size + 1)
+        if len(data) > info.st_size:
+            data += handle.read(max_bytes + 1 - len(data))
     if info.st_size > max_bytes or len(data) > max_bytes:
         raise FileTooLarge(f"{path} is larger than {max_bytes / 2**20:g} MiB")
     return data

@@ -21,6 +21,7 @@ from petal.cli.common import (
     wants_progress,
 )
 from petal.errors import PetalError
+from petal.spreadsheet import escape_cell
 
 if TYPE_CHECKING:
     from petal.predict import Classifier, Prediction
@@ -39,7 +40,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                          help="print a JSON list: {source, top_k: [{label, probability}]}")
     formats.add_argument("--csv", dest="format", action="store_const", const="csv",
                          help="print CSV, one row per image and rank: "
-                         "path,rank,label,probability,unknown,novelty")
+                         "path,rank,label,probability,unknown,novelty (a path or label that a "
+                         "spreadsheet would take for a formula starts with ')")
     predict.add_argument("--figure", metavar="OUT.png", help="also draw the images (the first "
                          "16) titled with their predicted label and probability")
     predict.add_argument("--explain", action="store_true", help="in --figure, draw over each "
@@ -124,8 +126,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for prediction in batch:
             if writer:
                 novelty = "" if prediction.novelty is None else f"{prediction.novelty:.6f}"
-                writer.writerows([prediction.source, rank, label, f"{p:.6f}",
-                                  str(prediction.unknown).lower(), novelty]
+                writer.writerows([escape_cell(prediction.source), rank, escape_cell(label),
+                                  f"{p:.6f}", str(prediction.unknown).lower(), novelty]
                                  for rank, (label, p)
                                  in enumerate(zip(prediction.labels, prediction.probabilities), 1))
             elif args.format == "table":

@@ -2,7 +2,7 @@
 `petal data split`, `petal train` and `petal run` apply with `--review FILE`.
 
 A CSV file, for a spreadsheet or a text editor: `petal data review --out DIR` writes
-DIR/review.csv with a row per finding and the action `keep`. Change a row's action to
+DIR/review.csv with a row per photo found and the action `keep`. Change a row's action to
 `exclude` (the image is left out) or `relabel` (it counts as the class in the row's `label`
 column, filled in with the suggested class). The data folder itself is never modified: the
 decisions apply to petal's list of images, and the split file records them.
@@ -15,12 +15,13 @@ import dataclasses
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, read_limited
+from petal.spreadsheet import escape_cell, unescape_cell
 
 if TYPE_CHECKING:
     from petal.data.scan import DatasetIndex
@@ -29,6 +30,7 @@ REVIEW_CSV = "review.csv"
 COLUMNS = ("path", "finding", "given", "suggested", "score", "action", "label")
 ACTIONS = ("keep", "relabel", "exclude")
 MAX_REVIEW_BYTES = 64 * 2**20  # a row per image of a few million images
+MAX_COLUMNS = 64  # the seven petal writes, and room for a person's own
 
 Labelled = TypeVar("Labelled")  # an ImageRecord or a SplitItem: frozen, with path and label
 
@@ -64,18 +66,55 @@ class Decisions:
 
 def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
                       outliers: Iterable[dict]) -> None:
-    """review.csv: a row per likely label mistake, then per outlier, all marked `keep`."""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    """review.csv: a row per photo found, all marked `keep`: the likely label mistakes (the
+    label column holds the suggested class), then the outliers. A photo that is both is one
+    row (finding `label+outlier`), so a decision on it is never contradicted by a row left
+    at `keep`. Text cells are escaped for spreadsheets (petal.spreadsheet)."""
+    rows: dict[str, dict] = {}
     for issue in label_issues:
-        writer.writerow({**issue, "finding": "label", "action": "keep",
-                         "label": issue["suggested"]})
+        rows[issue["path"]] = {**issue, "finding": "label", "action": "keep",
+                               "label": issue["suggested"]}
     for outlier in outliers:
+        if outlier["path"] in rows:
+            rows[outlier["path"]]["finding"] = "label+outlier"
+            continue
         given = outlier["path"].split("/")[0]
-        writer.writerow({**outlier, "finding": "outlier", "given": given, "suggested": "",
-                         "action": "keep", "label": given})
+        rows[outlier["path"]] = {**outlier, "finding": "outlier", "given": given,
+                                 "suggested": "", "action": "keep", "label": given}
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows.values():
+        writer.writerow([escape_cell(row[c]) if isinstance(row[c], str) else row[c]
+                         for c in COLUMNS])
     atomic_write_bytes(path, text.getvalue().encode())
+
+
+def _records(path: str | os.PathLike, data: bytes) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of each non-blank record, the header first, decoded as it is read: the
+    memory it takes is the file's bytes and one record of at most MAX_COLUMNS cells."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        for cells in reader:
+            if len(cells) > MAX_COLUMNS:
+                raise PetalError(f"review file {path}, line {reader.line_num}: "
+                                 f"{len(cells)} columns, more than the {MAX_COLUMNS} petal "
+                                 "reads: is it the review file?")
+            if any(cells):
+                yield reader.line_num, cells
+    except UnicodeDecodeError as exc:
+        raise PetalError(f"review file {path} cannot be read: {exc}") from exc
+    except csv.Error as exc:
+        raise PetalError(f"review file {path} is not a CSV file: {exc}") from exc
+
+
+def _as_written(cell: str, known: Collection[str]) -> str:
+    """The name in `cell` as petal wrote it, when that is one of `known`; else without the
+    spaces a person or a spreadsheet may have put around it (names may start or end with
+    spaces, so they are kept when they match)."""
+    name = unescape_cell(cell)
+    return name if name in known else unescape_cell(cell.strip())
 
 
 def read_review_file(path: str | os.PathLike, classes: Sequence[str],
@@ -84,40 +123,42 @@ def read_review_file(path: str | os.PathLike, classes: Sequence[str],
     class); PetalError, naming the line, for anything it cannot apply."""
     try:
         data = read_limited(path, MAX_REVIEW_BYTES)
-        text = data.decode("utf-8-sig")  # a spreadsheet may add a byte-order mark
     except FileNotFoundError as exc:
         raise PetalError(f"review file {path} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise PetalError(f"review file {path} cannot be read: {exc}") from exc
-    try:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise PetalError(f"review file {path} is not a CSV file: {exc}") from exc
-    if not rows or not {"path", "action"} <= set(rows[0]):
+    records = _records(path, data)
+    _, header = next(records, (0, []))
+    # column name -> place; of two columns with one name, the first counts
+    columns = {name.strip().lower(): i for i, name in reversed(list(enumerate(header)))}
+    if not {"path", "action"} <= set(columns):
         raise PetalError(f"review file {path} needs a header line with the columns path and "
                          "action (and label for relabel): write one with `petal data review "
                          "DIR --out DIR`")
+
+    def cell(cells: list[str], name: str) -> str:
+        at = columns.get(name)
+        return cells[at] if at is not None and at < len(cells) else ""
+
     wanted: dict[str, tuple[str, str, int]] = {}  # path -> (action, label, line)
-    for line, row in enumerate(rows, start=2):
+    for line, cells in records:
         where = f"review file {path}, line {line}"
-        image = (row.get("path") or "").strip()
-        action = (row.get("action") or "keep").strip().lower() or "keep"
+        image = _as_written(cell(cells, "path"), labels)
+        action = cell(cells, "action").strip().lower() or "keep"
         if action not in ACTIONS:
             raise PetalError(f"{where}: action {action!r}: use one of {', '.join(ACTIONS)}")
         if image not in labels:
             raise PetalError(f"{where}: {image!r} is not an image of the data folder (was the "
                              "review made for another folder, or the file moved?)")
-        label = (row.get("label") or row.get("suggested") or "").strip()
+        label = _as_written(cell(cells, "label") or cell(cells, "suggested"), classes)
         if action == "relabel" and label not in classes:
             raise PetalError(f"{where}: relabel to {label!r}: the label must be one of the "
                              f"folder's classes ({', '.join(classes)})")
-        if action == "keep":
-            continue
-        earlier = wanted.get(image)
-        if earlier is not None and earlier[:2] != (action, label if action == "relabel" else ""):
+        decided = (action, label if action == "relabel" else "", line)
+        earlier = wanted.setdefault(image, decided)
+        if earlier[:2] != decided[:2]:
             raise PetalError(f"{where}: {image} was already given another action on line "
                              f"{earlier[2]}")
-        wanted[image] = (action, label if action == "relabel" else "", line)
     return Decisions(
         file=str(path), sha256=hashlib.sha256(data).hexdigest(),
         excluded=tuple(sorted(p for p, (action, _, _) in wanted.items() if action == "exclude")),

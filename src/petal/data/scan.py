@@ -161,15 +161,17 @@ def _index(root: Path, classes: list[str], tasks: list[tuple[str, str, str]],
 
 def require_usable(index: DatasetIndex) -> None:
     """Raise PetalError saying what to fix when the index cannot be trained on."""
-    counts = index.counts()
+    require_classes(index.counts(), "", "Add images to them or remove the folders.")
+
+
+def require_classes(counts: dict[str, int], after: str, advice: str) -> None:
+    """PetalError unless every class of `counts` (class -> images) has an image and there are
+    at least two: a classifier cannot learn a class it never sees, nor choose from one.
+    `after` says what left the images (e.g. " after the review file's decisions")."""
     empty = [name for name, n in counts.items() if n == 0]
     if empty:
-        raise PetalError(
-            f"class folder(s) with no usable image: {', '.join(empty)}. "
-            "Add images to them or remove the folders."
-        )
-    if len(index.classes) < 2:
-        raise PetalError(
-            f"only one class ({index.classes[0]}) in {index.root}: a classifier needs at "
-            "least two class folders"
-        )
+        raise PetalError(f"class folder(s) with no usable image{after}: {', '.join(empty)}. "
+                         f"{advice}")
+    if len(counts) < 2:
+        raise PetalError(f"only one class ({', '.join(counts)}){after}: a classifier needs at "
+                         "least two class folders")

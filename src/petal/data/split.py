@@ -18,7 +18,7 @@ from pathlib import Path
 
 from petal.data.decisions import Decisions
 from petal.data.duplicates import NEAR_DUPLICATE_MAX_DISTANCE, duplicate_groups, find_duplicates
-from petal.data.scan import DatasetIndex, ImageRecord
+from petal.data.scan import DatasetIndex, ImageRecord, require_classes
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, read_json
 
@@ -91,9 +91,14 @@ class Split:
         )
 
     def with_decisions(self, decisions: Decisions) -> Split:
-        """This split with a review file's exclusions and new labels applied."""
-        return dataclasses.replace(self, review=decisions.to_json(), **{
+        """This split with a review file's exclusions and new labels applied; PetalError when
+        that leaves a class without a training image."""
+        reviewed = dataclasses.replace(self, review=decisions.to_json(), **{
             part: decisions.apply(self.part(part)) for part in PARTS})
+        require_classes(reviewed.counts()["train"], " to train on after the review file's "
+                        "decisions", "Keep some of its photos (action keep), or make a new split "
+                        "without --split.")
+        return reviewed
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_json())
@@ -129,6 +134,22 @@ def _items(records: list[ImageRecord]) -> list[SplitItem]:
     return [SplitItem(r.path, r.label, r.sha256) for r in sorted(records, key=lambda r: r.path)]
 
 
+def _require_every_class(classes: list[str], images: list[ImageRecord], reviewed: bool,
+                         conflicts: bool) -> None:
+    """The folder's checks again after a review file or the conflicting copies left images out
+    (relabelling every photo to one class must not train a one-class model)."""
+    counter = Counter(r.label for r in images)
+    reasons, advice = [], []
+    if reviewed:
+        reasons.append("the review file's decisions")
+        advice.append("Keep some of its photos in the review file (action keep).")
+    if conflicts:
+        reasons.append("leaving out identical files filed under two classes")
+        advice.append("--keep-conflicts keeps the copies.")
+    require_classes({c: counter.get(c, 0) for c in classes},
+                    f" after {' and '.join(reasons)}" if reasons else "", " ".join(advice))
+
+
 def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
                test_fraction: float = 0.0, keep_conflicts: bool = False,
                decisions: Decisions | None = None) -> Split:
@@ -141,6 +162,7 @@ def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
     conflicts = sorted(p for g in find_duplicates(reviewed).conflicts for p in g)
     excluded = set() if keep_conflicts else set(conflicts)
     images = sorted((r for r in reviewed if r.path not in excluded), key=lambda r: r.path)
+    _require_every_class(index.classes, images, decisions is not None, bool(excluded))
     groups = [[images[i] for i in g] for g in duplicate_groups(images)]
     groups.sort(key=lambda g: min(r.path for r in g))
     random.Random(seed).shuffle(groups)
@@ -191,15 +213,21 @@ def check_split_matches(split: Split, index: DatasetIndex) -> None:
         )
 
 
+def check_folds(split: Split, folds: int) -> None:
+    """PetalError unless `split`'s training and validation images can be dealt into `folds`
+    folds that each hold every class (checked before any training starts)."""
+    per_class = Counter(i.label for i in split.train + split.val)
+    if folds < 2 or min(per_class.values()) < folds:
+        raise PetalError(f"--folds {folds}: use at least 2, and no more than the images of the "
+                         f"smallest class ({min(per_class.values())})")
+
+
 def fold_splits(split: Split, index: DatasetIndex, folds: int, seed: int = 0) -> list[Split]:
     """`folds` splits of `split`'s training and validation images for cross-validation: each
     image is validated in exactly one, classes are spread evenly over the folds, copies of one
     photo stay in one fold, and the test part is kept out of all of them."""
+    check_folds(split, folds)
     items = split.train + split.val
-    per_class = Counter(i.label for i in items)
-    if folds < 2 or min(per_class.values()) < folds:
-        raise PetalError(f"{folds} folds: use at least 2, and no more than the images of the "
-                         f"smallest class ({min(per_class.values())})")
     records = {r.path: r for r in index.images}
     images = [dataclasses.replace(records[i.path], label=i.label) for i in items]
     groups = [[images[i] for i in g] for g in duplicate_groups(images)]
