@@ -75,3 +75,15 @@ def test_folds_are_checked_before_training(colours: Path, tmp_path: Path,
                  str(tmp_path / "run"), "--no-progress"]) == 1
     assert "--folds 1: at least 2" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_too_many_folds_are_refused_before_training(colours: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """--folds past the smallest class is an error before any training or run folder (it
+    came after the whole training, with model/ written)."""
+    assert main(["train", "--data", str(colours), "--folds", "10000", "--out",
+                 str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+                 "--no-progress"]) == 1
+    assert "--folds 10000: use at least 2, and no more than the images of the smallest class " \
+        "(8)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

@@ -4,23 +4,29 @@ from the files alone (no Lightning, no torch)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from petal.cli import main
 from petal.errors import PetalError
 from petal.run_folder import (
     CURVES,
     HISTORY_COLUMNS,
     HISTORY_FILE,
+    LOCK_FILE,
     LR_STEPS_FILE,
     find_model_folder,
     read_history,
     read_lr_steps,
     run_of_model,
     write_history,
+    writing,
 )
 
 ROWS = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_acc": 0.5 + e / 10,
@@ -68,3 +74,78 @@ def test_curves_render_without_lightning_or_torch(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert all((tmp_path / name).stat().st_size > 10_000 for name in CURVES)
+
+
+# --- one writer at a time (issue 33) ----------------------------------------------------------
+
+HOLD = ("import sys, time\nfrom pathlib import Path\nfrom petal.run_folder import writing\n"
+        "with writing(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(600)\n")
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """A run folder held by another process, and that process."""
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout.readline() == "held\n"
+        yield run, process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_taken_over(
+        holder: tuple[Path, subprocess.Popen]) -> None:
+    run, process = holder
+    with pytest.raises(PetalError, match=f"{run} is in use by process {process.pid}: wait"):
+        with writing(run):
+            pass
+    process.kill()  # SIGKILL: no clean-up of its own
+    process.wait()
+    with writing(run):
+        assert (run / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        with writing(run):  # nested in one process: the same hold
+            pass
+        assert (run / LOCK_FILE).exists()
+    assert list(run.iterdir()) == []  # the lock goes with its holder
+
+
+def test_a_failed_start_leaves_no_folder_behind(tmp_path: Path) -> None:
+    with pytest.raises(PetalError, match="bad data"):
+        with writing(tmp_path / "new"):
+            raise PetalError("bad data")
+    assert not (tmp_path / "new").exists()
+
+
+def test_train_and_resume_refuse_a_run_in_use(holder: tuple[Path, subprocess.Popen],
+                                              tiny_run: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    run, process = holder
+    assert main(["train", "--data", str(tiny_run.parent / "data"), "--out", str(run),
+                 "--no-progress"]) == 1
+    assert f"error: {run} is in use by process {process.pid}" in capsys.readouterr().err
+    shutil.copytree(tiny_run, run, dirs_exist_ok=True)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 1
+    assert f"error: {run} is in use by process {process.pid}" in capsys.readouterr().err
+    assert main(["run", "--data", str(tiny_run.parent / "data"), "--out", str(run),
+                 "--no-progress"]) == 1
+    assert f"error: {run} is in use by process {process.pid}" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_two_trainings_started_together_into_one_folder(image_folder: Path,
+                                                        tmp_path: Path) -> None:
+    """Both passed the "already holds a run" check before it was taken under the lock."""
+    petal = Path(sys.executable).with_name("petal")
+    command = [petal, "train", "--data", str(image_folder), "--recipe", "original-resnet9",
+               "--set", "width=0.125", "--set", "input_size=32", "--set", "batch_size=4",
+               "--set", "epochs=1", "--no-progress", "--cache-dir", str(tmp_path / "cache"),
+               "--out", str(tmp_path / "run")]
+    started = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    done = [(p.wait(timeout=300), p.stderr.read()) for p in started]
+    assert sorted(code for code, _ in done) == [0, 1], done
+    refused = next(err for code, err in done if code == 1)
+    assert "is in use by process" in refused or "already holds a run" in refused

@@ -32,6 +32,7 @@ from petal.run_folder import (
     ROLES,
     SPLIT_FILE,
     TIMINGS_FILE,
+    writing,
 )
 from petal.stats import describe_accuracy
 from petal.system import usable_cores
@@ -180,8 +181,6 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
 
 def run_main_job(job: MainJob, started: float) -> Path:
     """The whole experiment (see module docstring); returns the report's path."""
-    from petal.report.html import write_report
-
     if job.recipes in RENAMED_SETS:
         new = RENAMED_SETS[job.recipes]
         warnings.warn(f"--recipes {job.recipes} is now called {new}; the old name goes in the "
@@ -189,6 +188,13 @@ def run_main_job(job: MainJob, started: float) -> Path:
         job = dataclasses.replace(job, recipes=new)
     if job.recipes not in RECIPE_SETS:
         raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
+    with writing(job.out):
+        return _run_main_job(job, started)
+
+
+def _run_main_job(job: MainJob, started: float) -> Path:
+    from petal.report.html import write_report
+
     if (job.out / REPORT_FILE).exists() or (job.out / TIMINGS_FILE).exists():
         raise PetalError(f"{job.out} already holds a main run: choose another --out")
     scratch_recipe, transfer_recipe = RECIPE_SETS[job.recipes]

@@ -10,6 +10,7 @@ A run folder (RUN), written by `petal train` (global rank 0 only; files replaced
   checkpoints/       best.ckpt (highest val_acc) and last.ckpt (for --resume)
   model/             model.safetensors + model.json: the network at the end of the schedule
   eval/, eval-NAME/  what `petal evaluate` wrote: metrics.json and its figures
+  .petal.lock        there while a process writes the run (`writing`): names that process
 
 A main run folder (MAIN), written by `petal run`:
   data_check.json  split.json  timings.json  report.html
@@ -21,9 +22,13 @@ Reading these files needs neither torch nor Lightning: the report renders from t
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from petal.errors import PetalError
@@ -44,6 +49,8 @@ NOVELTY_FIGURE = "novelty.png"  # with --unknown
 # written by `petal run`
 DATA_CHECK_FILE, TIMINGS_FILE, REPORT_FILE = "data_check.json", "timings.json", "report.html"
 ROLES = ("scratch", "transfer")
+
+LOCK_FILE = ".petal.lock"
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_acc", "lr", "epoch_seconds",
                    "elapsed_seconds"]
@@ -80,6 +87,69 @@ def run_of_model(model_folder: Path) -> Path:
     """The run folder holding `model_folder`, or the model folder itself when it stands alone."""
     parent = model_folder.parent
     return parent if is_run_folder(parent) else model_folder
+
+
+_held: dict[Path, int] = {}  # the run folders this process writes, and how deeply nested
+
+
+@contextmanager
+def writing(run: Path) -> Iterator[None]:
+    """Hold run folder `run` while this process writes it: another process asking for it
+    meanwhile gets a PetalError naming this one. Nested uses in one process share the hold.
+    The lock is the operating system's (flock on RUN/.petal.lock, removed on release): it
+    goes with the process, so a run whose process was killed is free again at once. A folder
+    made here and left empty (the start failed) is removed again."""
+    key = run.resolve()
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    made = not run.exists()
+    fd = _lock(run)
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        del _held[key]
+        (run / LOCK_FILE).unlink(missing_ok=True)  # still held: see _lock
+        with contextlib.suppress(OSError):  # a folder not empty (or gone) stays as it is
+            if made:
+                run.rmdir()
+        os.close(fd)  # releases the lock
+
+
+def _lock(run: Path) -> int:
+    """A descriptor of RUN/.petal.lock, locked, with this process's id written in it."""
+    while True:
+        run.mkdir(parents=True, exist_ok=True)
+        path = run / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(path, fd):
+                break
+            os.close(fd)  # its holder removed the file before we locked it: make a new one
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise PetalError(f"{run} is in use by process {holder}: wait until it ends, or "
+                             "choose another --out") from None
+        except BaseException:
+            os.close(fd)
+            raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:

@@ -6,9 +6,13 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
 from petal.errors import PetalError
+
+if TYPE_CHECKING:
+    from petal.train.fit import TrainRequest
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -50,10 +54,7 @@ def _lr(text: str | None) -> float | str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from petal.run_folder import is_run_folder
-    from petal.train.fit import TrainRequest, fit, resume
+    from petal.train.fit import TrainRequest, holding, resume
     from petal.train.recipes import get_recipe
 
     if args.resume:
@@ -67,29 +68,48 @@ def cmd_train(args: argparse.Namespace) -> int:
     data, description = resolve_data(args.data, args.cache_dir)
     model = args.model or recipe.model
     out = Path(args.out or os.environ.get("PETAL_RUN_DIR") or _default_run_dir(recipe.name, model))
-    if rank_zero_only.rank == 0 and is_run_folder(out):
-        raise PetalError(f"{out} already holds a run: continue it with --resume {out}, "
-                         "or choose another --out")
     request = TrainRequest(data=data, recipe=recipe, out=out, model=model, weights=args.weights,
                            split_file=Path(args.split) if args.split else None,
                            review_file=Path(args.review) if args.review else None, lr=_lr(args.lr),
                            trainer=_trainer_options(args), cache_dir=args.cache_dir,
                            data_description=description)
-    print(f"Training {model} with recipe {recipe.name} on {description} -> {out}")
+    with holding(out):
+        _train(request, args)
+    return 0
+
+
+def _train(request: TrainRequest, args: argparse.Namespace) -> None:
+    """Check everything, then train; with --folds, cross-validate after."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from petal.run_folder import is_run_folder
+    from petal.train.fit import fit, prepare, scan_and_split
+
+    out, progress = request.out, wants_progress(args)
+    if rank_zero_only.rank == 0 and is_run_folder(out):
+        raise PetalError(f"{out} already holds a run: continue it with --resume {out}, "
+                         "or choose another --out")
+    print(f"Training {request.model_name} with recipe {request.recipe.name} on "
+          f"{request.data_description} -> {out}")
+    scanned = scan_and_split(request, progress)
+    if args.folds:
+        from petal.data.split import check_folds
+
+        check_folds(scanned[1], args.folds)
     # The worker processes Lightning starts for a multi-device run re-run this command
     # and find the run folder here.
     os.environ["PETAL_RUN_DIR"] = str(out)
     try:
-        result = fit(request, args.started, progress=wants_progress(args))
+        result = fit(request, args.started, progress=progress,
+                     prepared=prepare(request, progress, scanned=scanned))
     finally:
         os.environ.pop("PETAL_RUN_DIR", None)
     if args.folds and rank_zero_only.rank == 0:
         from petal.train.cross_validate import cross_validate, format_cross_validation
 
         print(f"Cross-validation: {args.folds} trainings at LR {result.lr:.3g}")
-        figures = cross_validate(request, args.folds, result.lr, wants_progress(args))
+        figures = cross_validate(request, args.folds, result.lr, progress, scanned)
         print(format_cross_validation(figures))
-    return 0
 
 
 def _default_run_dir(recipe: str, model: str) -> str:

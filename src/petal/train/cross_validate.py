@@ -48,11 +48,13 @@ def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, S
     return float(trainer.callback_metrics["val_acc"])
 
 
-def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool = True) -> dict:
+def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool = True,
+                   scanned: tuple[DatasetIndex, Split] | None = None) -> dict:
     """Train the request's recipe on `folds` fold splits at `lr`; the figures as a dict,
-    also written to the run folder's cross_validation.json."""
+    also written to the run folder's cross_validation.json. `scanned` (the run's data and
+    split, from `scan_and_split`) saves scanning the folder again."""
     started = time.perf_counter()
-    index, split = scan_and_split(request, progress=False)
+    index, split = scanned or scan_and_split(request, progress=False)
     accuracies, correct, sizes = [], [], []
     for k, fold in enumerate(fold_splits(split, index, folds, seed=request.recipe.seed)):
         accuracy = _train_fold(request, lr, (index, fold), progress)

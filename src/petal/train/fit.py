@@ -47,6 +47,7 @@ from petal.run_folder import (
     is_run_folder,
     last_checkpoint,
     read_history,
+    writing,
 )
 from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 from petal.train.batches import CachedImages, eval_loader, train_loader
@@ -362,7 +363,20 @@ def fit(request: TrainRequest, started: float, progress: bool = True,
     """Train as `request` says; with `resume_from` (a last.ckpt), continue that run.
 
     `prepared` (from `prepare(request)`) saves redoing that work when the caller has it.
+    The run folder is held (run_folder.writing) by global rank 0 while it trains.
     """
+    with holding(request.out):
+        return _fit(request, started, progress, resume_from, extra_callbacks, prepared)
+
+
+def holding(run: Path) -> contextlib.AbstractContextManager:
+    """Run folder `run` held for writing (run_folder.writing) by global rank 0; the other
+    ranks of a multi-device run write nothing there."""
+    return writing(run) if rank_zero_only.rank == 0 else contextlib.nullcontext()
+
+
+def _fit(request: TrainRequest, started: float, progress: bool, resume_from: Path | None,
+         extra_callbacks: list[L.Callback] | None, prepared: Prepared | None) -> TrainResult:
     _quiet_lightning()
     prepared = prepared or prepare(request, progress)
     request = dataclasses.replace(request, recipe=prepared.recipe)  # the fitted batch size
@@ -449,8 +463,9 @@ def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainR
 
 
 def resume(run: Path, started: float, progress: bool = True) -> TrainResult:
-    last = last_checkpoint(run)
-    if not last.is_file():
-        raise PetalError(f"{run} has no {CHECKPOINTS_DIR}/{last.name} to resume from: "
-                         "start the run again in a new --out folder")
-    return fit(request_from_run(run), started, progress=progress, resume_from=last)
+    with holding(run):  # before looking: the run may be training in another process
+        last = last_checkpoint(run)
+        if not last.is_file():
+            raise PetalError(f"{run} has no {CHECKPOINTS_DIR}/{last.name} to resume from: "
+                             "start the run again in a new --out folder")
+        return fit(request_from_run(run), started, progress=progress, resume_from=last)
