@@ -84,6 +84,23 @@ def test_explain_cli_writes_one_figure_per_image(quadrant_run: Path, tmp_path: P
     assert figure.stat().st_size > 10_000
 
 
+def test_figures_of_images_with_one_name_do_not_replace_each_other(
+        quadrant_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    photo = next((quadrant_run.parent / "test" / "top_left").iterdir())
+    images = [tmp_path / "img" / "daisy.jpg", tmp_path / "img2" / "daisy.jpg",
+              tmp_path / "img" / "daisy.png", tmp_path / "img" / "Daisy.jpg"]
+    for image in images:
+        image.parent.mkdir(exist_ok=True)
+        Image.open(photo).save(image)
+    out = tmp_path / "explained"
+    assert main(["explain", str(quadrant_run), *map(str, images), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["Daisy-4.png", "daisy-2.png", "daisy-3.png",
+                                                     "daisy.png"]
+    printed = capsys.readouterr().out
+    for image, name in zip(images, ["daisy", "daisy-2", "daisy-3", "Daisy-4"]):
+        assert f"{image}: " in printed and f"-> {out / name}.png" in printed
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--class", "hexagon"], "unknown class 'hexagon'"),
     ([], "no image could be explained"),

@@ -19,10 +19,28 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     explain.add_argument("--class", dest="label", metavar="LABEL",
                          help="explain this class instead of each image's top class")
     explain.add_argument("--out", default="explanations",
-                         help="folder for IMAGE_NAME.png (default explanations)")
+                         help="folder for IMAGE_NAME.png (default explanations); images of "
+                         "the same name get IMAGE_NAME-2.png, -3, ...")
     add_rejection(explain)
     add_engine(explain)
     explain.set_defaults(func=cmd_explain)
+
+
+def figure_names(images: list[str], out: Path) -> list[Path]:
+    """OUT/NAME.png for each image, NAME its file name without the extension; a name taken
+    by an earlier image gets -2, -3, ... so that no figure of one command replaces another
+    (img/daisy.jpg, img2/daisy.jpg, img/daisy.png: daisy, daisy-2, daisy-3)."""
+    taken: set[str] = set()
+    names = []
+    for image in images:
+        stem = Path(image).stem
+        name, n = stem, 1
+        while name.lower() in taken:  # a file system may not tell Daisy from daisy
+            n += 1
+            name = f"{stem}-{n}"
+        taken.add(name.lower())
+        names.append(out / f"{name}.png")
+    return names
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -34,7 +52,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     target = class_index(classifier, args.label)
     out = Path(args.out)
     written = 0
-    for path in map(Path, args.images):
+    for path, figure in zip(map(Path, args.images), figure_names(args.images, out)):
         try:
             photo = classifier.prepare(path)
         except ImageLoadError as exc:
@@ -45,7 +63,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
                                       explanation.answer.novelty)[0]
         explained = classifier.classes[int(explanation.explained[0])]
         out.mkdir(parents=True, exist_ok=True)
-        figure = out / f"{path.stem}.png"
         ranking = Ranking("top 3", prediction.labels, prediction.probabilities,
                           prediction.unknown)
         plot_explanation(photo, overlay(photo, explanation.heat[0]), ranking, explained, figure)
