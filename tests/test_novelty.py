@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file, save_file
 
 import petal
 from petal import novelty
@@ -187,3 +187,50 @@ def test_every_family_gives_the_heads_input_as_features(name: str, width: int) -
         assert torch.equal(logits, network(images))
     assert features.shape == (2, width)
     torch.testing.assert_close(mirror_features, features)  # the image's own, not its mirror's
+
+
+@pytest.mark.parametrize("case", ["NaN reference", "NaN validation scores",
+                                  "reference not normalised", "k past the reference",
+                                  "three-row reference"])
+def test_crafted_novelty_arrays_are_refused(colour_run: Path, tmp_path: Path, case: str) -> None:
+    """Arrays that load but cannot be what petal wrote: a NaN made every score NaN (invalid
+    JSON, never unknown) or flipped the threshold; a k past the reference made every photo
+    unknown."""
+    model = _copy(colour_run, tmp_path)
+    scores, card_path = model / novelty.NOVELTY_FILE, model / "model.json"
+    tensors = load_file(str(scores))
+    card = json.loads(card_path.read_text())
+    if case == "NaN reference":
+        tensors["reference"][0, 0] = np.nan
+    elif case == "NaN validation scores":
+        tensors["val_scores"][:] = np.nan
+    elif case == "reference not normalised":
+        tensors["reference"] *= 3
+    elif case == "k past the reference":
+        card["novelty"]["k"] = 100_000
+    else:
+        tensors["reference"] = tensors["reference"][:3]
+    save_file(tensors, str(scores))
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(PetalError, match="novelty score petal wrote|do not belong together"):
+        petal.load(model).predict(np.zeros((40, 40, 3), np.uint8))
+
+
+def test_fewer_training_images_than_k_keep_a_usable_k() -> None:
+    rng = np.random.default_rng(0)
+    score = novelty.fit(rng.normal(size=(4, 8)), rng.normal(size=(3, 8)))
+    assert score.k == 4
+
+
+def test_an_onnx_card_with_a_crafted_k_is_refused(colour_run: Path, tmp_path: Path) -> None:
+    import onnx
+
+    path = export(colour_run, out=tmp_path / "colours.onnx").path
+    proto = onnx.load(str(path))
+    card_entry = next(p for p in proto.metadata_props if p.key == "petal.card")
+    card = json.loads(card_entry.value)
+    card["novelty"]["k"] = 10**6
+    card_entry.value = json.dumps(card)
+    onnx.save(proto, str(path))
+    with pytest.raises(PetalError, match="k = 1000000 nearest"):
+        petal.load(path).predict(np.zeros((40, 40, 3), np.uint8))

@@ -121,6 +121,7 @@ def fit(train_features: np.ndarray, val_features: np.ndarray, keep: float = DEFA
     """A novelty score fitted on the training images, its threshold on the validation ones."""
     check_keep(keep)
     reference = reference_features(train_features)
+    k = min(k, len(reference))  # a training set of fewer images than k
     return Novelty(reference, knn_distance(val_features, reference, k).astype(np.float32),
                    keep, k)
 
@@ -147,5 +148,26 @@ def load(path: Path, settings: dict) -> Novelty:
             or tensors["val_scores"].ndim != 1 or not len(tensors["reference"])):
         raise PetalError(f"{path} does not hold a novelty score petal wrote "
                          f"(found {', '.join(sorted(tensors)) or 'nothing'})")
-    return Novelty(tensors["reference"].astype(np.float32),
-                   tensors["val_scores"].astype(np.float32), float(keep), k)
+    reference = tensors["reference"].astype(np.float32)
+    val_scores = tensors["val_scores"].astype(np.float32)
+    _check_arrays(path, reference, val_scores, k)
+    return Novelty(reference, val_scores, float(keep), k)
+
+
+def _check_arrays(path: Path, reference: np.ndarray, val_scores: np.ndarray, k: int) -> None:
+    """PetalError unless the arrays are what `fit` writes: finite reference rows of unit
+    length (or zero; float16's rounding allowed), validation scores that are distances
+    between such rows, and at least k reference rows.
+    A NaN would make every score NaN (never unknown, and not JSON); a k past the reference,
+    or a reference of other lengths, every photo unknown."""
+    norms = np.linalg.norm(reference, axis=1)
+    unnormalised = (np.abs(norms - 1) > 1e-2) & (norms != 0)  # an all-zero feature stays zero
+    if not np.isfinite(reference).all() or unnormalised.any():
+        raise PetalError(f"{path}: the reference features are not the unit-length, finite "
+                         "features petal stores: not a novelty score petal wrote")
+    if not np.isfinite(val_scores).all() or (val_scores < 0).any() or (val_scores > 2.01).any():
+        raise PetalError(f"{path}: the validation scores are not distances between unit "
+                         "vectors (finite, 0 to 2): not a novelty score petal wrote")
+    if k > len(reference):
+        raise PetalError(f"{path}: k = {k} nearest of {len(reference)} reference images: the "
+                         "model card and its novelty file do not belong together")
