@@ -7,6 +7,7 @@
   thin-image   4 clients posting a 20000 x 1 PNG (141 bytes) in a loop
   large-image  2 clients posting a 64-megapixel grey + alpha PNG (124 KB; at ~0.8 GB the
                costliest decode the size policy lets through) in a loop
+  two-files    4 clients posting two photos as two `file` parts of one request in a loop
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-ATTACKS = ("idle", "slowloris", "slow-body", "burst", "thin-image", "large-image")
+ATTACKS = ("idle", "slowloris", "slow-body", "burst", "thin-image", "large-image", "two-files")
 SLOWLORIS_HEAD = b"POST /api/predict HTTP/1.1\r\nHost: x\r\n" + b"X-Padding: a\r\n" * 2000
 SLOW_BODY_HEAD = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n"
                   b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
@@ -71,13 +72,15 @@ async def _socket_attacker(url: str, stop: asyncio.Event, tally: Counter, prefix
             writer.close()
 
 
-async def _poster(url: str, stop: asyncio.Event, tally: Counter, data: bytes,
+async def _poster(url: str, stop: asyncio.Event, tally: Counter, files: list[bytes],
                   latencies: list[float]) -> None:
+    """Post `files` as `file` parts of one request, again and again until `stop`."""
+    parts = [("file", (f"x{i}.png", data)) for i, data in enumerate(files)]
     async with httpx.AsyncClient(base_url=url, timeout=120) as session:
         while not stop.is_set():
             start = time.perf_counter()
             try:
-                response = await session.post("/api/predict", files={"file": ("x.png", data)})
+                response = await session.post("/api/predict", files=parts)
                 tally[f"answered {response.status_code}"] += 1
                 latencies.append((time.perf_counter() - start) * 1000)
             except httpx.HTTPError as exc:
@@ -118,10 +121,12 @@ def _attackers(name: str, url: str, stop: asyncio.Event, tally: Counter, photo: 
     if name == "burst":
         return [_bursts(url, stop, tally, photo, latencies, count)]
     if name == "thin-image":
-        return [_poster(url, stop, tally, _png(Image.new("RGB", (20_000, 1))), latencies)
+        return [_poster(url, stop, tally, [_png(Image.new("RGB", (20_000, 1)))], latencies)
                 for _ in range(4)]
+    if name == "two-files":
+        return [_poster(url, stop, tally, [photo, photo], latencies) for _ in range(4)]
     large = _png(Image.new("LA", (8_000, 8_000)))
-    return [_poster(url, stop, tally, large, latencies) for _ in range(2)]
+    return [_poster(url, stop, tally, [large], latencies) for _ in range(2)]
 
 
 async def run_attack(name: str, url: str, pid: int, photos: list[bytes], clients: int,
@@ -142,7 +147,7 @@ async def run_attack(name: str, url: str, pid: int, photos: list[bytes], clients
     await asyncio.wait_for(attack, 180)
     latencies = np.array(good_ms or [np.nan])
     return {
-        "attackers": attackers if name not in ("thin-image", "large-image") else None,
+        "attackers": attackers if name not in ("thin-image", "large-image", "two-files") else None,
         "good_ok": good["answered 200"],
         "good_failed": sum(n for kind, n in good.items() if kind != "answered 200"),
         "good_failures": {kind: n for kind, n in good.items() if kind != "answered 200"},

@@ -170,6 +170,8 @@ BAD_REQUESTS: dict[str, tuple[dict, int, str]] = {
                                 413, "too large"),
     "no file part": ({"data": {"photo": "rose.jpg"}}, 422, "no file"),
     "no body": ({}, 422, "no file"),
+    "two files": ({"files": [("file", ("a.jpg", PHOTO)), ("file", ("b.jpg", PHOTO))]}, 422,
+                  "2 'file' fields: send one image per request"),
     "unknown model": ({"params": {"model": "nope"}, "files": {"file": ("a.jpg", PHOTO)}},
                       404, "unknown model 'nope'"),
     "top_k zero": ({"params": {"top_k": 0}, "files": {"file": ("a.jpg", PHOTO)}}, 422, "top_k"),

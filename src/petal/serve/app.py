@@ -2,7 +2,7 @@
 
     GET  /               the page: pick or drop a photo, see each model's top-k side by side
     GET  /api/models     the models: name, architecture, classes, input spec, val_acc
-    POST /api/predict    multipart field `file`; ?model=NAME (default: all), ?top_k=N,
+    POST /api/predict    multipart field `file` (one); ?model=NAME (default: all), ?top_k=N,
                          ?explain=true (heat maps, off by default: the plain answer stays fast)
     GET  /healthz        {"status": "ok"}
 
@@ -10,11 +10,12 @@
 "top_k": [{"label", "probability"}, ...] (most probable first), "ms": time of the forward
 pass, "batch": images in it, with explain "explanation": a PNG data URI}, ...]}.
 Errors answer {"detail": "a readable message"}: 404 unknown model, 408 a body that stalls,
-413 upload over the limit or too many pixels, 415 not an image, 422 undecodable image or
-bad parameters, 503 (with Retry-After) when `queue_size` uploads are already being
-decoded or waiting for inference and no place frees within `queue_wait_s`. Uploads are
-decoded on a small thread pool (those over LARGE_IMAGE_PIXELS on a thread of their own)
-and run on the one inference thread (petal.serve.worker); the event loop only moves bytes.
+413 upload over the limit or too many pixels, 415 not an image, 422 undecodable image, bad
+parameters or more than one `file` field, 503 (with Retry-After) when `queue_size` uploads
+are already being decoded or waiting for inference and no place frees within `queue_wait_s`.
+Uploads are decoded on a small thread pool (those over LARGE_IMAGE_PIXELS on a thread of
+their own) and run on the one inference thread (petal.serve.worker); the event loop only
+moves bytes.
 Connections are guarded below the app, in petal.serve.server.
 """
 
@@ -178,6 +179,9 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
         top_k: Annotated[int, Query(ge=1, le=1000)] = options.top_k,
         explain: Annotated[bool, Query(description="add each model's heat map")] = False,
     ) -> dict:
+        files = len((await request.form()).getlist("file"))  # parsed already, for `file`
+        if files != 1:
+            raise HTTPException(422, f"{files} 'file' fields: send one image per request")
         if model is not None and model not in by_name:
             raise HTTPException(404, f"unknown model {model!r}: the models are "
                                 f"{', '.join(by_name)} (GET /api/models)")
