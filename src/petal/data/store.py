@@ -1,7 +1,8 @@
 """An append-only, memory-mapped store of fixed-shape rows keyed by content hash.
 
 The decoded-image cache and the cached-feature store are both one of these:
-  rows.bin     rows of `row_shape` x `dtype`, appended, never rewritten
+  rows.bin     rows of `row_shape` x `dtype`, appended; rewritten in place only to repair
+               a damaged row
   index.json   {"format", "rows": {key: [row, checksum]}}, replaced atomically after the
                rows it names are on disk
 A process killed mid-append leaves at worst orphaned or partial rows past those the index
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import warnings
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,25 +154,39 @@ class RowStore:
                 warnings.warn(f"{len(damaged)} of {len(wanted)} rows in {self.dir} were damaged "
                               "(changed since they were written): they are made again",
                               PetalWarning, stacklevel=2)
-                for key in damaged:
-                    del index[key]
+            reusable = self._reusable(index, damaged)
+            for key in damaged:
+                del index[key]
             missing = [k for k in wanted if k not in index]
             if missing:
-                self._append(missing, make_rows, index)
+                self._write(missing, make_rows, index, reusable)
             rows = np.array([index[k][0] for k in keys], dtype=np.int64)
         return self._rows(rows)
 
-    def _append(self, missing: list[str], make_rows: RowMaker, index: Index) -> None:
+    def _reusable(self, index: Index, damaged: list[str]) -> dict[str, int]:
+        """The rows of damaged keys that are whole in the file and no other key's: repaired
+        in place, so repairs do not grow the file."""
+        n_rows = self.rows_path.stat().st_size // self.row_bytes if self.rows_path.exists() else 0
+        owners = Counter(row for row, _ in index.values())
+        return {key: index[key][0] for key in damaged
+                if 0 <= index[key][0] < n_rows and owners[index[key][0]] == 1}
+
+    def _write(self, missing: list[str], make_rows: RowMaker, index: Index,
+               reusable: dict[str, int]) -> None:
+        """Make the rows of `missing`: in place where `reusable` gives a row, else appended."""
         existing = self.rows_path.stat().st_size if self.rows_path.exists() else 0
         next_row = existing // self.row_bytes
-        with open(self.rows_path, "ab") as out:
+        with open(self.rows_path, "r+b" if self.rows_path.exists() else "w+b") as out:
             out.truncate(next_row * self.row_bytes)  # drop a partial row from a killed append
             try:
                 for key, row in zip(missing, make_rows(missing), strict=True):
                     data = np.ascontiguousarray(row, dtype=self.dtype).tobytes()
+                    at = reusable.get(key, next_row)
+                    out.seek(at * self.row_bytes)
                     out.write(data)
-                    index[key] = (next_row, row_checksum(key, data))
-                    next_row += 1
+                    index[key] = (at, row_checksum(key, data))
+                    if key not in reusable:
+                        next_row += 1
             finally:
                 out.flush()
                 os.fsync(out.fileno())
