@@ -10,7 +10,7 @@ from PIL import Image
 
 import petal
 from petal.serve.app import create_app
-from petal.serve.models import load_models
+from petal.serve.served import load_models
 from petal.serve.server import BackgroundServer
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import write_image
 from petal.cli import main
-from petal.data.cache import DecodedCache, decode_to_square
+from petal.data.decoded_cache import DecodedCache, decode_to_square
 from petal.data.scan import scan_folder
 from petal.data.store import RowStore, RowView
 from petal.errors import PetalWarning

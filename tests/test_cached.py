@@ -13,11 +13,11 @@ from safetensors.numpy import load_file
 
 import petal
 from petal.errors import PetalError, PetalWarning
-from petal.modelio import load_model
+from petal.inference.model_folder import load_model
+from petal.inference.preprocess import center_crop, to_input
 from petal.models import build_model
-from petal.preprocess import center_crop, to_input
-from petal.train.cached import CachedFeatures, FeatureCache, features_key, view_crop
-from petal.train.cut import cut_names, cut_network
+from petal.train.cut import cut_network
+from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key, view_crop
 from petal.train.fit import TrainRequest, fit
 from petal.train.recipes import get_recipe
 
@@ -39,7 +39,6 @@ def test_top_of_trunk_is_the_model(name: str, cuts: list[str]) -> None:
             top = {id(p) for p in parts.top.parameters()}
             assert top and all(p.requires_grad for p in parts.top.parameters())
             assert not any(p.requires_grad for p in parts.trunk.parameters() if id(p) not in top)
-    assert set(cuts) <= set(cut_names(model))
     with pytest.raises(PetalError, match="not a step"):
         cut_network(model, "nowhere")
 
@@ -77,11 +76,10 @@ def test_feature_key_follows_weights_cut_and_spec() -> None:
     assert key != features_key(arch, "blocks.6", spec, trunk6)
 
 
-@pytest.mark.parametrize("engine", ["onnx", "torch"])
-def test_feature_cache_computes_once(engine: str, tmp_path: Path) -> None:
+def test_feature_cache_computes_once(tmp_path: Path) -> None:
     model, spec = build_model("efficientnet_lite0", 3, input_size=64)
     trunk = cut_network(model, "blocks.6").trunk
-    cache = FeatureCache(tmp_path, trunk, "k", spec, engine=engine)
+    cache = FeatureCache(tmp_path, trunk, "k", spec)
     pixels = np.random.default_rng(0).integers(0, 256, (5, spec.resize_size,
                                                         spec.resize_size, 3), dtype=np.uint8)
     keys = [f"{i:02x}" * 8 for i in range(5)]
@@ -90,7 +88,7 @@ def test_feature_cache_computes_once(engine: str, tmp_path: Path) -> None:
     direct = trunk(torch.from_numpy(to_input(np.stack([center_crop(p, 64) for p in pixels]),
                                              spec))).detach().numpy()
     assert np.abs(features.astype(np.float32) - direct).max() < 1e-2  # float16 storage
-    poisoned = FeatureCache(tmp_path, trunk, "k", spec, engine=engine)
+    poisoned = FeatureCache(tmp_path, trunk, "k", spec)
     poisoned.run = lambda batch: pytest.fail("stored features are not recomputed")
     assert np.array_equal(poisoned.view(pixels, keys, progress=False), features)
 

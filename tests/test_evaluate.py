@@ -15,7 +15,7 @@ from conftest import FLOWERS, pattern, write_image
 from petal.cli import main
 from petal.data.scan import scan_folder
 from petal.errors import PetalError
-from petal.evaluate import (
+from petal.jobs.evaluate import (
     EvalSet,
     central_crops,
     compute_metrics,
@@ -105,7 +105,8 @@ def test_tta_averages_image_and_mirror(tiny_run: Path, tmp_path: Path,
     size = classifier.spec.resize_size
     squares = np.stack([np.asarray(pattern(seed, (size, size))) for seed in range(3)])
     crops = central_crops(squares, classifier.spec.size)
-    expected = (classifier.probabilities(crops) + classifier.probabilities(crops[:, :, ::-1])) / 2
+    expected = (classifier.answer(crops).probabilities
+                + classifier.answer(crops[:, :, ::-1]).probabilities) / 2
     np.testing.assert_allclose(probabilities(classifier, squares, tta=True, progress=False),
                                expected, rtol=1e-6)
     metrics = _evaluate_json([str(tiny_run), "--tta", "--out", str(tmp_path / "tta"),

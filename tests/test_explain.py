@@ -13,9 +13,9 @@ from PIL import Image
 import petal
 from conftest import FLOWERS
 from petal.cli import main
-from petal.explain import heat_maps, overlays
-from petal.export import export
-from petal.modelio import ModelCard, save_model_folder
+from petal.inference.explain import heat_maps, overlays
+from petal.inference.export import export
+from petal.inference.model_folder import ModelCard, save_model_folder
 from petal.models import architecture_config, build_model
 
 QUADRANTS = {"top_left": (0, 0), "bottom_right": (1, 1)}  # the class is where the patch is

@@ -22,11 +22,11 @@ import torch
 import petal
 from petal.cli import main
 from petal.errors import PetalError, PetalWarning
-from petal.export import export
-from petal.modelio import ModelCard, load_model, save_model_folder
+from petal.inference.export import export
+from petal.inference.model_folder import ModelCard, load_model, save_model_folder
+from petal.inference.onnx_engine import CARD_KEY
+from petal.inference.preprocess import to_input
 from petal.models import architecture_config, build_model
-from petal.onnx_engine import CARD_KEY
-from petal.preprocess import to_input
 
 TOLERANCE = 1e-4
 

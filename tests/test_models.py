@@ -20,6 +20,7 @@ import torch
 import torchvision
 from torch import nn
 
+from petal.cli import main
 from petal.data.image import load_image, resize_and_center_crop
 from petal.errors import PetalError
 from petal.models import (
@@ -405,3 +406,12 @@ def test_timm_pretrained_offline(monkeypatch, tmp_path):
     with pytest.raises(PetalError,
                        match="could not download the ImageNet weights of timm:resnet10t"):
         build_model("timm:resnet10t", 5, weights="imagenet")
+
+
+def test_petal_models_lists_every_name_build_model_takes(capsys: pytest.CaptureFixture) -> None:
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:-1] == model_names() and "timm:NAME" in lines[-1]
+    assert {"resnet9", "efficientnet_lite0", "efficientnet_lite2", "resnet34"} <= set(lines)
+    for name in ("resnet9", "efficientnet_lite1", "squeezenet1_0"):
+        build_model(name, 2, weights=None)  # each listed name builds

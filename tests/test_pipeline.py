@@ -32,7 +32,7 @@ def main_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = flowers_slice(root / "data", 12)
     out = root / "run"
     assert main(["run", "--data", str(data), "--out", str(out), "--cache-dir",
-                 str(root / "cache"), *QUICK]) == 0
+                 str(root / "cache"), "--no-lr-find", *QUICK]) == 0
     return out
 
 
@@ -44,7 +44,8 @@ def test_main_job_writes_every_part(main_run: Path) -> None:
         for name in ["history.csv", "accuracy.png", "model/model.json",
                      "eval/metrics.json", "eval/confusion_matrix.png"]:
             assert (main_run / role / name).is_file(), f"{role}/{name}"
-        assert not (main_run / role / "lr_find.png").exists()  # only with --lr-find
+        assert not (main_run / role / "lr_find.png").exists()  # --no-lr-find
+    assert "Not run (<code>--no-lr-find</code>)" in (main_run / "report.html").read_text()
     timings = read_json(main_run / "timings.json")
     roles = timings["roles"]
     assert roles["transfer"]["model"] == "efficientnet_lite0"
@@ -76,9 +77,8 @@ def test_report_renders_without_lightning(main_run: Path, tmp_path: Path) -> Non
 def test_existing_main_run_is_not_overwritten(main_run: Path,
                                               capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--data", str(main_run.parent / "data"), "--out", str(main_run),
-                 "--recipes", "seed", *QUICK]) == 1
-    err = capsys.readouterr().err
-    assert "--recipes seed is now called original" in err and "already holds" in err
+                 *QUICK]) == 1
+    assert "already holds a main run" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def main_run_30(tmp_path_factory: pytest.TempPathFactory) -> Path:
     review.write_text("path,action,label\nspecies_00/0.jpg,exclude,\n"
                       "species_01_longer_name/1.jpg,relabel,species_02_longer_name_longer_name\n")
     assert main(["run", "--data", str(root / "data"), "--out", str(out), "--cache-dir",
-                 str(root / "cache"), "--lr-find", "--review", str(review), *QUICK]) == 0
+                 str(root / "cache"), "--review", str(review), *QUICK]) == 0
     return out
 
 
@@ -107,10 +107,16 @@ def test_main_job_applies_the_review(main_run_30: Path) -> None:
         assert labels["species_01_longer_name/1.jpg"] == "species_02_longer_name_longer_name"
 
 
-def test_lr_finder_only_when_asked(main_run_30: Path) -> None:
+def test_lr_finder_shown_by_default(main_run_30: Path) -> None:
+    """Both models' range tests, each with its suggestion and the rate the recipe used."""
+    page = (main_run_30 / "report.html").read_text()
     for role in ("scratch", "transfer"):
         assert (main_run_30 / role / "lr_find.png").is_file()
-    assert "Not run" not in (main_run_30 / "report.html").read_text()
+        info = read_json(main_run_30 / "timings.json")["roles"][role]
+        assert info["lr_suggested"] > 0
+        assert f"Suggested LR {info['lr_suggested']:.2e}; the recipe trains at " \
+            f"{info['recipe']['lr']:.2e}" in page
+    assert "Not run" not in page
 
 
 @pytest.mark.parametrize("which", ["main_run", "main_run_30"])

@@ -262,8 +262,8 @@ def test_to_input_matches_torchvision_normalize() -> None:
     import torch
     from torchvision.transforms import v2
 
+    from petal.inference.preprocess import to_input
     from petal.models.spec import InputSpec
-    from petal.preprocess import to_input
 
     spec = InputSpec(size=8, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
@@ -292,9 +292,9 @@ def test_mirror_model_answers_as_it_was_validated(mirror_run: Path, tiny_run: Pa
                                                   capsys: pytest.CaptureFixture) -> None:
     import torch
 
-    from petal.export import export
-    from petal.modelio import load_model
-    from petal.preprocess import to_input
+    from petal.inference.export import export
+    from petal.inference.model_folder import load_model
+    from petal.inference.preprocess import to_input
 
     card = json.loads((mirror_run / "model" / "model.json").read_text())
     assert card["input"]["mirror"] is True
@@ -311,8 +311,9 @@ def test_mirror_model_answers_as_it_was_validated(mirror_run: Path, tiny_run: Pa
     with torch.inference_mode():
         both = [network(torch.from_numpy(to_input(a, classifier.spec))).softmax(1).numpy()
                 for a in (arrays, arrays[:, :, ::-1])]
-    assert np.allclose(classifier.probabilities(arrays), (both[0] + both[1]) / 2, atol=1e-5)
+    assert np.allclose(classifier.answer(arrays).probabilities, (both[0] + both[1]) / 2,
+                       atol=1e-5)
     # the exported ONNX graph carries the mirror: the same answer without torch's help
     onnx_model = petal.load(export(mirror_run, out=tmp_path / "m.onnx").path)
-    assert np.allclose(onnx_model.probabilities(arrays), classifier.probabilities(arrays),
-                       atol=1e-4)
+    assert np.allclose(onnx_model.answer(arrays).probabilities,
+                       classifier.answer(arrays).probabilities, atol=1e-4)

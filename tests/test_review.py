@@ -11,7 +11,7 @@ from PIL import Image
 
 from petal.cli import main
 from petal.errors import PetalError
-from petal.review import fold_of, label_issues, review
+from petal.jobs.review import fold_of, label_issues, review
 
 COLOURS = {"red": (210, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 210)}
 

@@ -26,12 +26,12 @@ from PIL import Image
 
 import petal
 from conftest import pattern
-from petal.export import export
-from petal.modelio import ModelCard
+from petal.inference.classifier import Classifier
+from petal.inference.export import export
+from petal.inference.model_folder import ModelCard
 from petal.models.spec import InputSpec
-from petal.predict import Classifier
 from petal.serve.app import ServeOptions, create_app
-from petal.serve.models import default_name, load_models, split_name, unique
+from petal.serve.served import default_name, load_models, split_name, unique
 from petal.serve.server import BackgroundServer
 from petal.serve.worker import Busy, InferenceWorker
 
@@ -289,7 +289,7 @@ def test_worker_batches_what_queued_while_busy() -> None:
 
     results = asyncio.run(scenario())
     assert [r.batch for r in results] == [1, 4, 4, 4, 4, 1]
-    assert np.allclose(results[0].probabilities, [0.5, 0.5])
+    assert np.allclose(results[0].answer.probabilities, [[0.5, 0.5]])
 
 
 def test_worker_refuses_when_queue_full_and_survives_errors() -> None:

@@ -23,9 +23,9 @@ from PIL import Image
 
 import petal
 from conftest import pattern
-from petal.predict import Classifier
+from petal.inference.classifier import Classifier
 from petal.serve.app import ServeOptions, create_app
-from petal.serve.models import ServedModel
+from petal.serve.served import ServedModel
 from petal.serve.server import BackgroundServer, ConnectionLimits
 
 PHOTO = pattern(7, size=(120, 90))

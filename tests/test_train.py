@@ -20,16 +20,16 @@ import torch
 
 import petal
 from petal.cli import main
-from petal.data.cache import DecodedCache
-from petal.errors import PetalError, PetalWarning
-from petal.evaluate import EvalRequest, evaluate
-from petal.modelio import load_model
+from petal.data.decoded_cache import DecodedCache
+from petal.errors import PetalError
+from petal.inference.model_folder import load_model
+from petal.jobs.evaluate import EvalRequest, evaluate
 from petal.models.features import classifier_head
 from petal.models.registry import build_model
 from petal.run_folder import HISTORY_COLUMNS, find_model_folder, read_history
 from petal.train.fit import TrainRequest, fit, request_from_run, resume
 from petal.train.module import build_optimizer, parameter_groups
-from petal.train.recipes import get_recipe
+from petal.train.recipes import RECIPES, get_recipe
 
 # A ResNet9 at 1/8 width on 32 px images: the real architecture, seconds to train.
 TINY = ["--set", "width=0.125", "--set", "input_size=32", "--set", "batch_size=4"]
@@ -55,7 +55,7 @@ def test_recipe_overrides() -> None:
     assert get_recipe("original-resnet9").epochs == 20  # the named recipe itself is unchanged
     for bad, message in [(["nope=1"], "FIELD=VALUE"), (["epochs=two"], "expected int"),
                          (["optimizer=sgd"], "optimizer"), (["epochs"], "FIELD=VALUE"),
-                         (["schedule=cosine"], "schedule"), (["sam=0.05"], "sam was removed"),
+                         (["schedule=cosine"], "schedule"), (["sam=0.05"], "FIELD=VALUE"),
                          (["lr=0"], "lr, trunk_lr_scale > 0")]:
         with pytest.raises(PetalError, match=message):
             get_recipe("original-transfer", bad)
@@ -65,37 +65,26 @@ def test_recipe_overrides() -> None:
         get_recipe("fast-transfer", ["eval_crop=full"])
 
 
-def test_old_names_are_accepted_with_a_warning() -> None:
-    with pytest.warns(PetalWarning, match="seed-transfer is now called original-transfer"):
-        recipe = get_recipe("seed-transfer")
-    assert recipe == get_recipe("original-transfer")
-    with pytest.warns(PetalWarning, match="grad_clip is now called grad_clip_value"):
-        assert get_recipe("fast-resnet9", ["grad_clip=0.5"]).grad_clip_value == 0.5
-    with pytest.warns(PetalWarning, match="cut is now called train_from"):
-        assert get_recipe("fast-transfer", ["cut=blocks.6"]).train_from == "blocks.6"
-
-
-def _saved_by_0_1(run: Path, **recipe: object) -> None:
-    """A run folder's config.json as petal 0.1 wrote it: old names, removed fields."""
-    fields = {"name": "seed-transfer", "summary": "", "model": "efficientnet_lite0",
-              "grad_clip": 0.1, "cut": "classifier", "sam": 0.0, "probe": "", "ema": 0.0,
-              "mixup": 0.0, "views": 1, "momentum": 0.9, "layer_lr_decay": 1.0, **recipe}
+def _saved_config(run: Path, recipe: dict) -> None:
     run.mkdir()
     (run / "config.json").write_text(json.dumps({
         "data": "photos", "model": "efficientnet_lite0", "weights": "imagenet",
-        "recipe": fields, "lr": None, "split": "split.json",
+        "recipe": recipe, "lr": None, "split": "split.json",
         "trainer": {"accelerator": "cpu", "devices": "1", "num_nodes": 1, "strategy": "auto",
                     "precision": "32-true"}}))
 
 
-def test_runs_saved_by_0_1_resume_under_the_new_names(tmp_path: Path) -> None:
-    _saved_by_0_1(tmp_path / "old")
-    recipe = request_from_run(tmp_path / "old").recipe
-    assert (recipe.name, recipe.grad_clip_value, recipe.train_from) == (
-        "original-transfer", 0.1, "classifier")
-    _saved_by_0_1(tmp_path / "ema", ema=0.99, mixup=0.4)
-    with pytest.raises(PetalError, match="uses mixup, ema, removed in petal 0.2"):
-        request_from_run(tmp_path / "ema")
+def test_a_saved_recipe_resumes_unless_an_older_petal_wrote_it(tmp_path: Path) -> None:
+    """Today's fields come back as they were; fields a recipe no longer has (petal 0.2's
+    warmup_fraction and trunk_engine, 0.1's ema, ...) are refused, not dropped."""
+    recipe = get_recipe("original-transfer", ["lr=0.02", "step_epochs=2,4"])
+    _saved_config(tmp_path / "now", dataclasses.asdict(recipe))
+    assert request_from_run(tmp_path / "now").recipe == recipe
+    _saved_config(tmp_path / "old", {**dataclasses.asdict(recipe), "warmup_fraction": 0.25,
+                                     "ema": 0.99})
+    with pytest.raises(PetalError, match=r"fields petal \S+ does not know \(ema, "
+                                         r"warmup_fraction\): it was made by an older petal"):
+        request_from_run(tmp_path / "old")
 
 
 @pytest.mark.parametrize("config", ['[]', '{"recipe": {"name": 5}}', '{"data": "x"}',
@@ -293,7 +282,6 @@ def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: P
         (["--model", "resnet9000"], "unknown model"),
         (["--recipe", "nope"], "unknown recipe"),
         (["--set", "colour=red"], "field=value"),
-        (["--set", "ema=0.99"], "field ema was removed in petal 0.2"),
     ],
 )
 def test_bad_input_fails_before_training(image_folder: Path, tmp_path: Path, args: list[str],
@@ -375,3 +363,15 @@ def test_bad_data_and_weights(tmp_path: Path, image_folder: Path,
                  str(weights), "--out", str(tmp_path / "r2")]) == 1
     assert "w.pth" in capsys.readouterr().err
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_petal_recipes_lists_every_recipe_with_every_field(capsys: pytest.CaptureFixture
+                                                          ) -> None:
+    assert main(["recipes"]) == 0
+    printed = capsys.readouterr().out
+    for recipe in RECIPES.values():
+        assert f"{recipe.name}: {recipe.summary}\n" in printed
+        line = printed.split(f"{recipe.name}: ", 1)[1].splitlines()[1]
+        assert line == "  " + ", ".join(f"{f.name}={getattr(recipe, f.name)}"
+                                        for f in dataclasses.fields(recipe)
+                                        if f.name not in ("name", "summary"))

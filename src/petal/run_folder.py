@@ -67,8 +67,9 @@ def last_checkpoint(run: Path) -> Path:
 def find_model_folder(path: str | os.PathLike) -> Path:
     """The model folder for `path`, which may be a model folder or a run folder holding model/.
 
-    A model save replaces the folder with two renames (modelio.save_model_folder); if it
-    died between them, the previous folder is found and used: the old model is intact.
+    A model save replaces the folder with two renames (inference.model_folder's
+    save_model_folder); if it died between them, the previous folder is found and used: the
+    old model is intact.
     """
     path = Path(path)
     for candidate in (path, path / MODEL_DIR):

@@ -1,4 +1,5 @@
-"""How much an accuracy measured on n images can be trusted: its 95 % interval.
+"""How much an accuracy measured on n images can be trusted: its 95 % interval; and the
+softmax that turns any engine's logits into probabilities.
 
 The Wilson score interval: unlike the normal approximation it stays inside [0, 1] and is
 not zero-width at 0 % or 100 %, which matters most on the small validation sets where an
@@ -8,6 +9,8 @@ interval is shown at all (a few lines; scipy and statsmodels are not petal depen
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 Z_95 = 1.959964  # the normal quantile of a two-sided 95 % interval
 INTERVAL_BELOW = 200  # accuracies on fewer images are printed with their interval
@@ -30,3 +33,9 @@ def describe_accuracy(correct: int, n: int) -> str:
         low, high = wilson_interval(correct, n)
         text += f"; 95 % interval {100 * low:.1f}-{100 * high:.1f} %"
     return text + ")"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """(N, classes) logits -> probabilities, each row summing to 1 (shifted: no overflow)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -30,7 +30,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 def cmd_cache_build(args: argparse.Namespace) -> int:
     import time
 
-    from petal.data.cache import DecodedCache
+    from petal.data.decoded_cache import DecodedCache
     from petal.data.scan import require_usable, scan_folder
     from petal.models import input_spec
     from petal.paths import cache_root
@@ -50,7 +50,7 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_info(args: argparse.Namespace) -> int:
-    from petal.data.cache import cache_entries, folder_bytes
+    from petal.data.decoded_cache import cache_entries, folder_bytes
     from petal.paths import cache_root
 
     root = cache_root(args.cache_dir)
@@ -66,7 +66,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_clear(args: argparse.Namespace) -> int:
-    from petal.data.cache import clear_cache
+    from petal.data.decoded_cache import clear_cache
     from petal.paths import cache_root
 
     root = cache_root(args.cache_dir)

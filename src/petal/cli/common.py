@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from petal.predict import Classifier
+    from petal.inference.classifier import Classifier
 
 
 def add_review(parser: argparse.ArgumentParser) -> None:
@@ -57,9 +57,9 @@ def positive_int(text: str) -> int:
 
 def load_classifier(model: str, engine: str | None) -> Classifier:
     """petal.load with --engine when given, else petal.load's own choice for the path."""
-    import petal
+    from petal.inference.classifier import load
 
-    return petal.load(model, engine=engine) if engine else petal.load(model)
+    return load(model, engine=engine)
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:

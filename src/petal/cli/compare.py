@@ -16,7 +16,7 @@ from petal.cli.common import (
 from petal.errors import PetalError
 
 if TYPE_CHECKING:
-    from petal.predict import Classifier
+    from petal.inference.classifier import Classifier
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""`petal data check|split|download`: look at, split or fetch an image folder."""
+"""`petal data check|split|review|download`: look at, split, review or fetch an image folder."""
 
 from __future__ import annotations
 
@@ -88,7 +88,8 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_data_review(args: argparse.Namespace) -> int:
-    from petal.review import format_review, review, write_review
+    from petal.jobs.review import format_review, review
+    from petal.report.review_page import write_review
 
     result = review(args.dir, model=args.model, folds=args.folds, cache_dir=args.cache_dir,
                     progress=wants_progress(args))

@@ -49,7 +49,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from petal.evaluate import EvalRequest, evaluate, format_summary
+    from petal.jobs.evaluate import EvalRequest, evaluate, format_summary
 
     metrics = evaluate(EvalRequest(
         args.model, data=args.data, split_file=args.split, class_map=args.class_map,

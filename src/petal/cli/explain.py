@@ -45,7 +45,7 @@ def figure_names(images: list[str], out: Path) -> list[Path]:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from petal.data.image import ImageLoadError
-    from petal.explain import class_index, heat_maps, overlay
+    from petal.inference.explain import class_index, heat_maps, overlay
     from petal.report.figures import Ranking, plot_explanation
 
     classifier = apply_rejection(load_classifier(args.model, args.engine), args)
@@ -59,8 +59,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"skipped {path}: {exc.message}", file=sys.stderr)
             continue
         explanation = heat_maps(classifier, photo[None], target)
-        prediction = classifier.top_k(explanation.answer.probabilities, [str(path)], 3,
-                                      explanation.answer.novelty)[0]
+        prediction = classifier.top_k(explanation.answer, [str(path)], 3)[0]
         explained = classifier.classes[int(explanation.explained[0])]
         out.mkdir(parents=True, exist_ok=True)
         ranking = Ranking("top 3", prediction.labels, prediction.probabilities,

@@ -20,7 +20,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from petal.export import export
+    from petal.inference.export import export
 
     result = export(args.model, fmt=args.format, out=args.out, opset=args.opset)
     print(f"Exported {args.format}: {result.path} (model card: {result.sidecar}); "

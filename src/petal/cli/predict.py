@@ -24,7 +24,7 @@ from petal.errors import PetalError
 from petal.spreadsheet import escape_cell
 
 if TYPE_CHECKING:
-    from petal.predict import Classifier, Prediction
+    from petal.inference.classifier import Classifier, Prediction
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -88,8 +88,7 @@ def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
                     bar.write(f"skipped {path}: {exc.message}", file=sys.stderr)
             bar.update(min(step, len(files) - start))
             if arrays:
-                probabilities, novelty = classifier.assess(np.stack(arrays))
-                yield classifier.top_k(probabilities, sources, top_k, novelty)
+                yield classifier.top_k(classifier.answer(np.stack(arrays)), sources, top_k)
 
 
 def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
@@ -152,7 +151,7 @@ def _prediction_figure(predictions: Sequence[Prediction], path: Path,
     it with its heat map over it (a second forward pass, for those images only)."""
     import numpy as np
 
-    from petal.explain import overlays
+    from petal.inference.explain import overlays
     from petal.report.figures import GALLERY_MAX, plot_predictions, thumbnail
 
     shown = predictions[:GALLERY_MAX]

@@ -28,9 +28,10 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                      help="override a field of the scratch recipe (repeatable)")
     run.add_argument("--set-transfer", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a field of the transfer recipe (repeatable)")
-    run.add_argument("--lr-find", action="store_true", help="also run the learning-rate range "
-                     "test for each model and show it in the report (the recipes' learning "
-                     "rates are what train)")
+    run.add_argument("--lr-find", action=argparse.BooleanOptionalAction, default=True,
+                     help="run the learning-rate range test for each model and show it in the "
+                     "report beside the rate the recipe trains at (default: on; "
+                     "--no-lr-find skips it)")
     add_review(run)
     add_progress(run)
     add_cache_dir(run)
@@ -38,7 +39,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from petal.pipeline import MainJob, run_main_job
+    from petal.jobs.main_job import MainJob, run_main_job
 
     data, description = resolve_data(args.data, args.cache_dir)
     out = Path(args.out or f"runs/main_{time.strftime('%Y%m%d-%H%M%S')}")

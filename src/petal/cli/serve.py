@@ -35,7 +35,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from petal.serve.app import ServeOptions, create_app
-    from petal.serve.models import load_models
+    from petal.serve.served import load_models
     from petal.serve.server import bind, serve_forever, url_of
 
     if args.max_upload_mb <= 0 or args.top_k < 1 or args.max_batch < 1:

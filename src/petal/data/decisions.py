@@ -17,14 +17,12 @@ import io
 import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from petal.data.scan import DatasetIndex
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, read_limited
 from petal.spreadsheet import escape_cell, unescape_cell
-
-if TYPE_CHECKING:
-    from petal.data.scan import DatasetIndex
 
 REVIEW_CSV = "review.csv"
 COLUMNS = ("path", "finding", "given", "suggested", "score", "action", "label")

@@ -49,7 +49,7 @@ class Ranking:
     labels: Sequence[str]
     probabilities: Sequence[float]
     unknown: bool = False  # the model says the photo is none of its classes
-    overlay: np.ndarray | None = None  # where it looked for its top class (petal.explain)
+    overlay: np.ndarray | None = None  # where it looked for its top class (petal.inference.explain)
 
 
 def thumbnail(path: str | Path, side: int = 256) -> Image.Image:

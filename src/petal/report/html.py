@@ -154,8 +154,8 @@ def _per_role(run: Path, summary: dict, render, wide: bool = False) -> str:
 
 def _lr_finder(role_dir: Path, info: dict) -> str:
     if not (role_dir / LR_FIND_PLOT).is_file():
-        return (f"<p class='muted'>Not run (<code>petal run --lr-find</code> shows it); the "
-                f"recipe trains at {info['recipe']['lr']:.2e}.</p>")
+        return (f"<p class='muted'>Not run (<code>--no-lr-find</code>); the recipe trains at "
+                f"{info['recipe']['lr']:.2e}.</p>")
     suggested = info["lr_suggested"]
     said = f"Suggested LR {suggested:.2e}" if suggested else "No clear suggestion"
     return (_image(role_dir / LR_FIND_PLOT, "learning-rate finder")

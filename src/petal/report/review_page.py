@@ -1,4 +1,5 @@
-"""review.html: `petal data review`'s findings as one self-contained page of thumbnails.
+"""What `petal data review --out DIR` writes: review.json, review.csv (the decisions to edit),
+review.html (the findings as one self-contained page of thumbnails) and contact sheets.
 
 Each likely label mistake shows the photo with the class it is filed under and the class it
 looks like; each outlier its distance. Thumbnails are embedded as small JPEGs; the page lists
@@ -12,9 +13,10 @@ import html
 import io
 from pathlib import Path
 
-from petal.fsutil import atomic_write_text
-from petal.report.figures import thumbnail
-from petal.review import Review
+from petal.data.decisions import REVIEW_CSV, write_review_file
+from petal.fsutil import atomic_write_json, atomic_write_text
+from petal.jobs.review import Review
+from petal.report.figures import plot_gallery, thumbnail
 
 PAGE_LIMIT = 300  # rows of each finding on the page
 THUMB_SIDE = 160
@@ -87,3 +89,24 @@ leave out copies filed under two classes.</p>
 """
     atomic_write_text(path, page)
     return path
+
+
+def write_review(result: Review, out: Path) -> list[str]:
+    """Into `out`: review.json; review.csv, the file of decisions to edit; review.html, the
+    findings as thumbnails; contact sheets of the first label mistakes and outliers."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "review.json", result.to_json())
+    write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers)
+    write_review_page(result, out / "review.html")
+    root = Path(result.root)
+    sheets = {
+        "label_issues.png": ("Likely label mistakes: filed as -> looks like",
+                             result.label_issues,
+                             lambda i: f"{i['given']} -> {i['suggested']} ({i['score']:.2f})"),
+        "outliers.png": ("Outliers: far from every other image", result.outliers,
+                         lambda o: f"{o['path'].split('/')[0]} (distance {o['score']:.2f})")}
+    for name, (title, found, caption) in sheets.items():
+        plot_gallery([thumbnail(root / item["path"]) for item in found[:16]],
+                     [caption(item) for item in found[:16]], out / name,
+                     f"{title} ({min(len(found), 16)} of {len(found)})")
+    return ["review.json", REVIEW_CSV, "review.html", *sheets]

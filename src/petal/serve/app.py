@@ -41,11 +41,11 @@ from PIL import Image
 from starlette.datastructures import State
 
 from petal.data.image import ImageLoadError, open_image
-from petal.explain import explain_answer, overlay
+from petal.inference.classifier import Classifier
+from petal.inference.explain import explain_answer, overlay
 from petal.models.spec import InputSpec
-from petal.predict import Answer, Classifier
 from petal.serve.limits import BodyLimit, image_error, too_large
-from petal.serve.models import ServedModel
+from petal.serve.served import ServedModel
 from petal.serve.worker import Busy, InferenceWorker, Result
 
 
@@ -100,14 +100,13 @@ def warm_up(models: list[ServedModel]) -> None:
     """One blank image through each model, so the first request is not the slow first call."""
     for served in models:
         size = served.classifier.spec.size
-        served.classifier.probabilities(np.zeros((1, size, size, 3), np.uint8))
+        served.classifier.answer(np.zeros((1, size, size, 3), np.uint8))
 
 
 def answer(classifier: Classifier, result: Result, k: int) -> dict:
     """One model's answer for one image: unknown or not, its novelty, the k most probable
     labels (highest first)."""
-    novelty = None if result.novelty is None else np.array([result.novelty])
-    prediction = classifier.top_k(result.probabilities[None], [""], k, novelty)[0].to_json()
+    prediction = classifier.top_k(result.answer, [""], k)[0].to_json()
     return {key: prediction[key] for key in ("unknown", "novelty", "top_k")}
 
 
@@ -216,11 +215,10 @@ def explanations(chosen: list[ServedModel], arrays: list[np.ndarray], results: l
     ("explanation": null for a model without class activation maps)."""
     pictures = []
     for served, array, result in zip(chosen, arrays, results):
-        if result.maps is None:
+        if result.answer.maps is None:
             pictures.append({"explanation": None})
             continue
-        said = Answer(result.probabilities[None], None, result.maps[None])
-        heat = explain_answer(served.classifier, said).heat[0]
+        heat = explain_answer(served.classifier, result.answer).heat[0]
         buffer = io.BytesIO()
         Image.fromarray(overlay(array, heat)).save(buffer, "PNG")
         pictures.append({"explanation": "data:image/png;base64,"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from petal.predict import Classifier
+from petal.inference.classifier import Answer, Classifier
 
 
 class Busy(Exception):
@@ -27,9 +27,7 @@ class Busy(Exception):
 
 @dataclass(frozen=True)
 class Result:
-    probabilities: np.ndarray  # (classes,)
-    novelty: float | None  # None: the model has no novelty score, or it is off
-    maps: np.ndarray | None  # (classes, h, w) class activation maps; None: the model has none
+    answer: Answer  # the model's answer for this one image (a batch of one)
     ms: float  # time of the forward pass this image was part of
     batch: int  # images in that forward pass
 
@@ -115,7 +113,5 @@ class InferenceWorker:
             return
         ms = (time.perf_counter() - start) * 1000
         for i, job in enumerate(jobs):
-            result = Result(answer.probabilities[i],
-                            None if answer.novelty is None else float(answer.novelty[i]),
-                            None if answer.maps is None else answer.maps[i], ms, len(jobs))
+            result = Result(answer.row(i), ms, len(jobs))
             job.loop.call_soon_threadsafe(_settle, job.future, result, None)

@@ -63,10 +63,6 @@ class CutNetwork:
     cut: str
 
 
-def cut_names(model: nn.Module) -> list[str]:
-    return [name for name, _ in network_steps(model)][1:]
-
-
 def cut_network(model: nn.Module, cut: str) -> CutNetwork:
     """Split `model` before step `cut`; the trunk is frozen and in eval mode."""
     steps = network_steps(model)

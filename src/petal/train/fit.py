@@ -19,22 +19,22 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.tuner import Tuner
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset
 
-from petal import __version__
-from petal.data.cache import DecodedCache
 from petal.data.decisions import read_review_for
+from petal.data.decoded_cache import DecodedCache
 from petal.data.scan import DatasetIndex, require_usable, scan_folder
 from petal.data.split import Split, check_split_matches, make_split
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
-from petal.modelio import ModelCard, save_model_folder
+from petal.inference.model_folder import ModelCard, save_model_folder
+from petal.inference.novelty import NOVELTY_FILE
 from petal.models import architecture_config, build_model, default_weights
 from petal.models.spec import InputSpec
-from petal.novelty import NOVELTY_FILE
 from petal.paths import cache_root
-from petal.report.curves import plot_history
+from petal.report.curves import plot_history, plot_lr_finder
 from petal.run_folder import (
     BEST_CHECKPOINT,
     CHECKPOINTS_DIR,
@@ -51,14 +51,15 @@ from petal.run_folder import (
 )
 from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 from petal.train.batches import CachedImages, eval_loader, train_loader
-from petal.train.cached import CachedFeatures, FeatureCache, features_key
 from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_network
+from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key
 from petal.train.history import HistoryWriter
 from petal.train.lr_range import SUGGESTION_RULE, RangeTest
 from petal.train.module import ClassifierModule
 from petal.train.novelty_fit import fit_novelty
 from petal.train.recipes import Recipe, recipe_from_json
+from petal.version import __version__
 
 LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1 ...
 LR_FINDER_MIN_STEPS = 25  # ... or fewer on a tiny data set: three passes, at least this
@@ -241,7 +242,7 @@ def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
     parts = cut_network(model, recipe.train_from)
     features = FeatureCache(cache_root(request.cache_dir), parts.trunk,
                             features_key(architecture, recipe.train_from, spec, parts.trunk),
-                            spec, engine=recipe.trunk_engine)
+                            spec)
     centre = features.view(pixels, keys, progress=progress)
     mirrored = (features.view(pixels[n:], keys[n:], mirrored=True, progress=progress)
                 if recipe.tta_flip else None)
@@ -298,10 +299,6 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
     """The LR range test on the training data; saves the plot (unless `plot_path` is None).
     Lightning's tuner runs it (and restores the weights afterwards); the curve and the
     suggestion come from the raw losses (petal.train.lr_range says why)."""
-    from lightning.pytorch.tuner import Tuner
-
-    from petal.report.curves import plot_lr_finder
-
     _quiet_lightning()
     started = time.perf_counter()
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,

@@ -7,19 +7,22 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from petal.inference.preprocess import scale_and_shift
 from petal.models.features import classifier_head
 from petal.models.spec import InputSpec
-from petal.preprocess import scale_and_shift
 from petal.train.recipes import Recipe
 
+# onecycle: the share of steps spent raising the LR (every recipe used 0.25 when it was a
+# field; docs/TUNING.md)
+WARMUP_FRACTION = 0.25
 
 class ClassifierModule(L.LightningModule):
     """Trains `network` (logits from its input) with the recipe's loss, optimiser and schedule.
 
     With an input `spec`, batches are uint8 images, normalised here exactly as
-    petal.preprocess does, and the network runs channels-last (measured on this 2-core CPU:
-    2x faster training for EfficientNet-Lite0, 10 % for ResNet9); without a spec (cached
-    mode) batches are stored trunk features.
+    petal.inference.preprocess does, and the network runs channels-last (measured on this
+    2-core CPU: 2x faster training for EfficientNet-Lite0, 10 % for ResNet9); without a spec
+    (cached mode) batches are stored trunk features.
     A validation batch of shape (N, V, ...) holds V views of each input, averaged.
     """
 
@@ -108,7 +111,7 @@ def build_optimizer(groups: list[dict], recipe: Recipe, total_steps: int) -> dic
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
     # OneCycleLR divides by the length of its warm-up phase: keep it at >= 2 steps.
-    warmup = min(max(recipe.warmup_fraction, 3 / total_steps), 0.5)
+    warmup = min(max(WARMUP_FRACTION, 3 / total_steps), 0.5)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=[group["lr"] for group in groups], total_steps=int(total_steps),
         pct_start=warmup)

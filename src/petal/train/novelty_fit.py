@@ -1,4 +1,4 @@
-"""Fit the novelty score (petal.novelty) at the end of training: the trained network's
+"""Fit the novelty score (petal.inference.novelty) at the end of training: the trained network's
 features of the training images as inference will see them, and the scores of the validation
 images, from which the threshold is drawn."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from petal import novelty
+from petal.inference import novelty
 from petal.models.features import AnswerWithFeatures
 from petal.models.spec import InputSpec
 from petal.train.batches import eval_loader

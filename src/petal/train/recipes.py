@@ -8,10 +8,10 @@ is in docs/TUNING.md.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass, fields
 
-from petal.errors import PetalError, PetalWarning
+from petal.errors import PetalError
+from petal.version import __version__
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class Recipe:
     summary: str
     model: str  # default model for this recipe (`--model` overrides)
     # "full": the whole network trains on decoded images; "cached": a frozen trunk runs once
-    # and only the layers from `train_from` up train, on its stored outputs (train/cached.py).
+    # and only the layers from `train_from` up train, on its stored outputs
+    # (train/feature_cache.py).
     mode: str = "full"
     epochs: int = 5
     batch_size: int = 64
@@ -31,7 +32,6 @@ class Recipe:
     schedule: str = "onecycle"  # onecycle | step
     step_epochs: tuple[int, ...] = ()  # step: multiply the LR by step_gamma at these epochs
     step_gamma: float = 0.1
-    warmup_fraction: float = 0.25  # onecycle: share of steps spent raising the LR
     # clip each gradient element to +-grad_clip_value (as the original write-up did)
     grad_clip_value: float | None = None
     label_smoothing: float = 0.0
@@ -46,9 +46,8 @@ class Recipe:
     # the whole square: the training crops' scale plus the margins a crop cuts off
     eval_crop: str = "center"
     width: float | None = None  # resnet9 channel multiplier (None: the original widths)
-    # cached mode only (see train/cached.py)
+    # cached mode only (see train/feature_cache.py)
     train_from: str = "classifier"  # the first layer that trains, e.g. blocks.6 (`petal recipes`)
-    trunk_engine: str = "onnx"  # runs the frozen trunk: onnx (ONNX Runtime) or torch
     seed: int = 0
 
 
@@ -149,27 +148,10 @@ def _parse_value(recipe_field: dataclasses.Field, text: str) -> object:
 
 
 _FIXED = {"name", "summary"}  # identify a recipe; not overridable
-# Old names, accepted with a warning until the release after 0.2.
-RENAMED_RECIPES = {"seed-resnet9": "original-resnet9", "seed-transfer": "original-transfer"}
-RENAMED_FIELDS = {"grad_clip": "grad_clip_value", "cut": "train_from"}
-# Fields removed in 0.2 (they lost their trials, docs/TUNING.md), with the value that meant
-# "off": a saved recipe holding any other value cannot be trained the same way any more
-# (momentum: None, as it mattered only with optimizer sgd, which validate refuses).
-REMOVED_FIELDS = {"sam": 0.0, "probe": "", "layer_lr_decay": 1.0, "mixup": 0.0, "cutmix": 0.0,
-                  "crop_area": 0.0, "drop_rate": 0.0, "drop_path_rate": 0.0, "ema": 0.0,
-                  "views": 1, "momentum": None}
-
-
-def _renamed(kind: str, old: str, new: str) -> str:
-    warnings.warn(f"{kind} {old} is now called {new}; the old name goes in the next release",
-                  PetalWarning, stacklevel=3)
-    return new
 
 
 def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
     """The named recipe with `FIELD=VALUE` overrides applied; PetalError on any unknown name."""
-    if name in RENAMED_RECIPES:
-        name = _renamed("recipe", name, RENAMED_RECIPES[name])
     if name not in RECIPES:
         raise PetalError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)} "
                          "(`petal recipes` describes them)")
@@ -178,11 +160,6 @@ def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
     for item in overrides or []:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
-        if key in RENAMED_FIELDS:
-            key = _renamed("recipe field", key, RENAMED_FIELDS[key])
-        if key in REMOVED_FIELDS:
-            raise PetalError(f"--set {item!r}: recipe field {key} was removed in petal 0.2 "
-                             "(docs/TUNING.md says why)")
         if not sep or key not in by_name or key in _FIXED:
             raise PetalError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
                              f"{', '.join(f for f in by_name if f not in _FIXED)}")
@@ -194,7 +171,7 @@ def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
 
 def validate(recipe: Recipe) -> None:
     choices = {"mode": {"full", "cached"}, "optimizer": {"adam", "adamw"},
-               "trunk_engine": {"onnx", "torch"}, "eval_crop": {"center", "full"},
+               "eval_crop": {"center", "full"},
                "schedule": {"step", "onecycle"}}
     for key, allowed in choices.items():
         if getattr(recipe, key) not in allowed:
@@ -208,18 +185,15 @@ def validate(recipe: Recipe) -> None:
 
 
 def recipe_from_json(data: dict) -> Recipe:
-    """The recipe a run folder saved, under today's field names; PetalError for a recipe
-    that used a field since removed (resuming it would train differently)."""
-    data = {RENAMED_FIELDS.get(k, k): v for k, v in data.items()}
-    used = [k for k, off in REMOVED_FIELDS.items()
-            if k in data and off is not None and data[k] != off]
-    if used:
-        raise PetalError(f"this run's recipe uses {', '.join(used)}, removed in petal 0.2 "
-                         "(docs/TUNING.md): train it again, or resume it with petal 0.1")
-    data["name"] = RENAMED_RECIPES.get(data.get("name"), data.get("name"))
+    """The recipe a run folder saved; PetalError for one with fields this petal does not know
+    (an older petal's, since removed: resuming would train differently, docs/TUNING.md)."""
     known = {f.name for f in fields(Recipe)}
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
-    recipe = Recipe(**values)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise PetalError(f"this run's recipe has fields petal {__version__} does not know "
+                         f"({', '.join(unknown)}): it was made by an older petal; resume it "
+                         "with that one, or train again")
+    recipe = Recipe(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
     validate(recipe)
     return recipe
 

@@ -12,16 +12,17 @@ The model card travels inside the file (metadata_props[CARD_KEY]) and beside it
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from petal import novelty
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import parse_json, read_json
-from petal.modelio import ModelCard, find_model_folder
+from petal.inference import novelty
+from petal.inference.engine import BatchRunner
+from petal.inference.model_folder import ModelCard
+from petal.run_folder import find_model_folder
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -110,7 +111,7 @@ def check_shapes(path: Path, session: ort.InferenceSession, card: ModelCard) -> 
 
 
 def onnx_runner(path: str | Path, threads: int | None = None
-                ) -> tuple[ModelCard, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+                ) -> tuple[ModelCard, BatchRunner]:
     """(card, run_batch) for an ONNX file, or for the model.onnx of a run or model folder."""
     import onnxruntime as ort
 

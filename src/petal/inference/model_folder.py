@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
 from petal.models.spec import InputSpec
 from petal.run_folder import CARD_FILE, find_model_folder
+from petal.version import __version__
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch
@@ -45,7 +45,7 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     data: str = ""
     split: str | None = None  # the split file, relative to this model folder
-    novelty: dict | None = None  # the novelty score's settings (petal.novelty), if fitted
+    novelty: dict | None = None  # the novelty score's settings (petal.inference.novelty), if fitted
     petal_version: str = __version__
     format: str = MODEL_FORMAT
     created: str = field(

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from petal.errors import PetalError
-from petal.predict import Answer, Classifier
-from petal.preprocess import to_input
+from petal.inference.classifier import Answer, Classifier
+from petal.inference.preprocess import to_input
 
 
 class NoMaps(PetalError):

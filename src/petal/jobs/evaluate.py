@@ -34,16 +34,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from petal.data.cache import DecodedCache
+from petal.data.decoded_cache import DecodedCache
 from petal.data.scan import scan_folder, scan_unlabelled
 from petal.data.split import Split, check_split_matches
 from petal.errors import PetalError
-from petal.explain import overlays_if_any
 from petal.fsutil import atomic_write_json, read_json
-from petal.modelio import ModelCard
+from petal.inference.classifier import Classifier, load
+from petal.inference.explain import overlays_if_any
+from petal.inference.model_folder import ModelCard
+from petal.inference.preprocess import center_crop
 from petal.paths import cache_root
-from petal.predict import Classifier
-from petal.preprocess import center_crop
 from petal.report.figures import (
     GALLERY_MAX,
     Mistake,
@@ -232,11 +232,12 @@ def assess_squares(classifier: Classifier, squares: np.ndarray, tta: bool = Fals
               disable=not progress) as bar:
         for start in range(0, len(squares), step):
             crops = central_crops(squares[start:start + step], classifier.spec.size)
-            batch, scores = classifier.assess(crops)
+            answer = classifier.answer(crops)
+            batch = answer.probabilities
             if tta:
-                batch = (batch + classifier.probabilities(crops[:, :, ::-1])) / 2
+                batch = (batch + classifier.answer(crops[:, :, ::-1]).probabilities) / 2
             probabilities.append(batch)
-            novelty.append(scores)
+            novelty.append(answer.novelty)
             bar.update(len(crops))
     if classifier.novelty is None or not novelty:
         return np.concatenate(probabilities), None
@@ -372,10 +373,8 @@ def evaluate(request: EvalRequest) -> dict:
     Raises PetalError for a missing or foreign model, data that does not match the split,
     class folders that match no class, or a class map naming unknown classes.
     """
-    import petal
-
     model_folder = find_model_folder(request.model)
-    classifier = petal.load(model_folder)
+    classifier = load(model_folder)
     card, classes = classifier.card, classifier.classes
     data = Path(request.data) if request.data is not None else None
     split_file = Path(request.split_file) if request.split_file is not None else None

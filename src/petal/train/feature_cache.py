@@ -11,7 +11,7 @@ rows keyed by image hash. The key hashes the architecture, the cut (the recipe's
 `train_from`), the input spec and the trunk's weights, so a different backbone, cut or
 weights file never reuses stale tensors.
 
-The trunk runs under ONNX Runtime by default (engine "onnx"): on 2 CPU cores it ran
+The trunk runs under ONNX Runtime: on 2 CPU cores it ran
 EfficientNet-Lite0 about 4 times as fast as torch (131 against 32 images/s, "Inference
 throughput" in docs/RESULTS.md). The ONNX file is exported once per key and kept with the
 features.
@@ -34,10 +34,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from petal.data.store import RowStore, RowView
-from petal.errors import PetalError, PetalWarning
+from petal.errors import PetalWarning
 from petal.fsutil import atomic_write_bytes
+from petal.inference.preprocess import to_input
 from petal.models.spec import InputSpec
-from petal.preprocess import to_input
 from petal.system import usable_cores
 
 FEATURE_FORMAT = 1  # bump when the meaning of stored features changes
@@ -91,31 +91,18 @@ def _onnx_runner(trunk: nn.Module, example: torch.Tensor, path: Path) -> Callabl
     return lambda batch: session.run(None, {"input": batch})[0]
 
 
-def _torch_runner(trunk: nn.Module) -> Callable:
-    trunk = trunk.to(memory_format=torch.channels_last)
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            inputs = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-            return trunk(inputs).float().numpy()
-    return run
-
-
 class FeatureCache:
     """Trunk outputs of every view of every image, computed once (see module docstring)."""
 
-    def __init__(self, root: str | os.PathLike, trunk: nn.Module, key: str, spec: InputSpec,
-                 engine: str = "onnx") -> None:
-        if engine not in {"onnx", "torch"}:
-            raise PetalError(f"trunk engine {engine!r}: use onnx or torch")
+    def __init__(self, root: str | os.PathLike, trunk: nn.Module, key: str, spec: InputSpec
+                 ) -> None:
         self.dir = Path(root) / "features" / key
         self.spec = spec
         example = torch.zeros(1, 3, spec.size, spec.size)
         with torch.inference_mode():
             self.row_shape = tuple(trunk(example).shape[1:])
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.run = (_onnx_runner(trunk, example, self.dir / "trunk.onnx") if engine == "onnx"
-                    else _torch_runner(trunk))
+        self.run = _onnx_runner(trunk, example, self.dir / "trunk.onnx")
 
     def view(self, pixels: np.ndarray, keys: list[str], mirrored: bool = False,
              progress: bool = True) -> np.ndarray:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import petal
 from petal.errors import PetalError
-from petal.predict import Classifier
+from petal.inference.classifier import Classifier, load
 
 
 @dataclass(frozen=True)
@@ -71,5 +70,5 @@ def load_models(arguments: list[str], engine: str | None = None) -> list[ServedM
     """Load each `PATH` or `NAME=PATH` with `petal.load`, named as described above."""
     parsed = [split_name(argument) for argument in arguments]
     names = unique([name or default_name(path) for name, path in parsed])
-    return [ServedModel(name, petal.load(path, engine=engine))
+    return [ServedModel(name, load(path, engine=engine))
             for name, (_, path) in zip(names, parsed)]

@@ -5,7 +5,7 @@
     clf.predict("rose.jpg")                    # Prediction(source, labels, probabilities)
     clf.predict([pil_image, rgb_array], top_k=3)
 
-A model with a novelty score (petal.novelty; every model petal 0.2 trains) marks an image
+A model with a novelty score (petal.inference.novelty; every model since petal 0.2) marks an image
 unlike its training photos as `unknown`, with the classes still ranked; `keeping(share)`
 moves the threshold, `keeping(None)` turns rejection off.
 """
@@ -13,7 +13,7 @@ moves the threshold, `keeping(None)` turns rejection off.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,18 +22,13 @@ from PIL import Image
 
 from petal.data.image import ImageLoadError, load_image
 from petal.errors import PetalError
-from petal.modelio import ModelCard
-from petal.novelty import Novelty
-from petal.preprocess import image_to_array, to_input
+from petal.inference.engine import BatchRunner, GradientMaps
+from petal.inference.model_folder import ModelCard
+from petal.inference.novelty import Novelty
+from petal.inference.preprocess import image_to_array, to_input
+from petal.stats import softmax
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
-
-
-# (N, 3, size, size) float32 input -> (logits (N, classes), penultimate features (N, D)) and,
-# for a network that has them, class activation maps (N, classes, h, w)
-BatchRunner = Callable[[np.ndarray], tuple[np.ndarray, ...]]
-# (N, 3, size, size) float32 input, (N,) classes -> Grad-CAM maps (N, h, w) of those classes
-GradientMaps = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -68,22 +63,28 @@ def _describe(image: ImageInput, position: int) -> str:
     return f"<{type(image).__name__} {position}>"
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 @dataclass(frozen=True)
 class Answer:
     """What a model says of a batch of images."""
 
     probabilities: np.ndarray  # (N, classes)
+    features: np.ndarray  # (N, D) penultimate features, what the novelty score reads
     novelty: np.ndarray | None  # (N,); None without a novelty score
     maps: np.ndarray | None  # (N, classes, h, w) class activation maps; None without
 
+    def row(self, i: int) -> Answer:
+        """The answer for image `i` alone (a batch of one)."""
+        return Answer(*(None if v is None else v[i:i + 1] for v in
+                        (self.probabilities, self.features, self.novelty, self.maps)))
+
 
 class Classifier:
-    """A trained model ready to predict, with its novelty score when it has one."""
+    """A trained model ready to predict, with its novelty score when it has one.
+
+    The steps, for a caller who needs them apart: `prepare` (any image -> the array the model
+    sees), `answer` (arrays -> probabilities, features, novelty, maps), `top_k` (an answer ->
+    Predictions); `predict` does all three.
+    """
 
     def __init__(self, card: ModelCard, run_batch: BatchRunner, engine: str,
                  novelty: Novelty | None = None, batch_size: int = 32,
@@ -121,42 +122,30 @@ class Classifier:
             image = Image.fromarray(image)
         return image_to_array(load_image(image, min_size=self.spec.resize_size), self.spec)
 
-    def outputs(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(N, size, size, 3) uint8 -> (logits (N, classes), features (N, D), class activation
-        maps (N, classes, h, w) or None where the network has none), in batches."""
+    def answer(self, arrays: np.ndarray) -> Answer:
+        """(N, size, size, 3) uint8 -> probabilities, features, novelty and class activation
+        maps, run in batches of `batch_size`."""
         batches = [self._run_batch(to_input(arrays[start:start + self.batch_size], self.spec))
                    for start in range(0, len(arrays), self.batch_size)]
         if not batches:
-            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0)), None
+            return Answer(np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0)),
+                          None, None)
         logits, features = (np.concatenate([b[i] for b in batches]) for i in (0, 1))
         maps = np.concatenate([b[2] for b in batches]) if len(batches[0]) > 2 else None
-        return logits, features, maps
+        novelty = self.novelty.score(features) if self.novelty is not None else None
+        return Answer(softmax(logits), features, novelty, maps)
 
-    def answer(self, arrays: np.ndarray) -> Answer:
-        """(N, size, size, 3) uint8 -> probabilities, novelty and class activation maps."""
-        logits, features, maps = self.outputs(arrays)
-        novelty = (self.novelty.score(features) if self.novelty is not None and len(logits)
-                   else None)
-        return Answer(softmax(logits), novelty, maps)
-
-    def assess(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, size, size, 3) uint8 -> ((N, classes) probabilities, (N,) novelty or None)."""
-        answer = self.answer(arrays)
-        return answer.probabilities, answer.novelty
-
-    def probabilities(self, arrays: np.ndarray) -> np.ndarray:
-        """(N, size, size, 3) uint8 -> (N, classes) probabilities, in batches."""
-        return self.assess(arrays)[0]
-
-    def top_k(self, probabilities: np.ndarray, sources: Sequence[str], k: int,
-              novelty: np.ndarray | None = None) -> list[Prediction]:
+    def top_k(self, answer: Answer, sources: Sequence[str], k: int) -> list[Prediction]:
+        """The `k` most probable classes of each image of `answer`, named by `sources`, and
+        whether it is unknown."""
         k = max(1, min(k, len(self.classes)))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        scores = [None] * len(sources) if novelty is None else [float(v) for v in novelty]
+        order = np.argsort(-answer.probabilities, axis=1, kind="stable")[:, :k]
+        scores = ([None] * len(sources) if answer.novelty is None
+                  else [float(v) for v in answer.novelty])
         threshold = self.novelty.threshold if self.novelty is not None else np.inf
         return [Prediction(source, [self.classes[i] for i in row], [float(p[i]) for i in row],
                            unknown=score is not None and score > threshold, novelty=score)
-                for source, row, p, score in zip(sources, order, probabilities, scores)]
+                for source, row, p, score in zip(sources, order, answer.probabilities, scores)]
 
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5
                 ) -> Prediction | list[Prediction]:
@@ -166,58 +155,8 @@ class Classifier:
         arrays = np.stack([self.prepare(image) for image in batch]) if batch else np.zeros(
             (0, self.spec.size, self.spec.size, 3), np.uint8)
         sources = [_describe(image, i) for i, image in enumerate(batch)]
-        probabilities, novelty = self.assess(arrays)
-        predictions = self.top_k(probabilities, sources, top_k, novelty)
+        predictions = self.top_k(self.answer(arrays), sources, top_k)
         return predictions[0] if single else predictions
-
-
-def _torch_runner(path: Path, threads: int | None
-                  ) -> tuple[ModelCard, BatchRunner, GradientMaps | None]:
-    import torch
-
-    from petal.modelio import load_model
-    from petal.models import cam_layers, gradcam_layer
-    from petal.models.features import AnswerWithFeatures
-
-    if threads:
-        torch.set_num_threads(threads)
-    network, card = load_model(path)
-    cam = cam_layers(card.architecture["name"], network)
-    model = AnswerWithFeatures(network, card.input, cam).to(memory_format=torch.channels_last)
-
-    def run_batch(batch: np.ndarray) -> tuple[np.ndarray, ...]:
-        with torch.inference_mode():
-            inputs = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-            return tuple(output.float().numpy() for output in model(inputs))
-
-    layer = gradcam_layer(card.architecture["name"], network) if cam is None else None
-    return card, run_batch, _gradcam(network, layer) if layer is not None else None
-
-
-def _gradcam(network: object, layer: object) -> GradientMaps:
-    """Grad-CAM at `layer` through torchcam. torchcam rather than pytorch-grad-cam: it needs
-    nothing petal does not install already (the other brings OpenCV, scikit-learn and SciPy)
-    and hooks only while a map is being made."""
-    import torch
-    from torchcam.methods import GradCAM
-
-    def maps(batch: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        with GradCAM(network, target_layer=layer) as extractor, torch.enable_grad():
-            scores = network(torch.from_numpy(batch))
-            found = extractor([int(c) for c in classes], scores, normalized=False)[0]
-        return found.detach().float().numpy()
-
-    return maps
-
-
-def _model_novelty(path: str | os.PathLike, card: ModelCard) -> Novelty | None:
-    """The novelty score of a model folder, or None for a model trained without one."""
-    from petal import novelty
-    from petal.run_folder import find_model_folder
-
-    if card.novelty is None:
-        return None
-    return novelty.load(find_model_folder(path) / novelty.NOVELTY_FILE, card.novelty)
 
 
 def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None
@@ -232,11 +171,13 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     if engine == "torch" and is_onnx_file:
         raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
     gradient_maps = None
-    if engine == "torch":
-        card, run_batch, gradient_maps = _torch_runner(Path(path), threads)
-        novelty = _model_novelty(path, card)
+    if engine == "torch":  # each engine imported only when used: ONNX Runtime needs no torch
+        from petal.inference.torch_engine import torch_novelty, torch_runner
+
+        card, run_batch, gradient_maps = torch_runner(Path(path), threads)
+        novelty = torch_novelty(path, card)
     elif engine == "onnx":
-        from petal.onnx_engine import onnx_novelty, onnx_runner
+        from petal.inference.onnx_engine import onnx_novelty, onnx_runner
 
         card, run_batch = onnx_runner(path, threads)
         novelty = onnx_novelty(path, card)

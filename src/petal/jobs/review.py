@@ -12,8 +12,9 @@ out-of-fold probability of that class over the images filed under it; an image i
 when another class reaches its threshold and is the most probable such class, ranked by how
 far that class's probability exceeds the given one's. Written here (a few lines) rather than
 taken from cleanlab, whose AGPL-3.0 licence does not fit petal's MIT licence.
-Outliers: the open-set score (petal.novelty), each image's distance to its 10th nearest other
-image, flagged above Tukey's fence (the third quartile plus 1.5 interquartile ranges).
+Outliers: the open-set score (petal.inference.novelty), each image's distance to its 10th
+nearest other image, flagged above Tukey's fence (the third quartile plus 1.5 interquartile
+ranges). What `--out` writes is report.review_page's.
 """
 
 from __future__ import annotations
@@ -23,10 +24,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from petal import novelty
 from petal.data.check import check_folder
+from petal.data.decoded_cache import DecodedCache
 from petal.errors import PetalError
+from petal.inference import novelty
+from petal.models import architecture_config, build_model, default_weights
+from petal.models.features import AnswerWithFeatures
+from petal.paths import cache_root
+from petal.stats import softmax
+from petal.train.cut import cut_network
+from petal.train.feature_cache import FeatureCache, features_key
 
 FOLDS = 5
 TRAIN_FROM = "conv_head"  # fast-transfer's cut: its cached features serve the review too
@@ -62,8 +71,6 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, classes: int,
                weight_decay: float = 1e-3, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression on standardised features, full batch with L-BFGS.
     (A linear probe of a few thousand rows: one torch optimiser call, no training loop.)"""
-    import torch
-
     inputs = torch.from_numpy(features.astype(np.float32))
     targets = torch.from_numpy(labels.astype(np.int64))
     weight = torch.zeros(features.shape[1], classes, requires_grad=True)
@@ -91,9 +98,7 @@ def out_of_fold(features: np.ndarray, labels: np.ndarray, classes: int, folds: i
     for k in range(folds):
         held = fold == k
         weight, bias = fit_linear(standard[~held], labels[~held], classes)
-        logits = standard[held] @ weight + bias
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities[held] = shifted / shifted.sum(axis=1, keepdims=True)
+        probabilities[held] = softmax(standard[held] @ weight + bias)
     return probabilities
 
 
@@ -120,16 +125,7 @@ def outlier_scores(features: np.ndarray) -> np.ndarray:
 def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: str,
                     cache_dir: str | os.PathLike | None, progress: bool) -> np.ndarray:
     """(N, D) pooled penultimate features of a pretrained `model`: the trunk's cached
-    outputs (petal.train.cached) through the rest of the network's pretrained layers."""
-    import torch
-
-    from petal.data.cache import DecodedCache
-    from petal.models import architecture_config, build_model, default_weights
-    from petal.models.features import AnswerWithFeatures
-    from petal.paths import cache_root
-    from petal.train.cached import FeatureCache, features_key
-    from petal.train.cut import cut_network
-
+    outputs (petal.train.feature_cache) through the rest of the network's pretrained layers."""
     weights = default_weights(model)
     if weights is None:
         raise PetalError(f"{model} has no pretrained weights: review with a pretrained model "
@@ -176,32 +172,6 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
                   {key: checked[key] for key in ("exact_duplicates", "near_duplicates",
                                                  "label_conflicts")},
                   round(float((probabilities.argmax(axis=1) == labels).mean()), 4))
-
-
-def write_review(result: Review, out: Path) -> list[str]:
-    """Into `out`: review.json; review.csv, the file of decisions to edit; review.html, the
-    findings as thumbnails; contact sheets of the first label mistakes and outliers."""
-    from petal.data.decisions import REVIEW_CSV, write_review_file
-    from petal.fsutil import atomic_write_json
-    from petal.report.figures import plot_gallery, thumbnail
-    from petal.report.review_page import write_review_page
-
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "review.json", result.to_json())
-    write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers)
-    write_review_page(result, out / "review.html")
-    root = Path(result.root)
-    sheets = {
-        "label_issues.png": ("Likely label mistakes: filed as -> looks like",
-                             result.label_issues,
-                             lambda i: f"{i['given']} -> {i['suggested']} ({i['score']:.2f})"),
-        "outliers.png": ("Outliers: far from every other image", result.outliers,
-                         lambda o: f"{o['path'].split('/')[0]} (distance {o['score']:.2f})")}
-    for name, (title, found, caption) in sheets.items():
-        plot_gallery([thumbnail(root / item["path"]) for item in found[:16]],
-                     [caption(item) for item in found[:16]], out / name,
-                     f"{title} ({min(len(found), 16)} of {len(found)})")
-    return ["review.json", REVIEW_CSV, "review.html", *sheets]
 
 
 def format_review(result: Review, limit: int = 20) -> str:

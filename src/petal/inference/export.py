@@ -7,13 +7,13 @@ The exported graph is the network as inference runs it: input "input", float32 (
 size, size) RGB, already normalised ((pixel / 255 - mean) / std, values in the card's
 input spec), any batch size N; outputs "logits", float32 (N, classes), before softmax, and
 "features", float32 (N, D), what the classifier head reads, for the novelty score (its
-arrays are copied beside the file as FILE.novelty.safetensors; petal.novelty computes it),
+arrays are copied beside the file as FILE.novelty.safetensors; petal.inference.novelty computes it),
 and, where the network has them, "class_maps", float32 (N, classes, h, w), the class
-activation maps petal.explain draws (petal.models.features). For
+activation maps petal.inference.explain draws (petal.models.features). For
 a model whose spec says `mirror`, the graph averages each image with its mirror inside
 and its logits are the log of the averaged probabilities (petal.models.mirror).
 Normalisation stays outside the graph so that every engine receives the same tensor from
-the same NumPy preprocessing (`petal.preprocess`) and their outputs can be compared
+the same NumPy preprocessing (`petal.inference.preprocess`) and their outputs can be compared
 directly.
 
 The model card (classes, input spec, metrics, plus an "export" section describing the
@@ -34,14 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from petal import __version__
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, atomic_write_json
-from petal.modelio import ModelCard, find_model_folder, load_model
-from petal.models import cam_layers
-from petal.models.features import AnswerWithFeatures
-from petal.novelty import NOVELTY_FILE
-from petal.onnx_engine import (
+from petal.inference.model_folder import ModelCard, load_model
+from petal.inference.novelty import NOVELTY_FILE
+from petal.inference.onnx_engine import (
     CARD_KEY,
     FEATURES_NAME,
     INPUT_NAME,
@@ -51,6 +48,10 @@ from petal.onnx_engine import (
     novelty_path,
     sidecar_path,
 )
+from petal.models import cam_layers
+from petal.models.features import AnswerWithFeatures
+from petal.run_folder import find_model_folder
+from petal.version import __version__
 
 FORMATS = {"onnx": ONNX_FILE, "torchscript": "model.pt"}
 TORCHSCRIPT_CARD = "model.json"
@@ -86,7 +87,7 @@ def _export_card(card: ModelCard, fmt: str, has_maps: bool) -> dict:
                                  if card.input.mirror else "")},
         "features": {"name": FEATURES_NAME, "dtype": "float32", "shape": ["N", "D"],
                      "meaning": "the classifier head's input, for the novelty score "
-                                "(petal.novelty, with FILE.novelty.safetensors)"},
+                                "(petal.inference.novelty, with FILE.novelty.safetensors)"},
         **(maps if has_maps else {}),
     }}
 

@@ -1,8 +1,11 @@
 """`petal run`: the original experiment in one command, ending in one report page.
 
     data check -> split -> for the from-scratch model and the pretrained one:
-    (LR finder, with `lr_find`) -> training -> evaluation; then predictions and side-by-side
-    comparisons on validation photos -> report.html
+    LR finder (unless `lr_find` is off) -> training -> evaluation; then predictions and
+    side-by-side comparisons on validation photos -> report.html
+
+The LR finder is shown, as the write-up's experiment starts with it; each model trains at
+its recipe's rate, and the report shows both the suggestion and the rate used.
 
 The main run folder's layout is petal.run_folder's.
 """
@@ -10,19 +13,26 @@ The main run folder's layout is petal.run_folder's.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import torch
+
 from petal.data.check import check_folder
 from petal.data.decisions import read_review_for
 from petal.data.split import make_split
-from petal.errors import PetalError, PetalWarning
+from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
+from petal.inference.classifier import load
+from petal.inference.explain import overlays_if_any
+from petal.jobs.evaluate import EvalRequest, evaluate
+from petal.report.figures import Ranking, plot_comparison, plot_predictions, thumbnail
+from petal.report.html import write_report
 from petal.run_folder import (
     DATA_CHECK_FILE,
     EVAL_DIR,
@@ -36,11 +46,12 @@ from petal.run_folder import (
 )
 from petal.stats import describe_accuracy
 from petal.system import usable_cores
+from petal.train.fit import TrainRequest, find_lr, fit, prepare
+from petal.train.recipes import get_recipe
 
 T = TypeVar("T")
 RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"),
                "original": ("original-resnet9", "original-transfer")}
-RENAMED_SETS = {"seed": "original"}  # accepted with a warning until the release after 0.2
 SAMPLES_PER_CLASS = 2  # validation photos per class in the prediction figures
 COMPARISONS = 3  # photos shown with both models' top-3
 
@@ -58,7 +69,7 @@ class MainJob:
     transfer_overrides: list[str] = field(default_factory=list)
     cache_dir: str | None = None
     progress: bool = True
-    lr_find: bool = False  # run the LR range test for each model (shown, not trained with)
+    lr_find: bool = True  # run the LR range test for each model (shown, not trained with)
     review_file: Path | None = None  # decisions of `petal data review`, applied to the split
 
 
@@ -82,10 +93,6 @@ class Timer:
 
 def machine() -> dict:
     """What the run ran on, for the report."""
-    import os
-
-    import torch
-
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -105,10 +112,6 @@ def machine() -> dict:
 
 def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides: list[str],
                 weights: str | None, timer: Timer) -> dict:
-    from petal.evaluate import EvalRequest, evaluate
-    from petal.train.fit import TrainRequest, find_lr, fit, prepare
-    from petal.train.recipes import get_recipe
-
     recipe = get_recipe(recipe_name, overrides)
     request = TrainRequest(data=job.data, recipe=recipe, out=job.out / role, model=model,
                            weights=weights, split_file=job.out / "split.json",
@@ -126,8 +129,7 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
         except PetalError as exc:  # the plot is informative; the recipe's LR is what trains
             print(f"LR finder: {exc}")
     else:
-        print(f"LR finder: not run; the recipe trains at {recipe.lr:.3g} (--lr-find shows "
-              "the range test)")
+        print(f"LR finder: not run (--no-lr-find); the recipe trains at {recipe.lr:.3g}")
     result = timer(f"{role}: train", lambda: fit(request, started, job.progress,
                                                  prepared=prepared))
     metrics = timer(f"{role}: evaluate", lambda: evaluate(EvalRequest(
@@ -142,11 +144,7 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
 
 def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
     """Predictions on sample validation photos, and comparisons where the scratch model erred."""
-    import petal
-    from petal.explain import overlays_if_any
-    from petal.report.figures import Ranking, plot_comparison, plot_predictions, thumbnail
-
-    classifiers = {role: petal.load(job.out / role) for role in ROLES}
+    classifiers = {role: load(job.out / role) for role in ROLES}
     by_class: dict[str, list[Path]] = {}
     for item in split_items:
         by_class.setdefault(item.label, []).append(job.data / item.path)
@@ -181,11 +179,6 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
 
 def run_main_job(job: MainJob, started: float) -> Path:
     """The whole experiment (see module docstring); returns the report's path."""
-    if job.recipes in RENAMED_SETS:
-        new = RENAMED_SETS[job.recipes]
-        warnings.warn(f"--recipes {job.recipes} is now called {new}; the old name goes in the "
-                      "next release", PetalWarning, stacklevel=2)
-        job = dataclasses.replace(job, recipes=new)
     if job.recipes not in RECIPE_SETS:
         raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
     with writing(job.out):
@@ -193,8 +186,6 @@ def run_main_job(job: MainJob, started: float) -> Path:
 
 
 def _run_main_job(job: MainJob, started: float) -> Path:
-    from petal.report.html import write_report
-
     if (job.out / REPORT_FILE).exists() or (job.out / TIMINGS_FILE).exists():
         raise PetalError(f"{job.out} already holds a main run: choose another --out")
     scratch_recipe, transfer_recipe = RECIPE_SETS[job.recipes]
