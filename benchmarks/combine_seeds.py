@@ -7,7 +7,7 @@ weights (a soup, Wortsman et al. 2022: one network), each with the recipe's mirr
 when the models were trained with tta_flip. On a 2-core CPU two one-core fine-tunes run
 side by side, so a pair costs less than twice one.
 
-    .venv/bin/python benchmarks/tuning/combine_seeds.py \
+    .venv/bin/python benchmarks/combine_seeds.py \
         --pair runs/tune5-freezebn/original-transfer-split1-seed0 \
                runs/tune5-freezebn-seed1/original-transfer-split1-seed1 \
         --json benchmarks/tuning/results/combine_seeds.json
@@ -22,15 +22,12 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-import numpy as np
+from common import machine, validation_photos
 
 import petal
-from petal.evaluate import decoded_squares, probabilities, split_set
-from petal.modelio import load_model, save_model_folder
+from petal.inference.model_folder import load_model, save_model_folder
+from petal.jobs.evaluate import probabilities
 from petal.run_folder import find_model_folder
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for machine.py
-from machine import machine  # noqa: E402
 
 
 def soup(first: Path, second: Path, out: Path) -> Path:
@@ -49,11 +46,8 @@ def images_right(first: Path, second: Path) -> dict:
     splits = [(folder / c.card.split).resolve() for folder, c in zip(folders, classifiers)]
     if splits[0].read_bytes() != splits[1].read_bytes():
         raise SystemExit(f"{first} and {second} were not trained on the same split")
-    chosen = split_set(splits[0], Path(card.data), "val", classifiers[0].classes, {},
-                       progress=False)
-    squares = decoded_squares(chosen, card.input.resize_size, progress=False)
-    targets = np.array([classifiers[0].classes.index(chosen.class_mapping[label])
-                        for _, label, _ in chosen.items])
+    photos = validation_photos(folders[0])
+    squares, targets = photos.squares, photos.targets
     tta = bool(card.recipe.get("tta_flip"))
     with tempfile.TemporaryDirectory() as work:
         souped = petal.load(soup(folders[0], folders[1], Path(work) / "soup"))

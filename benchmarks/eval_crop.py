@@ -8,7 +8,7 @@ eval_crop=full sees), `f` with its mirror (`f+fm`) and all four averaged (`c+cm+
 Nothing is retrained, so the recipe field eval_crop can be judged on models that already
 exist, saved either way.
 
-    .venv/bin/python benchmarks/tuning/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
+    .venv/bin/python benchmarks/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
         --json benchmarks/tuning/results/eval_crop.json
 """
 
@@ -21,14 +21,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from common import machine, validation_photos
 
 import petal
-from petal.evaluate import central_crops, decoded_squares, split_set
 from petal.fsutil import read_json
-from petal.run_folder import CONFIG_FILE, find_model_folder
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for machine.py
-from machine import machine  # noqa: E402
+from petal.jobs.evaluate import central_crops
+from petal.run_folder import CONFIG_FILE
 
 VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"],
          "c+cm+f+fm": ["c", "cm", "f", "fm"]}
@@ -36,18 +34,13 @@ VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"],
 
 def images_right(run: Path) -> dict:
     """Images right on `run`'s own validation split for each entry of VIEWS."""
-    folder = find_model_folder(run)
-    classifier = petal.load(folder)
-    card, spec = classifier.card, classifier.spec
-    config = folder.parent / CONFIG_FILE  # a run folder's config.json has the training input
-    crop = read_json(config)["input"]["size"] if config.is_file() else spec.size
-    chosen = split_set((folder / card.split).resolve(), Path(card.data), "val",
-                       classifier.classes, {}, progress=False)
-    squares = decoded_squares(chosen, spec.resize_size, progress=False)
-    targets = np.array([classifier.classes.index(chosen.class_mapping[label])
-                        for _, label, _ in chosen.items])
+    photos = validation_photos(run)
+    classifier = petal.load(photos.folder)
+    config = photos.folder.parent / CONFIG_FILE  # a run's config.json has the training input
+    crop = read_json(config)["input"]["size"] if config.is_file() else classifier.spec.size
+    squares, targets = photos.squares, photos.targets
     crops = central_crops(squares, crop)
-    probabilities = {name: classifier.probabilities(np.ascontiguousarray(pixels))
+    probabilities = {name: classifier.answer(np.ascontiguousarray(pixels)).probabilities
                      for name, pixels in [("c", crops), ("cm", crops[:, :, ::-1]),
                                           ("f", squares), ("fm", squares[:, :, ::-1])]}
     right = {name: int((sum(probabilities[v] for v in views).argmax(1) == targets).sum())

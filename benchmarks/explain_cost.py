@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from machine import machine
+from common import machine
 from PIL import Image
 
-from petal.explain import overlay, resized_heat
+from petal.inference.explain import overlay, resized_heat
 from petal.models import build_model, cam_layers
 from petal.models.features import AnswerWithFeatures
 

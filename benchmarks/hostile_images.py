@@ -44,13 +44,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from machine import machine
+from common import FLOWERS, PETAL, linked, machine
 from PIL import Image
 from safetensors.numpy import load_file, save_file
 
-FLOWERS = Path(__file__).resolve().parents[2] / "shared/data/flowers"
 FLOWER = FLOWERS / "daisy" / "100080576_f52e8ee070_n.jpg"
-PETAL = str(Path(sys.executable).with_name("petal"))
 LIMIT_MIB, LIMIT_CPU_S = 1024, 2.0
 SIDE = 8000  # 8000 x 8000 = the 64-megapixel limit
 REVIEW_BYTES = 63 * 10**6
@@ -92,15 +90,6 @@ def image_files(folder: Path) -> dict[str, Path]:
     (folder / "cut.jpg").write_bytes(FLOWER.read_bytes()[:2000])
     files["truncated JPEG"] = folder / "cut.jpg"
     return files
-
-
-def flowers_slice(folder: Path, per_class: int = 20) -> Path:
-    """The first `per_class` photos of each class, linked (the data set is never written)."""
-    for source in sorted(p for p in FLOWERS.iterdir() if p.is_dir()):
-        (folder / source.name).mkdir(parents=True)
-        for photo in sorted(source.iterdir())[:per_class]:
-            (folder / source.name / photo.name).symlink_to(photo)
-    return folder
 
 
 def review_files(folder: Path, data: Path) -> dict[str, tuple[Path, int]]:
@@ -195,7 +184,7 @@ def images_section(model: str, folder: Path) -> dict:
 
 
 def review_section(folder: Path) -> dict:
-    data = flowers_slice(folder / "data")
+    data = linked(FLOWERS, folder / "data", per_class=20)
     print(f"review files: petal data split DATA --review FILE ({sum(1 for _ in data.glob('*/*'))}"
           " photos)")
     split = ["data", "split", str(data), "--out", str(folder / "split.json")]
@@ -233,7 +222,7 @@ def csv_section(model: str, folder: Path) -> dict:
 
 def writers_section(folder: Path) -> dict:
     """Two trainings into one folder at once; a resume of a run while it trains."""
-    data = flowers_slice(folder / "data")
+    data = linked(FLOWERS, folder / "data", per_class=20)
     train = [PETAL, "train", "--data", str(data), "--set", "epochs=3", "--no-progress",
              "--cache-dir", str(folder / "cache")]
     subprocess.run([*train, "--out", str(folder / "warm")], capture_output=True, timeout=600)

@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import machine
+from common import machine
 from torch.utils.flop_counter import FlopCounterMode
 
 import petal
-from petal.export import export
-from petal.modelio import ModelCard, load_model, save_model_folder
+from petal.inference.classifier import Classifier
+from petal.inference.export import export
+from petal.inference.model_folder import ModelCard, load_model, save_model_folder
 from petal.models import architecture_config, build_model
-from petal.predict import Classifier
 
 PRETRAINED = "efficientnet_lite0"
 MATMUL_SIDE = 2048
@@ -71,11 +71,11 @@ def pretrained_model_folder(folder: Path) -> Path:
 
 def images_per_second(classifier: Classifier, images: np.ndarray, rounds: int) -> float:
     """Best of `rounds` passes over `images` (after one warm-up batch)."""
-    classifier.probabilities(images[:classifier.batch_size])
+    classifier.answer(images[:classifier.batch_size])
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
-        classifier.probabilities(images)
+        classifier.answer(images)
         best = min(best, time.perf_counter() - start)
     return len(images) / best
 

@@ -19,12 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import machine
+from common import FLOWERS, machine
 
 from petal.data.scan import scan_folder
-from petal.review import review
-
-ROOT = Path(__file__).resolve().parents[1]
+from petal.jobs.review import review
 
 
 def flipped_copy(data: Path, share: float, dest: Path, seed: int = 0) -> set[str]:
@@ -49,7 +47,7 @@ def flipped_copy(data: Path, share: float, dest: Path, seed: int = 0) -> set[str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--data", type=Path, default=FLOWERS)
     parser.add_argument("--shares", type=float, nargs="+", default=[0.03, 0.05, 0.10])
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()

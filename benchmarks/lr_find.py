@@ -21,15 +21,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import machine
+from common import FLOWERS, machine
 
 from petal.data.scan import scan_folder
 from petal.data.split import make_split
 from petal.train.fit import TrainRequest, find_lr, fit, prepare
 from petal.train.lr_range import RULES, SUGGESTION_RULE, smoothed
 from petal.train.recipes import get_recipe
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def fastai_curve(losses: list[float], beta: float = 0.98) -> np.ndarray:
@@ -55,7 +53,7 @@ def lightning_suggestion(lrs: list[float], losses: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--data", type=Path, default=FLOWERS)
     parser.add_argument("--recipes", nargs="+", default=["fast-transfer", "fast-resnet9"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--train", action="store_true",

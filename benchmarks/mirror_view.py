@@ -24,20 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import machine
+from common import machine, validation_photos
 
-from petal.evaluate import central_crops, decoded_squares, split_set
-from petal.modelio import load_model
+from petal.inference.model_folder import load_model
+from petal.inference.preprocess import to_input
+from petal.jobs.evaluate import central_crops
 from petal.models.mirror import MirrorAverage
-from petal.preprocess import to_input
-from petal.run_folder import find_model_folder
 
 
 def scored(network: torch.nn.Module, inputs: torch.Tensor, targets: np.ndarray
            ) -> tuple[int, float]:
     """(images right, best milliseconds per image over three passes) in batches of 32."""
     best, right = float("inf"), 0
-    network = network.to(memory_format=torch.channels_last)  # as petal.predict runs torch
+    network = network.to(memory_format=torch.channels_last)  # as the torch engine runs it
     for _ in range(3):
         start, predicted = time.perf_counter(), []
         with torch.inference_mode():
@@ -50,13 +49,11 @@ def scored(network: torch.nn.Module, inputs: torch.Tensor, targets: np.ndarray
 
 
 def measure(run: Path) -> dict:
-    folder = find_model_folder(run)
-    network, card = load_model(folder)
-    spec = card.input
-    chosen = split_set(folder / card.split, Path(card.data), "val", card.classes, {}, False)
-    crops = central_crops(decoded_squares(chosen, spec.resize_size, progress=False), spec.size)
-    inputs = torch.from_numpy(to_input(crops, spec))
-    targets = np.array([card.classes.index(label) for _, label, _ in chosen.items])
+    photos = validation_photos(run)
+    network, card = load_model(photos.folder)
+    crops = central_crops(photos.squares, card.input.size)
+    inputs = torch.from_numpy(to_input(crops, card.input))
+    targets = photos.targets
     plain, plain_ms = scored(network, inputs, targets)
     mirrored, mirrored_ms = scored(MirrorAverage(network).eval(), inputs, targets)
     return {"run": str(run), "recipe": card.recipe.get("name"), "images": len(targets),

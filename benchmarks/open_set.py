@@ -12,8 +12,8 @@ sample images bundled with scikit-image (`pip install scikit-image`; a portrait,
 coffee, a rocket, text, microscopy, the moon, ...).
 
 Methods (higher = more novel), each fitted on the model's training images and scored on the
-same forward passes (ONNX Runtime): petal's kNN distance (petal.novelty; k = 10 ships, 1
-and 50 show its sensitivity), and the baselines written out here: the maximum softmax
+same forward passes (ONNX Runtime): petal's kNN distance (petal.inference.novelty; k = 10
+ships, 1 and 50 show its sensitivity), and the baselines written out here: the maximum softmax
 probability (msp), energy (-logsumexp of the logits, Liu et al. 2020) and the relative
 Mahalanobis distance (rmd, Ren et al. 2021). Figures: AUROC (unknown vs known) and FPR95 (the
 share of unknowns kept when 95 % of known images are kept), then the mean over the folds;
@@ -25,21 +25,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from machine import machine
+from common import FLOWERS, ROOT, linked, machine, train
 
 import petal
-from petal import novelty
-from petal.evaluate import auroc, central_crops, decoded_squares, folder_set, split_set
-from petal.export import export
+from petal.inference import novelty
+from petal.inference.export import export
+from petal.inference.onnx_engine import onnx_runner
+from petal.inference.preprocess import to_input
+from petal.jobs.evaluate import auroc, central_crops, decoded_squares, folder_set, split_set
+from petal.stats import softmax
 
-ROOT = Path(__file__).resolve().parents[1]
-PETAL = Path(sys.executable).with_name("petal")
 SHIPPED = f"knn k={novelty.KNN_K}"
 WALLPAPERS = [  # photographs without flowers, by name (the packages hold flowers too)
     "Bridge_by_Sander_Klootwijk.jpg", "Kleiber_by_Lukas_Baubkus.jpg",
@@ -54,11 +54,6 @@ SKIMAGE = ["astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png"
            "hubble_deep_field.jpg", "ihc.png", "microaneurysms.png", "moon.png",
            "motorcycle_left.png", "motorcycle_right.png", "page.png", "retina.jpg",
            "rocket.jpg", "text.png"]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,38 +113,32 @@ def far_ood_folder(dest: Path) -> Path:
     return dest
 
 
-def linked(data: Path, classes: list[str], dest: Path) -> Path:
-    """A data folder of `classes` only, as links (the data set is never written)."""
-    for folder in sorted(p for p in data.iterdir() if p.is_dir() and p.name in classes):
-        (dest / folder.name).mkdir(parents=True, exist_ok=True)
-        for photo in sorted(folder.iterdir()):
-            if not (dest / folder.name / photo.name).exists():
-                (dest / folder.name / photo.name).symlink_to(photo)
-    return dest
-
-
-def train(data: Path, run: Path) -> None:
+def trained(data: Path, run: Path) -> None:
+    """fast-transfer trained on `data` into `run`, unless it is there from an earlier run."""
     if not (run / "model" / "model.json").is_file():
-        subprocess.run([PETAL, "train", "--data", str(data), "--recipe", "fast-transfer",
-                        "--out", str(run), "--no-progress"], check=True)
+        train(data, run)
 
 
-def outputs(classifier: petal.predict.Classifier, chosen) -> tuple[np.ndarray, np.ndarray]:
-    squares = decoded_squares(chosen, classifier.spec.resize_size, progress=False)
-    return classifier.outputs(central_crops(squares, classifier.spec.size))[:2]
+def outputs(onnx_file: Path, chosen) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and penultimate features of the `chosen` photos: the ONNX engine's raw outputs
+    (the baselines need the logits, which a Classifier's answer turns into probabilities)."""
+    card, run_batch = onnx_runner(onnx_file)
+    squares = decoded_squares(chosen, card.input.resize_size, progress=False)
+    batches = [run_batch(to_input(central_crops(squares[i:i + 32], card.input.size), card.input))
+               for i in range(0, len(squares), 32)]
+    return tuple(np.concatenate([batch[k] for batch in batches]) for k in (0, 1))
 
 
 def fold(run: Path, unknown_set, label: str) -> dict:
     """Every method on one model: its training images, validation images and unknowns."""
     started = time.perf_counter()
-    export(run, "onnx")
-    classifier = petal.load(run / "model" / "model.onnx")
-    card = classifier.card
+    onnx_file = export(run, "onnx").path
+    card = petal.load(onnx_file).card
     train_set = split_set(run / "split.json", Path(card.data), "train", card.classes, {}, False)
     val_set = split_set(run / "split.json", Path(card.data), "val", card.classes, {}, False)
-    train_logits, train_features = outputs(classifier, train_set)
-    val_logits, val_features = outputs(classifier, val_set)
-    unknown_logits, unknown_features = outputs(classifier, unknown_set)
+    train_logits, train_features = outputs(onnx_file, train_set)
+    val_logits, val_features = outputs(onnx_file, val_set)
+    unknown_logits, unknown_features = outputs(onnx_file, unknown_set)
     labels = np.array([card.classes.index(label) for _, label, _ in train_set.items])
     val_labels = np.array([card.classes.index(label) for _, label, _ in val_set.items])
     right = val_logits.argmax(axis=1) == val_labels
@@ -198,7 +187,7 @@ def summary(folds: list[dict]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--data", type=Path, default=FLOWERS)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "open_set")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
@@ -207,10 +196,10 @@ def main() -> int:
     for left_out in classes:
         others = [c for c in classes if c != left_out]
         run = args.out / f"without-{left_out}"
-        train(linked(args.data, others, args.out / f"data-without-{left_out}"), run)
-        unknown = linked(args.data, [left_out], args.out / f"data-only-{left_out}")
+        trained(linked(args.data, args.out / f"data-without-{left_out}", classes=others), run)
+        unknown = linked(args.data, args.out / f"data-only-{left_out}", classes=[left_out])
         near.append(fold(run, folder_set(unknown, [left_out], {}, False), f"without {left_out}"))
-    train(args.data, args.out / "all")
+    trained(args.data, args.out / "all")
     far_data = far_ood_folder(args.out / "far")
     far_set = folder_set(far_data, ["not_flowers"], {}, False)
     far = fold(args.out / "all", far_set, "far-OOD")

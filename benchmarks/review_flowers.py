@@ -22,18 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import machine
+from common import FLOWERS, machine
 from PIL import Image
 
 from petal.data.decisions import Decisions
 from petal.data.scan import scan_folder
 from petal.data.split import make_split
+from petal.jobs.review import review
 from petal.report.figures import plot_gallery, thumbnail
-from petal.review import review
 from petal.train.fit import TrainRequest, fit
 from petal.train.recipes import get_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
 SHEET_SIZE = 30
 
 
@@ -58,7 +57,7 @@ def accuracy(data: Path, split_file: Path, out: Path, cache_dir: str | None) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--data", type=Path, default=FLOWERS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sheet", type=Path, help="write the contact sheet here (JPEG)")
     parser.add_argument("--json", type=Path, help="write the results here")

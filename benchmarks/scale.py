@@ -29,10 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import machine
+from common import PETAL, machine
 from PIL import Image
 
-PETAL = Path(sys.executable).with_name("petal")
 CLASSES = 10
 
 

@@ -7,9 +7,9 @@ uses) and prints each run's final and best validation accuracy with their means,
 difference between two recipes can be read against the run-to-run spread of one, and a
 setting can be judged on several splits at once (docs/TUNING.md):
 
-    .venv/bin/python benchmarks/tuning/seed_spread.py --recipe fast-transfer --seeds 0 1 2 \\
-        --out runs/spread --json benchmarks/results/seed_spread_fast_transfer.json
-    .venv/bin/python benchmarks/tuning/seed_spread.py --recipe original-transfer --seeds 0 \\
+    .venv/bin/python benchmarks/seed_spread.py --recipe fast-transfer --seeds 0 1 2 \\
+        --out runs/spread --json benchmarks/tuning/results/seed_spread_fast_transfer.json
+    .venv/bin/python benchmarks/seed_spread.py --recipe original-transfer --seeds 0 \\
         --split-seeds 1 2 --set lr=5e-4 --jobs 2 --out runs/tune-lr5e-4
 
 Run folders go to OUT/RECIPE-seedN (default split) or OUT/RECIPE-splitS-seedN. A finished
@@ -34,13 +34,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from common import FLOWERS, PETAL, machine
+
 from petal.run_folder import read_history
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for machine.py
-from machine import machine  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-PETAL = Path(sys.executable).with_name("petal")
 
 
 def run_path(out: Path, recipe: str, split_seed: int, seed: int) -> Path:
@@ -99,7 +95,7 @@ def main() -> int:
     parser.add_argument("--split-seeds", type=int, nargs="+", default=[0],
                         help="splits (`petal data split --seed S`); 0 is the default split")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--data", type=Path, default=FLOWERS)
     parser.add_argument("--out", type=Path, required=True, help="run folders go here")
     parser.add_argument("--cache-dir", type=Path, help="petal's cache (default: its own)")
     parser.add_argument("--json", type=Path, help="write the results here")

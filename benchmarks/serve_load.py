@@ -37,8 +37,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 from attacks import ATTACKS, run_attack
+from common import FLOWERS
 
-FLOWERS = Path(__file__).resolve().parents[2] / "shared/data/flowers"
 EXPECTED = {"not_image": 415, "oversized": 413, "missing_part": 422}
 
 

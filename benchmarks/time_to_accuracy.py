@@ -23,19 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from machine import machine
+from common import FLOWERS, machine, train
 
 from petal.run_folder import read_history
-
-ROOT = Path(__file__).resolve().parents[1]
-PETAL = Path(sys.executable).with_name("petal")
 
 
 @dataclass(frozen=True)
@@ -74,18 +70,6 @@ class Result:
     extrapolated_seconds: float | None = None  # the full schedule, from the epochs run
 
 
-def train(path: TrainingPath, data: Path, cache: Path, out: Path, split: Path | None) -> float:
-    """Run `petal train`; returns the process's wall-clock seconds."""
-    command = [str(PETAL), "train", "--data", str(data), "--recipe", path.recipe, "--out",
-               str(out), "--cache-dir", str(cache), "--no-progress"]
-    command += ["--split", str(split)] if split else []
-    for override in path.overrides:
-        command += ["--set", override]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def measure(path: TrainingPath, cache_state: str, history: list[dict[str, float]], wall: float
             ) -> Result:
     reached = next((row for row in history if row["val_acc"] >= path.target), None)
@@ -119,7 +103,7 @@ def print_table(results: list[Result]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--data", type=Path, default=FLOWERS)
     parser.add_argument("--split", type=Path, help="split file (default: petal's seed-0 split)")
     parser.add_argument("--full", action="store_true", help="add the slow original recipes")
     parser.add_argument("--only", nargs="*", help="recipes to run (default: all selected)")
@@ -140,7 +124,9 @@ def main() -> int:
             for cache_state in ("cold", "warm") if path.warm else ("cold",):
                 out = work / f"{path.recipe}-{cache_state}"
                 print(f"{path.recipe}, {cache_state} cache ...", flush=True)
-                wall = train(path, args.data, cache, out, args.split)
+                options = [*(["--split", str(args.split)] if args.split else []),
+                           *(arg for override in path.overrides for arg in ("--set", override))]
+                wall = train(args.data, out, path.recipe, *options, cache_dir=cache)
                 results.append(measure(path, cache_state, read_history(out / "history.csv"), wall))
                 print_table(results[-1:])
     print_table(results)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import machine
+from common import machine
 
 from petal.models import build_model
 

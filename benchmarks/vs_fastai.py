@@ -50,14 +50,12 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from machine import machine
+from common import FLOWERS, PETAL, ROOT, linked, machine
 
 from petal.run_folder import CONFIG_FILE, read_history
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".cache" / "fastai-venv"
 WORKER = Path(__file__).with_name("fastai_worker.py")
-PETAL = Path(sys.executable).with_name("petal")
 PETAL_RECIPE = {"transfer": "fast-transfer", "scratch": "fast-resnet9"}
 FASTAI_BATCH = 64
 # `petal train`, with its main()'s start stamped on CLOCK_MONOTONIC just before it runs.
@@ -92,17 +90,6 @@ def ensure_fastai_venv(venv: Path) -> float:
     seconds = time.perf_counter() - start
     print(f"fastai installed in {seconds:.0f} s (not counted in any timing)", flush=True)
     return seconds
-
-
-def link_slice(data: Path, per_class: int, dest: Path) -> Path:
-    """The first `per_class` files (by name) of each class folder of `data`, as symlinks."""
-    for folder in sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        (dest / folder.name).mkdir(parents=True, exist_ok=True)
-        for photo in sorted(p for p in folder.iterdir() if p.is_file())[:per_class]:
-            link = dest / folder.name / photo.name
-            if not link.is_symlink():
-                link.symlink_to(photo.resolve())
-    return dest
 
 
 def make_split(data: Path, out: Path) -> Path:
@@ -243,7 +230,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=list(PETAL_RECIPE), default="transfer",
                         help="transfer: pretrained EfficientNet-Lite0; scratch: ResNet9")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "flowers")
+    parser.add_argument("--data", type=Path, default=FLOWERS)
     parser.add_argument("--out", type=Path, help="work folder (default runs/vs_fastai-TIME)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--split", type=Path, help="split file (default: petal's seed-0 split)")
@@ -261,7 +248,7 @@ def main() -> int:
     out = args.out or ROOT / "runs" / f"vs_fastai-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     install_seconds = ensure_fastai_venv(VENV)
-    data = link_slice(args.data, args.per_class, out / "slice") if args.per_class else args.data
+    data = linked(args.data, out / "slice", args.per_class) if args.per_class else args.data
     split_file = args.split or make_split(data, out / "split.json")
     split = json.loads(split_file.read_text())
     weights = (export_weights(out / "tf_efficientnet_lite0_imagenet.safetensors")
