@@ -107,7 +107,9 @@ def test_lr_find_json_and_the_plotted_curve(colours: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
     assert main(["lr-find", "--data", str(colours), "--json", "--out", str(tmp_path),
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
-    found = json.loads(capsys.readouterr().out)  # standard output is the JSON alone
+    captured = capsys.readouterr()
+    found = json.loads(captured.out)  # standard output is the JSON alone
+    assert f"Wrote {tmp_path / 'lr_find.png'}" in captured.err  # and where the figure went
     assert {"suggestion", "lrs", "losses", "smoothed"} <= found.keys()
     assert len(found["lrs"]) == len(found["losses"]) == len(found["smoothed"]) >= 25
     assert found["lrs"] == sorted(found["lrs"]) and found["lrs"][0] < found["suggestion"]

@@ -11,7 +11,8 @@ from PIL import Image
 
 from petal.cli import main
 from petal.errors import PetalError
-from petal.jobs.review import fold_of, label_issues, review
+from petal.jobs.review import Review, fold_of, format_review, hard_cases, label_issues, review
+from petal.report.review_page import write_review
 
 COLOURS = {"red": (210, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 210)}
 
@@ -44,17 +45,22 @@ def test_the_wrongly_filed_photo_comes_first(mislabelled: Path, tmp_path: Path) 
 
 def test_review_cli(mislabelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "review"
-    assert main(["data", "review", str(mislabelled), "--folds", "3", "--json", "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
-    found = json.loads(capsys.readouterr().out)
+    assert main(["data", "review", str(mislabelled), "--folds", "3", "--json", "--out",
+                 f"{out}/", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    found = json.loads(captured.out)
+    assert f"Wrote {out}/: review.json" in captured.err  # one slash, however --out ends
     assert found["label_issues"][0]["path"] == "blue/red0.png"
     assert set(found["label_issues"][0]) == {"path", "given", "suggested", "score"}
     assert {"exact_duplicates", "near_duplicates", "label_conflicts"} <= found["duplicates"].keys()
-    assert sorted(p.name for p in out.iterdir()) == [
-        "label_issues.png", "outliers.png", "review.csv", "review.html", "review.json"]
+    sheets = [name for name, key in [("hard_cases.png", "hard"),
+                                     ("label_issues.png", "label_issues"),
+                                     ("outliers.png", "outliers")] if found[key]]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*sheets, "review.csv", "review.html", "review.json"])
     page = (out / "review.html").read_text()
     assert "blue/red0.png" in page and page.count("data:image/jpeg;base64,") == (
-        len(found["label_issues"]) + len(found["outliers"]))
+        len(found["label_issues"]) + len(found["outliers"]) + len(found["hard"]))
     assert "blue/red0.png,label,blue,red," in (out / "review.csv").read_text()
     assert main(["data", "review", str(mislabelled), "--folds", "20"]) == 1
     assert "at least 20 images" in capsys.readouterr().err
@@ -68,6 +74,29 @@ def test_folds_deal_each_class_evenly() -> None:
         assert counts.max() - counts.min() <= 1
     with pytest.raises(PetalError, match="at least 2"):
         review(Path("unread"), folds=1)
+
+
+def test_a_clean_small_set_lists_its_disagreements_and_draws_no_empty_sheet(
+        tmp_path: Path) -> None:
+    """Confident learning flags nothing here, yet two photos are predicted as another class:
+    they are listed as hard or ambiguous; only the sheets with photos are drawn."""
+    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.7, 0.3], [0.55, 0.45]])
+    labels = np.array([0, 0, 1, 1, 1])
+    assert label_issues(probabilities, labels) == []
+    assert hard_cases(probabilities, labels, set()) == [(3, 0, pytest.approx(0.4)),
+                                                       (4, 0, pytest.approx(0.1))]
+    assert hard_cases(probabilities, labels, {3}) == [(4, 0, pytest.approx(0.1))]
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / name / "x.png")
+    hard = [{"path": "b/x.png", "given": "b", "suggested": "a", "score": 0.4}]
+    result = Review(str(root), ["a", "b"], 2, 2, [], [], {"exact_duplicates": [],
+                    "near_duplicates": [], "label_conflicts": []}, 0.5, hard)
+    written = write_review(result, tmp_path / "out")
+    assert written == ["review.json", "review.csv", "review.html", "hard_cases.png"]
+    assert "b/x.png,hard,b,a,0.4,keep,a" in (tmp_path / "out" / "review.csv").read_text()
+    assert "Hard or ambiguous (1)" in format_review(result)
 
 
 def test_confident_learning_flags_only_confident_disagreements() -> None:

@@ -96,7 +96,7 @@ def cmd_data_review(args: argparse.Namespace) -> int:
     print(json.dumps(result.to_json(), indent=2) if args.json else format_review(result))
     if args.out:
         written = write_review(result, Path(args.out))
-        print(f"Wrote {args.out}/: {', '.join(written)}", file=sys.stderr if args.json
+        print(f"Wrote {Path(args.out)}/: {', '.join(written)}", file=sys.stderr if args.json
               else sys.stdout)
     return 0
 

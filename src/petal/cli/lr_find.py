@@ -48,6 +48,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         test = find_lr(request, prepared, out / LR_FIND_PLOT, progress, args.rule)
     if args.json:
         print(json.dumps(test.to_json()))
+        print(f"Wrote {out / LR_FIND_PLOT}", file=sys.stderr)
     else:
         print(f"Suggested learning rate: {test.suggestion:.3g} ({test.rule} rule; the recipe "
               f"{recipe.name} trains at {prepared.recipe.lr:.3g}; plot: {out / LR_FIND_PLOT})")

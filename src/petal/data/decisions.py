@@ -63,18 +63,20 @@ class Decisions:
 
 
 def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
-                      outliers: Iterable[dict]) -> None:
-    """review.csv: a row per photo found, all marked `keep`: the likely label mistakes (the
-    label column holds the suggested class), then the outliers. A photo that is both is one
-    row (finding `label+outlier`), so a decision on it is never contradicted by a row left
-    at `keep`. Text cells are escaped for spreadsheets (petal.spreadsheet)."""
+                      outliers: Iterable[dict], hard: Iterable[dict] = ()) -> None:
+    """review.csv: a row per photo found, all marked `keep`: the likely label mistakes, the
+    hard or ambiguous photos (the label column holds the suggested class), then the
+    outliers. A photo found twice is one row (finding `label+outlier`, `hard+outlier`), so a
+    decision on it is never contradicted by a row left at `keep`. Text cells are escaped
+    for spreadsheets (petal.spreadsheet)."""
     rows: dict[str, dict] = {}
-    for issue in label_issues:
-        rows[issue["path"]] = {**issue, "finding": "label", "action": "keep",
-                               "label": issue["suggested"]}
+    for finding, found in (("label", label_issues), ("hard", hard)):
+        for item in found:
+            rows[item["path"]] = {**item, "finding": finding, "action": "keep",
+                                  "label": item["suggested"]}
     for outlier in outliers:
         if outlier["path"] in rows:
-            rows[outlier["path"]]["finding"] = "label+outlier"
+            rows[outlier["path"]]["finding"] += "+outlier"
             continue
         given = outlier["path"].split("/")[0]
         rows[outlier["path"]] = {**outlier, "finding": "outlier", "given": given,

@@ -52,6 +52,10 @@ class Review:
     outliers: list[dict]  # path, score; farthest first
     duplicates: dict = field(default_factory=dict)  # as `petal data check` finds them
     oof_accuracy: float = 0.0  # how often the out-of-fold prediction equals the given label
+    # the other out-of-fold disagreements (path, given, suggested, score): photos that are
+    # hard or ambiguous, or mislabelled where confident learning's thresholds are too strict
+    # to say so (a small or clean set); the widest disagreement first
+    hard: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -116,6 +120,17 @@ def label_issues(probabilities: np.ndarray, labels: np.ndarray) -> list[tuple[in
     return sorted(found, key=lambda item: -item[2])
 
 
+def hard_cases(probabilities: np.ndarray, labels: np.ndarray, flagged: set[int]
+               ) -> list[tuple[int, int, float]]:
+    """(image, predicted class, score) of every image whose out-of-fold prediction is another
+    class and that is not in `flagged`, the largest score (predicted minus given probability)
+    first."""
+    predicted = probabilities.argmax(axis=1)
+    found = [(i, int(p), float(probabilities[i, p] - probabilities[i, g]))
+             for i, (p, g) in enumerate(zip(predicted, labels)) if p != g and i not in flagged]
+    return sorted(found, key=lambda item: -item[2])
+
+
 def outlier_scores(features: np.ndarray) -> np.ndarray:
     """Each image's distance to its 10th nearest other image (the open-set score)."""
     reference = novelty.reference_features(features)
@@ -159,9 +174,15 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
     features = pooled_features(index.classes, files, model, cache_dir, progress)
     probabilities = out_of_fold(features, labels, len(index.classes), folds)
     paths = [r.path for r in index.images]
-    issues = [{"path": paths[i], "given": index.classes[labels[i]],
-               "suggested": index.classes[s], "score": round(score, 4)}
-              for i, s, score in label_issues(probabilities, labels)]
+    flagged = label_issues(probabilities, labels)
+
+    def finding(i: int, suggested: int, score: float) -> dict:
+        return {"path": paths[i], "given": index.classes[labels[i]],
+                "suggested": index.classes[suggested], "score": round(score, 4)}
+
+    issues = [finding(*item) for item in flagged]
+    hard = [finding(*item) for item in hard_cases(probabilities, labels,
+                                                   {i for i, _, _ in flagged})]
     scores = outlier_scores(features)
     q1, q3 = np.quantile(scores, [0.25, 0.75])
     far = np.flatnonzero(scores > q3 + OUTLIER_IQRS * (q3 - q1))
@@ -171,7 +192,7 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
     return Review(str(index.root), index.classes, len(paths), folds, issues, outliers,
                   {key: checked[key] for key in ("exact_duplicates", "near_duplicates",
                                                  "label_conflicts")},
-                  round(float((probabilities.argmax(axis=1) == labels).mean()), 4))
+                  round(float((probabilities.argmax(axis=1) == labels).mean()), 4), hard)
 
 
 def format_review(result: Review, limit: int = 20) -> str:
@@ -182,6 +203,11 @@ def format_review(result: Review, limit: int = 20) -> str:
              f"Likely label mistakes ({len(result.label_issues)}), most likely first:"]
     lines += [f"  {i['path']}: filed as {i['given']}, looks like {i['suggested']} "
               f"(score {i['score']:.2f})" for i in result.label_issues[:limit]]
+    if result.hard:
+        lines += ["", f"Hard or ambiguous ({len(result.hard)}): the out-of-fold prediction "
+                  "disagrees with the label, less surely:"]
+        lines += [f"  {i['path']}: filed as {i['given']}, predicted {i['suggested']} "
+                  f"(score {i['score']:.2f})" for i in result.hard[:limit]]
     lines += ["", f"Outliers, far from every other image ({len(result.outliers)}):"]
     lines += [f"  {o['path']} (distance {o['score']:.2f})" for o in result.outliers[:limit]]
     duplicates = result.duplicates

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,10 +108,12 @@ def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str]
     colour)."""
     cols = min(columns, len(images))
     rows = math.ceil(len(images) / cols)
+    # a title line wider than one or two photos is wrapped, not clipped at the figure's edge
+    title = "\n".join(textwrap.fill(line, width=max(30, 24 * cols)) for line in title.split("\n"))
     # constrained layout keeps the title clear of a portrait photo's caption (tight_layout
     # let them overlap)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.4 * rows + 0.4), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.4 * rows + 0.4 * title.count("\n")
+                                                  + 0.4), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, image, caption) in enumerate(zip(axes.flat, images, captions)):
@@ -210,15 +213,18 @@ def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, p
 
 
 def plot_novelty(known: np.ndarray, unknown: np.ndarray, threshold: float, path: Path) -> Path:
-    """Histograms of the novelty of known and unknown photos, the threshold marked."""
+    """The novelty of known and unknown photos as densities (each group's histogram has area
+    1, so 26 known photos stay visible beside 300 unknown ones), the threshold marked."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     edges = np.histogram_bin_edges(np.concatenate([known, unknown]), bins=40)
-    ax.hist(known, bins=edges, alpha=0.6, color="tab:blue", label=f"known classes ({len(known)})")
-    ax.hist(unknown, bins=edges, alpha=0.6, color=UNKNOWN, label=f"unknown ({len(unknown)})")
+    ax.hist(known, bins=edges, density=True, alpha=0.6, color="tab:blue",
+            label=f"known classes ({len(known)} photos)")
+    ax.hist(unknown, bins=edges, density=True, alpha=0.6, color=UNKNOWN,
+            label=f"unknown ({len(unknown)} photos)")
     ax.axvline(threshold, color="black", linestyle="--",
                label=f"threshold {threshold:.3g}: above it, unknown")
-    ax.set(xlabel="novelty (higher: less like the training photos)", ylabel="photos",
-           title="Novelty of known and unknown photos")
+    ax.set(xlabel="novelty (higher: less like the training photos)",
+           ylabel="density (each group's area is 1)", title="Novelty of known and unknown photos")
     ax.legend(fontsize=9)
     return save_figure(fig, path)
 

@@ -58,9 +58,13 @@ def write_review_page(result: Review, path: Path) -> Path:
     """Write review.html for `result` (the folder's images must still be where they were)."""
     root = Path(result.root)
     e = html.escape
-    issues = [_figure(root, i["path"], f"filed as <b class=given>{e(i['given'])}</b>, looks "
-                      f"like <b class=suggested>{e(i['suggested'])}</b> (score "
-                      f"{i['score']:.2f})") for i in result.label_issues[:PAGE_LIMIT]]
+    def disagreement(item: dict, verb: str) -> str:
+        return _figure(root, item["path"], f"filed as <b class=given>{e(item['given'])}</b>, "
+                       f"{verb} <b class=suggested>{e(item['suggested'])}</b> (score "
+                       f"{item['score']:.2f})")
+
+    issues = [disagreement(i, "looks like") for i in result.label_issues[:PAGE_LIMIT]]
+    hard = [disagreement(i, "predicted") for i in result.hard[:PAGE_LIMIT]]
     outliers = [_figure(root, o["path"], f"filed as <b>{e(o['path'].split('/')[0])}</b>, "
                         f"distance {o['score']:.2f}") for o in result.outliers[:PAGE_LIMIT]]
     duplicates = result.duplicates
@@ -78,6 +82,8 @@ the class in its <code>label</code> column), then train with
 run</code> with the same option). Your photo folder is never changed.</p>
 {_section("Likely label mistakes, most likely first", result.label_issues, issues,
           "None found.")}
+{_section("Hard or ambiguous: the out-of-fold prediction disagrees, less surely", result.hard,
+          hard, "None: every other prediction agrees with its label.")}
 {_section("Outliers, far from every other image", result.outliers, outliers, "None found.")}
 <h2>Copies</h2>
 <p>{len(duplicates["exact_duplicates"])} groups of identical files,
@@ -91,22 +97,29 @@ leave out copies filed under two classes.</p>
     return path
 
 
+def _disagreement(item: dict) -> str:
+    return f"{item['given']} -> {item['suggested']} ({item['score']:.2f})"
+
+
 def write_review(result: Review, out: Path) -> list[str]:
     """Into `out`: review.json; review.csv, the file of decisions to edit; review.html, the
     findings as thumbnails; contact sheets of the first label mistakes and outliers."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "review.json", result.to_json())
-    write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers)
+    write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers, result.hard)
     write_review_page(result, out / "review.html")
     root = Path(result.root)
     sheets = {
         "label_issues.png": ("Likely label mistakes: filed as -> looks like",
-                             result.label_issues,
-                             lambda i: f"{i['given']} -> {i['suggested']} ({i['score']:.2f})"),
+                             result.label_issues, _disagreement),
+        "hard_cases.png": ("Hard or ambiguous: filed as -> predicted", result.hard,
+                           _disagreement),
         "outliers.png": ("Outliers: far from every other image", result.outliers,
                          lambda o: f"{o['path'].split('/')[0]} (distance {o['score']:.2f})")}
-    for name, (title, found, caption) in sheets.items():
+    written = [name for name, (_, found, _) in sheets.items() if found]  # no empty sheets
+    for name in written:
+        title, found, caption = sheets[name]
         plot_gallery([thumbnail(root / item["path"]) for item in found[:16]],
                      [caption(item) for item in found[:16]], out / name,
                      f"{title} ({min(len(found), 16)} of {len(found)})")
-    return ["review.json", REVIEW_CSV, "review.html", *sheets]
+    return ["review.json", REVIEW_CSV, "review.html", *written]
