@@ -5,16 +5,16 @@
 
 The exported graph is the network as inference runs it: input "input", float32 (N, 3,
 size, size) RGB, already normalised ((pixel / 255 - mean) / std, values in the card's
-input spec), any batch size N; outputs "logits", float32 (N, classes), before softmax, and
-"features", float32 (N, D), what the classifier head reads, for the novelty score (its
-arrays are copied beside the file as FILE.novelty.safetensors; petal.inference.novelty computes it),
-and, where the network has them, "class_maps", float32 (N, classes, h, w), the class
-activation maps petal.inference.explain draws (petal.models.features). For
-a model whose spec says `mirror`, the graph averages each image with its mirror inside
-and its logits are the log of the averaged probabilities (petal.models.mirror).
-Normalisation stays outside the graph so that every engine receives the same tensor from
-the same NumPy preprocessing (`petal.inference.preprocess`) and their outputs can be compared
-directly.
+input spec), any batch size N; outputs "logits", float32 (N, classes), before softmax and
+already divided by the model's calibration temperature, and "features", float32 (N, D),
+what the classifier head reads, for the novelty score (its arrays are copied beside the
+file as FILE.novelty.safetensors; petal.inference.novelty computes it), and, where the
+network has them, "class_maps", float32 (N, classes, h, w), the class activation maps
+petal.inference.explain draws (petal.models.features). For a model whose spec says
+`mirror`, the graph averages each image with its mirror inside and its logits are the log
+of the averaged probabilities (petal.models.mirror). Normalisation stays outside the graph
+so that every engine receives the same tensor from the same NumPy preprocessing
+(`petal.inference.preprocess`) and their outputs can be compared directly.
 
 The model card (classes, input spec, metrics, plus an "export" section describing the
 tensors) is embedded (ONNX metadata_props["petal.card"], TorchScript extra file
@@ -84,7 +84,9 @@ def _export_card(card: ModelCard, fmt: str, has_maps: bool) -> dict:
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(card.classes)],
                    "meaning": "logits; softmax gives class probabilities, in order of classes"
                               + (" (averaged over the image and its mirror)"
-                                 if card.input.mirror else "")},
+                                 if card.input.mirror else "")
+                              + (f"; already divided by the calibration temperature "
+                                 f"{card.temperature:g}" if card.temperature != 1.0 else "")},
         "features": {"name": FEATURES_NAME, "dtype": "float32", "shape": ["N", "D"],
                      "meaning": "the classifier head's input, for the novelty score "
                                 "(petal.inference.novelty, with FILE.novelty.safetensors)"},
@@ -149,7 +151,7 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
         raise PetalError("--opset applies to ONNX only")
     network, card = load_model(model_path)
     cam = cam_layers(card.architecture["name"], network)
-    model = AnswerWithFeatures(network, card.input, cam).eval()
+    model = AnswerWithFeatures(network, card.input, cam, card.temperature).eval()
     path = Path(out) if out else default_path(model_path, fmt)
     size = card.input.size
     generator = torch.Generator().manual_seed(0)

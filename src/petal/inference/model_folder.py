@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # torch is imported only where weights are read or written
 MODEL_FORMAT = "petal-model/1"
 WEIGHTS_FILE = "model.safetensors"
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,843
+# the temperatures petal fits (petal.train.calibration); NaN or 0 would ruin every answer
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
 
 @dataclass
@@ -46,10 +48,18 @@ class ModelCard:
     data: str = ""
     split: str | None = None  # the split file, relative to this model folder
     novelty: dict | None = None  # the novelty score's settings (petal.inference.novelty), if fitted
+    # temperature scaling (petal.train.calibration): temperature, fitted_on, n, ece before
+    # and after; None for a model trained before petal 0.3 (temperature 1)
+    calibration: dict | None = None
     petal_version: str = __version__
     format: str = MODEL_FORMAT
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def temperature(self) -> float:
+        """What every logit is divided by before the softmax (1: uncalibrated)."""
+        return float(self.calibration["temperature"]) if self.calibration else 1.0
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -89,6 +99,17 @@ def _split_problem(split: Any) -> str | None:
     return None
 
 
+def _calibration_problem(calibration: Any) -> str | None:
+    if calibration is None:
+        return None
+    temperature = calibration.get("temperature") if isinstance(calibration, dict) else None
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        return (f"calibration must be an object whose temperature is a number from "
+                f"{MIN_TEMPERATURE} to {MAX_TEMPERATURE}")
+    return None
+
+
 def card_problem(data: dict) -> str | None:
     """What makes model.json unusable, or None: every field that inference relies on."""
     classes, architecture = data.get("classes"), data.get("architecture")
@@ -110,6 +131,8 @@ def card_problem(data: dict) -> str | None:
             return f"{name} must be a JSON {'object' if kind is dict else 'string'}"
     if data.get("novelty") is not None and not isinstance(data["novelty"], dict):
         return "novelty must be a JSON object or null"
+    if (problem := _calibration_problem(data.get("calibration"))) is not None:
+        return problem
     return _split_problem(data.get("split"))
 
 

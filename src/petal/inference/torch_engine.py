@@ -30,7 +30,8 @@ def torch_runner(path: Path, threads: int | None
         torch.set_num_threads(threads)
     network, card = load_model(path)
     cam = cam_layers(card.architecture["name"], network)
-    model = AnswerWithFeatures(network, card.input, cam).to(memory_format=torch.channels_last)
+    model = AnswerWithFeatures(network, card.input, cam, card.temperature).to(
+        memory_format=torch.channels_last)
 
     def run_batch(batch: np.ndarray) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():

@@ -61,7 +61,8 @@ from petal.run_folder import (
     find_model_folder,
     run_of_model,
 )
-from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
+from petal.stats import INTERVAL_BELOW, describe_accuracy, softmax, wilson_interval
+from petal.train.calibration import expected_calibration_error
 
 N_BINS = 15  # calibration bins, for ECE and the reliability diagram
 
@@ -323,8 +324,12 @@ def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Pa
     classes = metrics["classes"]
     confusion_png, reliability_png, mistakes_png = (out / name for name in EVAL_FIGURES)
     plot_confusion_matrix(np.array(metrics["confusion_matrix"]), classes, confusion_png)
+    uncalibrated = (softmax(np.log(np.clip(probs, 1e-12, None)) * metrics["temperature"])
+                    if metrics["temperature"] != 1.0 else None)
     plot_reliability(probs.max(axis=1), probs.argmax(axis=1) == targets, metrics["ece"],
-                     reliability_png, N_BINS)
+                     reliability_png, N_BINS,
+                     None if uncalibrated is None else (uncalibrated.max(axis=1),
+                                                        metrics["ece_uncalibrated"]))
     images, explained = mistake_images(classifier, [m["path"] for m in metrics["worst_mistakes"]])
     mistakes = [Mistake(image, m["true"], m["predicted"], m["confidence"])
                 for image, m in zip(images, metrics["worst_mistakes"])]
@@ -409,6 +414,9 @@ def evaluate(request: EvalRequest) -> dict:
         "skipped": chosen.skipped,
         "n_mistakes": int((probs.argmax(axis=1) != targets).sum()),
         "worst_mistakes": worst_mistakes(probs, targets, paths, classes),
+        "temperature": card.temperature,
+        "ece_uncalibrated": _number(expected_calibration_error(
+            np.log(np.clip(probs, 1e-12, None)) * card.temperature, targets)),
         "out": str(out.resolve()),
         "files": [METRICS_FILE, *EVAL_FIGURES],
     }
@@ -529,6 +537,8 @@ def format_summary(metrics: dict) -> str:
               f"accuracy {describe_accuracy(metrics['n_correct'], metrics['n_images'])}",
               f"top-{metrics['top_k']} accuracy {100 * metrics['top_k_accuracy']:.1f} %   "
               f"ECE {metrics['ece']:.3f} ({metrics['ece_bins']} bins"
+              + (f"; {metrics['ece_uncalibrated']:.3f} without the model's temperature "
+                 f"{metrics['temperature']:.3g}" if metrics["temperature"] != 1.0 else "")
               + ("; rough on so few images" if metrics["n_images"] < INTERVAL_BELOW else "")
               + f")   mistakes {metrics['n_mistakes']}"]
     found = metrics["training_images"]["found"]

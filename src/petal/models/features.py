@@ -39,16 +39,18 @@ def classifier_head(network: nn.Module) -> nn.Module:
 
 
 class AnswerWithFeatures(nn.Module):
-    """(logits as inference answers them, features (N, D) of each image as it is, unmirrored)
-    and, with `cam` layers, the class activation maps (N, classes, h, w) of the same view.
+    """(logits as inference answers them, divided by the model's `temperature`; features
+    (N, D) of each image as it is, unmirrored) and, with `cam` layers, the class activation
+    maps (N, classes, h, w) of the same view.
 
     Spatial head inputs (a 1x1-conv head) are averaged over their positions.
     """
 
-    def __init__(self, network: nn.Module, spec: InputSpec, cam: CamLayers | None = None
-                 ) -> None:
+    def __init__(self, network: nn.Module, spec: InputSpec, cam: CamLayers | None = None,
+                 temperature: float = 1.0) -> None:
         super().__init__()
         self.answer = answering(network, spec)
+        self.temperature = temperature  # logits / T: calibrated (petal.train.calibration)
         head = classifier_head(network)
         # a distilled timm model's two heads: the first (the class token's) is hooked
         self.head = head[0] if isinstance(head, nn.ModuleList) else head
@@ -63,6 +65,8 @@ class AnswerWithFeatures(nn.Module):
                 lambda _, args: seen.append(args[0])))
         try:
             logits = self.answer(images)
+            if self.temperature != 1.0:
+                logits = logits / self.temperature
         finally:
             for hook in hooks:
                 hook.remove()

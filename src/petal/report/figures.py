@@ -186,23 +186,35 @@ def plot_predictions(images: Sequence[Image.Image | np.ndarray], labels: Sequenc
     return _gallery(list(images[:n]), captions, path, f"{title} ({shown} images)", colors)
 
 
-def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, path: Path,
-                     n_bins: int = 15) -> Path:
-    """Accuracy against confidence in `n_bins` equal-width bins, with the diagonal of calibration.
-
-    Bars are drawn only for bins holding images; a lower panel shows how many each holds.
-    """
+def _binned(confidences: np.ndarray, correct: np.ndarray, n_bins: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(images, accuracy) in each of `n_bins` equal-width confidence bins."""
     edges = np.linspace(0, 1, n_bins + 1)
     bins = np.clip(np.searchsorted(edges, confidences, side="right") - 1, 0, n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins)
     hits = np.bincount(bins, weights=correct.astype(float), minlength=n_bins)
-    accuracy = np.divide(hits, counts, out=np.zeros(n_bins), where=counts > 0)
-    centres, width = (edges[:-1] + edges[1:]) / 2, 1 / n_bins
+    return counts, np.divide(hits, counts, out=np.zeros(n_bins), where=counts > 0)
+
+
+def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, path: Path,
+                     n_bins: int = 15, before: tuple[np.ndarray, float] | None = None) -> Path:
+    """Accuracy against confidence in `n_bins` equal-width bins, with the diagonal of calibration.
+
+    Bars are drawn only for bins holding images; a lower panel shows how many each holds.
+    `before`: the confidences (and ECE) the model gave before calibration, drawn as a line.
+    """
+    counts, accuracy = _binned(confidences, correct, n_bins)
+    centres, width = (np.arange(n_bins) + 0.5) / n_bins, 1 / n_bins
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1]})
     filled = counts > 0
     top.bar(centres[filled], accuracy[filled], width=width, edgecolor="black",
-            color="tab:blue", label="accuracy")
+            color="tab:blue", label="accuracy" if before is None else "accuracy, calibrated")
+    if before is not None:
+        counts_before, accuracy_before = _binned(before[0], correct, n_bins)
+        shown = counts_before > 0
+        top.plot(centres[shown], accuracy_before[shown], "o-", color="tab:orange",
+                 label=f"before calibration (ECE {before[1]:.3f})")
     top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
             title=f"Reliability diagram (ECE {ece:.3f}, {n_bins} bins)")

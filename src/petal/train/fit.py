@@ -29,8 +29,8 @@ from petal.data.scan import DatasetIndex, require_usable, scan_folder
 from petal.data.split import Split, check_split_matches, make_split
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
+from petal.inference import novelty
 from petal.inference.model_folder import ModelCard, save_model_folder
-from petal.inference.novelty import NOVELTY_FILE
 from petal.models import architecture_config, build_model, default_weights
 from petal.models.spec import InputSpec
 from petal.paths import cache_root
@@ -51,13 +51,14 @@ from petal.run_folder import (
 )
 from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 from petal.train.batches import CachedImages, eval_loader, train_loader
+from petal.train.calibration import calibrate
 from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_network
 from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key
 from petal.train.history import HistoryWriter
 from petal.train.lr_range import SUGGESTION_RULE, RangeTest
 from petal.train.module import ClassifierModule
-from petal.train.novelty_fit import fit_novelty
+from petal.train.outputs import collect_outputs
 from petal.train.recipes import Recipe, recipe_from_json
 from petal.version import __version__
 
@@ -406,11 +407,18 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
            started: float) -> TrainResult:
     """Fit the novelty score, save the model folder and the curves; print the summary."""
     run, recipe = request.out, module.recipe
-    score = fit_novelty(module, prepared.reference_set, prepared.val_set, prepared.eval_spec,
-                        recipe.batch_size)
+    _, train_features, _ = collect_outputs(module, prepared.reference_set, prepared.eval_spec,
+                                           recipe.batch_size)
+    val_logits, val_features, val_labels = collect_outputs(module, prepared.val_set,
+                                                           prepared.eval_spec, recipe.batch_size)
+    score = novelty.fit(train_features, val_features)
     print(f"Novelty ({score.method}): fitted on {len(prepared.split.train)} training images; "
           f"above {score.threshold:.3g} a photo is unknown (keeps {100 * score.keep:.0f} % of "
           "validation images)")
+    calibration = calibrate(val_logits, val_labels, "validation")
+    print(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
+          f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
+          f"{calibration['n']} validation images (cross-fitted)")
     rows = read_history(run / HISTORY_FILE)
     best = max(rows, key=lambda r: r["val_acc"])
     n_val = len(prepared.split.val)
@@ -424,9 +432,9 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
     card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
                      input=prepared.eval_spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
                      data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}",
-                     novelty=score.settings())
+                     novelty=score.settings(), calibration=calibration)
     model_dir = save_model_folder(run / MODEL_DIR, prepared.model.cpu().eval(), card,
-                                  {NOVELTY_FILE: score.tensors()})
+                                  {novelty.NOVELTY_FILE: score.tensors()})
     plot_history(run)
     seconds = time.perf_counter() - started
     print(f"Done: validation accuracy {describe_accuracy(correct, n_val)} after epoch "
