@@ -115,3 +115,18 @@ def colour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fit(TrainRequest(data=root / "data", recipe=recipe, out=root / "run",
                      cache_dir=str(root / "cache")), time.perf_counter(), progress=False)
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def small_cv_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`petal train` with its defaults on a small set (three colours, 8 photos each, 6 of
+    them validation): cross-validated over 5 folds, then a final model on all 24 photos."""
+    from petal.cli import main
+
+    root = tmp_path_factory.mktemp("small")
+    for name, rgb in {**COLOURS, "green": (30, 190, 40)}.items():
+        colour_photos(root / "data", name, rgb, 8)
+    assert main(["train", "--data", str(root / "data"), "--recipe", "fast-resnet9", "--set",
+                 "width=0.125", "--set", "input_size=32", "--set", "epochs=3", "--out",
+                 str(root / "run"), "--cache-dir", str(root / "cache"), "--no-progress"]) == 0
+    return root / "run"

@@ -35,9 +35,10 @@ def correctly_classified_photo(run: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def page_url(flowers_run: Path, tiny_run: Path, colour_run: Path) -> Iterator[str]:
+def page_url(flowers_run: Path, tiny_run: Path, colour_run: Path, small_cv_run: Path
+             ) -> Iterator[str]:
     models = load_models([f"flowers={flowers_run}", f"tiny={tiny_run}",
-                          f"colours={colour_run}"])
+                          f"colours={colour_run}", f"small={small_cv_run}"])
     with BackgroundServer(create_app(models)) as url:
         yield url
 
@@ -82,6 +83,19 @@ def test_upload_shows_each_models_bars(page, flowers_run: Path, tmp_path: Path) 
     assert screenshot.stat().st_size > 20_000
     with Image.open(screenshot) as image:
         assert image.width >= 1000 and image.height >= 400
+
+
+def test_each_model_says_how_its_accuracy_was_measured_and_on_how_many(
+        page, tiny_run: Path, small_cv_run: Path) -> None:
+    """A figure from a few dozen photos comes with their number and its interval."""
+    held_out = petal.load(tiny_run).card.accuracy
+    meta = page.locator(".model[data-model='tiny'] .meta").text_content()
+    assert (f"validation accuracy {100 * held_out['value']:.1f}% ({held_out['correct']} of "
+            f"{held_out['n']} photos, 95% interval ") in meta
+    crossed = petal.load(small_cv_run).card.accuracy
+    meta = page.locator(".model[data-model='small'] .meta").text_content()
+    assert (f"cross-validated accuracy {100 * crossed['value']:.1f}% ({crossed['correct']} of "
+            f"24 photos, 95% interval {100 * crossed['interval'][0]:.1f}-") in meta
 
 
 def test_non_image_shows_the_servers_message(page) -> None:

@@ -61,7 +61,8 @@ def test_full_disk_during_training_leaves_no_partial_checkpoint(tiny_run: Path,
     # Room for the run files and one checkpoint (~1.3 MB), not two: best.ckpt is written
     # after epoch 1, last.ckpt then fails. Lightning's own writer left a truncated file here.
     data, cache = tiny_run.parent / "data", tmp_path / "cache"
-    script = f'"$PETAL" train --data {data} {" ".join(TINY)} --cache-dir {cache} --out "$DISK/run"'
+    script = (f'"$PETAL" train --data {data} {" ".join(TINY)} --folds 0 --cache-dir {cache} '
+              '--out "$DISK/run"')
     done, after = on_small_disk(script, 1500, tmp_path)
     _assert_clean_error(done, "No space left on device")
     checkpoints = after / "run" / "checkpoints"

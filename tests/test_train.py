@@ -42,7 +42,9 @@ def tiny_recipe():
 
 
 def _train(image_folder: Path, out: Path, *extra: str) -> int:
+    """`petal train` with a held-out split (--folds 0: the run folder's own validation)."""
     return main(["train", "--data", str(image_folder), "--recipe", "original-resnet9", *TINY,
+                 "--folds", "0",
                  "--set", "epochs=2", "--out", str(out), "--no-progress",
                  "--cache-dir", str(out.parent / "cache"), *extra])
 
@@ -301,7 +303,7 @@ def test_small_training_set_adapts_the_batch_size(image_folder: Path, tmp_path: 
                  "--set", "batch_size=64", "--set", "epochs=1", "--out", str(run),
                  "--cache-dir", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
-    assert "note: 9 training images, fewer than the recipe's batch size 64: training with " \
+    assert "note: 9 training images, fewer than 4 batches of the recipe's 64: training with " \
            "batch size 4" in out
     config = json.loads((run / "config.json").read_text())
     card = json.loads((run / "model" / "model.json").read_text())

@@ -3,10 +3,14 @@ how to read it back. Every other module takes these names from here.
 
 A run folder (RUN), written by `petal train` (global rank 0 only; files replaced atomically):
   config.json        what was asked for: data, model, weights, recipe, trainer options
-  split.json         the split trained on
+  split.json         the split trained on (a final model on every photo: validation empty)
   history.csv        epoch,train_loss,val_loss,val_acc,lr,epoch_seconds,elapsed_seconds
+                     (val_loss and val_acc empty for a final model on every photo)
   lr_steps.csv       the learning rate of every optimiser step
   accuracy.png  loss.png  lr.png  (lr_find.png with --lr auto)
+  cross_validation.json, out_of_fold.safetensors   when cross-validated (--folds K, or by
+                     default on a small data set): each fold's figures, and each photo's
+                     logits and novelty from the fold model that did not train on it
   checkpoints/       best.ckpt (highest val_acc) and last.ckpt (for --resume)
   model/             model.safetensors + model.json: the network at the end of the schedule
   eval/, eval-NAME/  what `petal evaluate` wrote: metrics.json and its figures
@@ -40,10 +44,12 @@ HISTORY_FILE, LR_STEPS_FILE = "history.csv", "lr_steps.csv"
 CURVES = ("accuracy.png", "loss.png", "lr.png")
 LR_FIND_PLOT = "lr_find.png"
 CROSS_VALIDATION_FILE = "cross_validation.json"  # with --folds K
+OUT_OF_FOLD_FILE = "out_of_fold.safetensors"  # each photo's logits and novelty, from its fold
 CHECKPOINTS_DIR, BEST_CHECKPOINT, LAST_CHECKPOINT = "checkpoints", "best", "last"  # NAME.ckpt
 MODEL_DIR, CARD_FILE = "model", "model.json"
 # written by `petal evaluate`
 EVAL_DIR, METRICS_FILE = "eval", "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"  # path,true,predicted,confidence: one row per photo
 EVAL_FIGURES = ("confusion_matrix.png", "reliability.png", "worst_mistakes.png")
 NOVELTY_FIGURE = "novelty.png"  # with --unknown
 # written by `petal run`

@@ -1,5 +1,6 @@
-"""How much an accuracy measured on n images can be trusted: its 95 % interval; and the
-softmax that turns any engine's logits into probabilities.
+"""How much an accuracy measured on n images can be trusted: its 95 % interval; whether two
+models' accuracies on the same photos differ (McNemar); and the softmax that turns any
+engine's logits into probabilities.
 
 The Wilson score interval: unlike the normal approximation it stays inside [0, 1] and is
 not zero-width at 0 % or 100 %, which matters most on the small validation sets where an
@@ -14,6 +15,7 @@ import numpy as np
 
 Z_95 = 1.959964  # the normal quantile of a two-sided 95 % interval
 INTERVAL_BELOW = 200  # accuracies on fewer images are printed with their interval
+FEW_PHOTOS = 5  # photos of a class below which its per-class figures are marked as rough
 
 
 def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -26,10 +28,11 @@ def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def describe_accuracy(correct: int, n: int) -> str:
-    """'95.6 % (412 of 431 images)', with the interval under INTERVAL_BELOW images."""
+def describe_accuracy(correct: int, n: int, interval: bool = False) -> str:
+    """'95.6 % (412 of 431 images)', with the interval under INTERVAL_BELOW images (or
+    always, with `interval`)."""
     text = f"{100 * correct / n:.1f} % ({correct} of {n} images" if n else "- (no images"
-    if 0 < n < INTERVAL_BELOW:
+    if 0 < n and (interval or n < INTERVAL_BELOW):
         low, high = wilson_interval(correct, n)
         text += f"; 95 % interval {100 * low:.1f}-{100 * high:.1f} %"
     return text + ")"
@@ -39,3 +42,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """(N, classes) logits -> probabilities, each row summing to 1 (shifted: no overflow)."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def mcnemar_p(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar test of two classifiers on the same photos: given the photos
+    only the first got right and those only the second got right, the chance of a split at
+    least this uneven if both were equally good (a binomial test at one half)."""
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_first, only_second) + 1)) / 2**n
+    return min(1.0, 2 * tail)

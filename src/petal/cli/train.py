@@ -22,10 +22,13 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", help="learning rate: a number, or 'auto' for the LR finder's "
                        "suggestion (default: the recipe's)")
     train.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
-    train.add_argument("--folds", type=int, metavar="K", help="after training, also train K "
-                       "times on K folds of the training and validation images and report the "
-                       "mean and spread of validation accuracy (seconds each with "
-                       "fast-transfer)")
+    train.add_argument("--folds", type=int, metavar="K", help="cross-validate over K folds "
+                       "of the training and validation photos, then train the final model "
+                       "(default: 5 folds when the split has fewer than 100 validation photos, "
+                       "else none; 0: none)")
+    train.add_argument("--final", choices=("all", "split"), help="after cross-validating, "
+                       "train the final model on every photo (all, the default) or on the "
+                       "split's training part (split)")
     train.add_argument("--accelerator", default="auto", help="cpu, gpu, ... (Lightning)")
     train.add_argument("--devices", default="auto", help="number of devices (Lightning)")
     train.add_argument("--num-nodes", type=int, default=1, help="machines (Lightning)")
@@ -62,8 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise PetalError("--data DIR is required (or --resume RUN)")
-    if args.folds is not None and args.folds < 2:
-        raise PetalError(f"--folds {args.folds}: at least 2")
+    if args.folds is not None and (args.folds == 1 or args.folds < 0):
+        raise PetalError(f"--folds {args.folds}: at least 2 (or 0: no cross-validation)")
     recipe = get_recipe(args.recipe, args.set)
     data, description = resolve_data(args.data, args.cache_dir)
     model = args.model or recipe.model
@@ -79,11 +82,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(request: TrainRequest, args: argparse.Namespace) -> None:
-    """Check everything, then train; with --folds, cross-validate after."""
+    """Check everything, say what will happen, then train (petal.train.validated)."""
     from lightning.pytorch.utilities import rank_zero_only
 
     from petal.run_folder import is_run_folder
-    from petal.train.fit import fit, prepare, scan_and_split
+    from petal.train.fit import scan_and_split
+    from petal.train.validated import chosen_folds, plan, train_validated
 
     out, progress = request.out, wants_progress(args)
     if rank_zero_only.rank == 0 and is_run_folder(out):
@@ -92,24 +96,33 @@ def _train(request: TrainRequest, args: argparse.Namespace) -> None:
     print(f"Training {request.model_name} with recipe {request.recipe.name} on "
           f"{request.data_description} -> {out}")
     scanned = scan_and_split(request, progress)
-    if args.folds:
+    several = _several_processes(request)
+    if several and args.folds:
+        raise PetalError("cross-validation trains on one device: give --folds 0, or train on "
+                         "one device")
+    folds = 0 if several else chosen_folds(args.folds, scanned[1])
+    if folds:
         from petal.data.split import check_folds
 
-        check_folds(scanned[1], args.folds)
+        check_folds(scanned[1], folds)  # before any training
+    elif args.final is not None:
+        raise PetalError("--final chooses the model trained after cross-validating: give "
+                         "--folds K too, or leave --final out")
+    print(plan(request, scanned[1], folds, args.final or "all"))
     # The worker processes Lightning starts for a multi-device run re-run this command
     # and find the run folder here.
     os.environ["PETAL_RUN_DIR"] = str(out)
     try:
-        result = fit(request, args.started, progress=progress,
-                     prepared=prepare(request, progress, scanned=scanned))
+        train_validated(request, args.started, scanned, folds, args.final or "all", progress)
     finally:
         os.environ.pop("PETAL_RUN_DIR", None)
-    if args.folds and rank_zero_only.rank == 0:
-        from petal.train.cross_validate import cross_validate, format_cross_validation
 
-        print(f"Cross-validation: {args.folds} trainings at LR {result.lr:.3g}")
-        figures = cross_validate(request, args.folds, result.lr, progress, scanned)
-        print(format_cross_validation(figures))
+
+def _several_processes(request: TrainRequest) -> bool:
+    """Whether the training runs in several processes (devices, nodes, or torchrun)."""
+    devices = str(request.trainer.devices)
+    return (int(os.environ.get("WORLD_SIZE", "1")) > 1 or request.trainer.num_nodes > 1
+            or (devices.isdigit() and int(devices) > 1))
 
 
 def _default_run_dir(recipe: str, model: str) -> str:

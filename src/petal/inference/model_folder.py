@@ -57,6 +57,19 @@ class ModelCard:
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
+    def accuracy(self) -> dict | None:
+        """How well the model did on photos it did not train on, as its card states it:
+        {how ("validation" or "cross-validated"), value, correct, n, interval}; built from
+        the validation figures of a card written before petal 0.3; None without either."""
+        if isinstance(self.metrics.get("accuracy"), dict):
+            return self.metrics["accuracy"]
+        if self.metrics.get("val_acc") is None or not self.metrics.get("n_val"):
+            return None
+        return {"how": "validation", "value": self.metrics["val_acc"],
+                "correct": self.metrics.get("val_correct"), "n": self.metrics["n_val"],
+                "interval": self.metrics.get("val_interval")}
+
+    @property
     def temperature(self) -> float:
         """What every logit is divided by before the softmax (1: uncalibrated)."""
         return float(self.calibration["temperature"]) if self.calibration else 1.0

@@ -126,6 +126,33 @@ def fit(train_features: np.ndarray, val_features: np.ndarray, keep: float = DEFA
                    keep, k)
 
 
+def with_scores(train_features: np.ndarray, val_scores: np.ndarray, keep: float = DEFAULT_KEEP,
+                k: int = KNN_K) -> Novelty:
+    """A novelty score whose reference is `train_features` and whose threshold comes from
+    scores computed elsewhere: out-of-fold ones, each photo scored by a model that never
+    trained on it (petal.train.cross_validate)."""
+    check_keep(keep)
+    reference = reference_features(train_features)
+    return Novelty(reference, np.asarray(val_scores, np.float32), keep, min(k, len(reference)))
+
+
+def unknown_share(n: int, keep: float, draws: int = 200_000) -> tuple[float, float, float]:
+    """The share of new photos of the known classes that a threshold set to keep `keep` of
+    `n` held-out photos calls unknown: (expected, 95 % interval low, high).
+
+    The threshold is the k-th smallest of n scores (threshold_for); for a new photo of the
+    same kind the chance of scoring above it is Beta(n + 1 - k, k) distributed, whatever the
+    scores' distribution (order statistics), with mean (n + 1 - k) / (n + 1). Its quantiles
+    are drawn rather than computed: NumPy has the Beta distribution, not its inverse.
+    """
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    k = int(np.ceil(keep * (n - 1))) + 1  # np.quantile(method="higher")'s rank, from 1
+    draws_of = np.random.default_rng(0).beta(n + 1 - k, k, draws)
+    low, high = np.quantile(draws_of, [0.025, 0.975])
+    return (n + 1 - k) / (n + 1), float(low), float(high)
+
+
 def load(path: Path, settings: dict) -> Novelty:
     """The novelty score in `path` (a model folder's novelty.safetensors, or the one beside
     an exported file), with model.json's `novelty` settings; PetalError unless both describe

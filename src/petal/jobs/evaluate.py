@@ -21,10 +21,14 @@ folder NAME; RUN is the run folder holding model/, or a standalone model folder 
   confusion_matrix.png   counts (left) and rows normalised to recall (right); rows = true class
   worst_mistakes.png     the most confident wrong predictions
   reliability.png        accuracy against confidence, 15 bins, ECE in the title
+  predictions.csv        path,true,predicted,confidence: each photo's answer (text cells
+                         escaped for spreadsheets), for comparing models photo by photo
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -38,7 +42,7 @@ from petal.data.decoded_cache import DecodedCache
 from petal.data.scan import scan_folder, scan_unlabelled
 from petal.data.split import Split, check_split_matches
 from petal.errors import PetalError
-from petal.fsutil import atomic_write_json, read_json
+from petal.fsutil import atomic_write_json, atomic_write_text, read_json
 from petal.inference.classifier import Classifier, load
 from petal.inference.explain import overlays_if_any
 from petal.inference.model_folder import ModelCard
@@ -58,10 +62,18 @@ from petal.run_folder import (
     EVAL_FIGURES,
     METRICS_FILE,
     NOVELTY_FIGURE,
+    PREDICTIONS_FILE,
     find_model_folder,
     run_of_model,
 )
-from petal.stats import INTERVAL_BELOW, describe_accuracy, softmax, wilson_interval
+from petal.spreadsheet import escape_cell, unescape_cell
+from petal.stats import (
+    FEW_PHOTOS,
+    INTERVAL_BELOW,
+    describe_accuracy,
+    softmax,
+    wilson_interval,
+)
 from petal.train.calibration import expected_calibration_error
 
 N_BINS = 15  # calibration bins, for ECE and the reliability diagram
@@ -318,6 +330,24 @@ def worst_mistakes(probs: np.ndarray, targets: np.ndarray, paths: Sequence[str],
              "confidence": _number(confidence[i])} for i in order]
 
 
+def write_predictions(path: Path, paths: Sequence[str], truths: Sequence[str],
+                      predicted: Sequence[str], confidences: np.ndarray) -> None:
+    """predictions.csv: one row per photo (module docstring)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", "true", "predicted", "confidence"])
+    writer.writerows([escape_cell(p), escape_cell(t), escape_cell(q), f"{c:.6f}"]
+                     for p, t, q, c in zip(paths, truths, predicted, confidences))
+    atomic_write_text(path, text.getvalue())
+
+
+def read_predictions(path: Path) -> dict[str, bool]:
+    """predictions.csv as photo -> answered right."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {unescape_cell(row["path"]): row["true"] == row["predicted"]
+                for row in csv.DictReader(handle)}
+
+
 def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Path,
                   classifier: Classifier) -> None:
     """confusion_matrix.png, reliability.png and worst_mistakes.png into `out`."""
@@ -415,13 +445,16 @@ def evaluate(request: EvalRequest) -> dict:
         "n_mistakes": int((probs.argmax(axis=1) != targets).sum()),
         "worst_mistakes": worst_mistakes(probs, targets, paths, classes),
         "temperature": card.temperature,
+        "card_accuracy": card.accuracy,
         "ece_uncalibrated": _number(expected_calibration_error(
             np.log(np.clip(probs, 1e-12, None)) * card.temperature, targets)),
         "out": str(out.resolve()),
-        "files": [METRICS_FILE, *EVAL_FIGURES],
+        "files": [METRICS_FILE, *EVAL_FIGURES, PREDICTIONS_FILE],
     }
     out.mkdir(parents=True, exist_ok=True)
     write_figures(metrics, probs, targets, out, classifier)
+    write_predictions(out / PREDICTIONS_FILE, paths, [classes[t] for t in targets],
+                      [classes[p] for p in probs.argmax(axis=1)], probs.max(axis=1))
     if request.unknown is not None:
         metrics["open_set"] = _open_set(request, classifier, novelty,
                                         probs.argmax(axis=1) == targets, out)
@@ -479,6 +512,14 @@ def open_set_metrics(known: np.ndarray, unknown: np.ndarray, threshold: float,
             "accuracy_all": _number(right.mean())}
 
 
+def _card_accuracy(accuracy: dict) -> str:
+    """What a model card says of the model's accuracy: how measured, over how many photos."""
+    said = (describe_accuracy(accuracy["correct"], accuracy["n"], interval=True)
+            if accuracy.get("correct") is not None else f"{100 * accuracy['value']:.1f} %")
+    over = f" over {accuracy['folds']} folds" if accuracy["how"] == "cross-validated" else ""
+    return f"{accuracy['how']} accuracy {said}{over}"
+
+
 def _chosen_set(request: EvalRequest, data: Path | None, split_file: Path | None,
                 own_split: Path | None, card: ModelCard, classes: list[str]) -> EvalSet:
     """The labelled images the request names (module docstring); PetalError if none."""
@@ -490,6 +531,12 @@ def _chosen_set(request: EvalRequest, data: Path | None, split_file: Path | None
                            data or _existing(Path(card.data) if card.data else None, "data folder"),
                            request.part, classes, mapping, request.progress)
     if not chosen.items:
+        accuracy = card.accuracy
+        if chosen.split and accuracy and accuracy["how"] == "cross-validated":
+            raise PetalError(f"the model trained on every photo of its split, so none is left to "
+                             f"evaluate it on: its accuracy is cross-validated, "
+                             f"{describe_accuracy(accuracy['correct'], accuracy['n'], True)}. "
+                             "Evaluate it on other photos with --data DIR")
         raise PetalError(f"no images to evaluate in {chosen.root}"
                          + (f" (part {chosen.part} of {chosen.split})" if chosen.split else ""))
     return chosen
@@ -520,8 +567,10 @@ def format_summary(metrics: dict) -> str:
     """The human-readable report: what was evaluated, per-class table, headline numbers, files."""
     source = metrics["data"] + (f" (part {metrics['part']} of {metrics['split']})"
                                 if metrics["split"] else "")
-    width = max([len(c) for c in metrics["classes"]] + [9])
-    lines = [f"Model: {metrics['model']} ({metrics['architecture']})",
+    width = max([len(c) for c in metrics["classes"]] + [9]) + 2  # room for " *"
+    lines = [f"Model: {metrics['model']} ({metrics['architecture']})"
+             + (f"; its card: {_card_accuracy(metrics['card_accuracy'])}"
+                if metrics.get("card_accuracy") else ""),
              f"Data:  {source}: {metrics['n_images']} images; "
              + ("the model averages each with its mirror" if metrics["mirror"] else
                 "each image and its mirror averaged (--tta: not what predict gives)"
@@ -529,8 +578,11 @@ def format_summary(metrics: dict) -> str:
              _mapping_line(metrics["class_mapping"], len(metrics["classes"])),
              "", f"{'class':<{width}}  {'precision':>9}{'recall':>9}{'f1':>9}{'support':>9}"]
     for name, row in metrics["per_class"].items():
-        lines.append(f"{name:<{width}}  {_cell(row['precision'])}{_cell(row['recall'])}"
+        marked = name + (" *" if row["support"] < FEW_PHOTOS else "")
+        lines.append(f"{marked:<{width}}  {_cell(row['precision'])}{_cell(row['recall'])}"
                      f"{_cell(row['f1'])}{row['support']:>9}")
+    if any(row["support"] < FEW_PHOTOS for row in metrics["per_class"].values()):
+        lines.append(f"* fewer than {FEW_PHOTOS} photos: that class's figures say little")
     macro = metrics["macro_avg"]
     lines += [f"{'macro avg':<{width}}  {_cell(macro['precision'])}{_cell(macro['recall'])}"
               f"{_cell(macro['f1'])}{metrics['n_images']:>9}", "",

@@ -30,29 +30,40 @@ from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
 from petal.inference.classifier import load
 from petal.inference.explain import overlays_if_any
-from petal.jobs.evaluate import EvalRequest, evaluate
-from petal.report.figures import Ranking, plot_comparison, plot_predictions, thumbnail
+from petal.inference.model_folder import read_card
+from petal.jobs.evaluate import EvalRequest, evaluate, read_predictions
+from petal.report.figures import (
+    GALLERY_MAX,
+    Ranking,
+    plot_comparison,
+    plot_predictions,
+    thumbnail,
+)
 from petal.report.html import write_report
 from petal.run_folder import (
     DATA_CHECK_FILE,
     EVAL_DIR,
     LR_FIND_PLOT,
     METRICS_FILE,
+    PREDICTIONS_FILE,
     REPORT_FILE,
     ROLES,
     SPLIT_FILE,
     TIMINGS_FILE,
     writing,
 )
-from petal.stats import describe_accuracy
+from petal.stats import describe_accuracy, mcnemar_p
 from petal.system import usable_cores
+from petal.train.cross_validate import cross_validate, format_cross_validation
 from petal.train.fit import TrainRequest, find_lr, fit, prepare
 from petal.train.recipes import get_recipe
+from petal.train.validated import chosen_folds, plan
 
 T = TypeVar("T")
 RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"),
                "original": ("original-resnet9", "original-transfer")}
-SAMPLES_PER_CLASS = 2  # validation photos per class in the prediction figures
+SAMPLES_PER_CLASS = 2  # validation photos per class in the prediction figures ...
+CLASSES_SHOWN = 50  # ... each class's first before any class's second, for up to this many
 COMPARISONS = 3  # photos shown with both models' top-3
 
 
@@ -130,6 +141,12 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
             print(f"LR finder: {exc}")
     else:
         print(f"LR finder: not run (--no-lr-find); the recipe trains at {recipe.lr:.3g}")
+    folds = chosen_folds(None, prepared.split)
+    if folds:  # a split too small to trust: the card leads with the folds' figure
+        print(f"{role}: {plan(request, prepared.split, folds, 'split')}")
+        figures = timer(f"{role}: cross-validate ({folds} folds)", lambda: cross_validate(
+            request, folds, recipe.lr, job.progress, (prepared.index, prepared.split)))
+        print(format_cross_validation(figures))
     result = timer(f"{role}: train", lambda: fit(request, started, job.progress,
                                                  prepared=prepared))
     metrics = timer(f"{role}: evaluate", lambda: evaluate(EvalRequest(
@@ -137,9 +154,29 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
     print(f"{role}: validation accuracy "
           f"{describe_accuracy(metrics['n_correct'], metrics['n_images'])}")
     return {"model": model, "recipe": dataclasses.asdict(recipe), "lr_suggested": suggestion,
-            "run": role, "val_acc": result.val_acc, "eval_accuracy": metrics["accuracy"],
+            "run": role, "val_acc": result.val_acc,
+            "accuracy": read_card(result.model_dir).accuracy, "eval_accuracy": metrics["accuracy"],
             "eval_correct": metrics["n_correct"], "eval_images": metrics["n_images"],
             "train_seconds": result.seconds}
+
+
+def compare_models(out: Path) -> dict:
+    """Which of the two models to use: each one's photos right that the other got wrong, on
+    the same validation photos, and the exact McNemar test of that difference."""
+    right = {role: read_predictions(out / role / EVAL_DIR / PREDICTIONS_FILE) for role in ROLES}
+    photos = right["scratch"].keys() & right["transfer"].keys()
+    only = {role: sum(right[role][p] and not right[other][p] for p in photos)
+            for role, other in zip(ROLES, ROLES[::-1])}
+    p_value = mcnemar_p(only["scratch"], only["transfer"])
+    better = max(ROLES, key=lambda role: only[role])
+    verdict = (f"use {better}: on {len(photos)} validation photos it got {only[better]} right "
+               f"that the other got wrong, against {min(only.values())} (McNemar p = "
+               f"{p_value:.2g})" if p_value < 0.05 else
+               f"these {len(photos)} validation photos cannot tell the two apart "
+               f"({only['scratch']} right only by scratch, {only['transfer']} only by transfer; "
+               f"McNemar p = {p_value:.2g}); more photos would")
+    return {"photos": len(photos), "only_right": only, "p_value": round(p_value, 6),
+            "better": better if p_value < 0.05 else None, "verdict": verdict}
 
 
 def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
@@ -148,8 +185,8 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
     by_class: dict[str, list[Path]] = {}
     for item in split_items:
         by_class.setdefault(item.label, []).append(job.data / item.path)
-    samples = [(p, label) for label, paths in by_class.items()
-               for p in paths[:SAMPLES_PER_CLASS]]
+    samples = [(paths[rank], label) for rank in range(SAMPLES_PER_CLASS)
+               for label, paths in by_class.items() if rank < len(paths)]
     photos = [p for p, _ in samples]
     written = []
     for role, classifier in classifiers.items():
@@ -159,7 +196,8 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
                          [p.probability for p in predictions], job.out / name, len(photos),
                          truths=[label for _, label in samples],
                          title=f"{role}: {classifier.card.architecture['name']}",
-                         unknown=[p.unknown for p in predictions])
+                         unknown=[p.unknown for p in predictions],
+                         limit=max(GALLERY_MAX, min(len(by_class), CLASSES_SHOWN)))
         written.append(name)
     compared = [(Path(m["path"]), m["true"]) for m in worst[:COMPARISONS]] or \
         samples[:COMPARISONS]
@@ -210,9 +248,11 @@ def _run_main_job(job: MainJob, started: float) -> Path:
                                 job.transfer_overrides, job.weights, timer),
     }
     worst = read_json(job.out / "scratch" / EVAL_DIR / METRICS_FILE)["worst_mistakes"]
+    comparison = compare_models(job.out)
     figures = timer("predictions and comparisons", lambda: _figures(job, split.val, worst))
     summary = {"data": str(job.data), "data_description": job.data_description,
-               "recipes": job.recipes, "roles": roles, "figures": figures, "machine": machine(),
+               "recipes": job.recipes, "roles": roles, "comparison": comparison,
+               "figures": figures, "machine": machine(),
                "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **timer.to_json()}
     atomic_write_json(job.out / TIMINGS_FILE, summary)
     path = timer("report", lambda: write_report(job.out))

@@ -162,14 +162,14 @@ def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
 def plot_predictions(images: Sequence[Image.Image | np.ndarray], labels: Sequence[str],
                      probabilities: Sequence[float], path: Path, total: int,
                      truths: Sequence[str] | None = None, title: str = "Predictions",
-                     unknown: Sequence[bool] | None = None) -> Path:
+                     unknown: Sequence[bool] | None = None, limit: int = GALLERY_MAX) -> Path:
     """Each image titled with its predicted label and probability; `total` images were predicted.
 
     An image the model calls `unknown` is captioned so, with its closest class, in orange.
     With `truths` (labelled photos), each caption also gives the true label and a ✓ in green
-    or a ✗ in red. Draws at most GALLERY_MAX images, the first ones given.
+    or a ✗ in red. Draws at most `limit` images, the first ones given.
     """
-    n = min(len(images), GALLERY_MAX)
+    n = min(len(images), limit)
     unknown = list(unknown or [False] * n)[:n]
     captions = [f"unknown (closest: {short(label)} {p:.1%})" if rejected else
                 f"{short(label)} ({p:.1%})"

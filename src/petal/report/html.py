@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -31,7 +33,7 @@ from petal.run_folder import (
     TIMINGS_FILE,
     read_history,
 )
-from petal.stats import describe_accuracy
+from petal.stats import FEW_PHOTOS, describe_accuracy
 
 ROLE_TITLES = {"scratch": "From scratch", "transfer": "Pretrained transfer"}
 SECTIONS = {"data": "Data", "lr-finder": "Learning-rate finder", "training": "Training",
@@ -104,13 +106,18 @@ def _cell(value: object) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f} %"
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
+
+
+def _decimals(places: int) -> Callable[[float], str]:
+    """A column's format: `places` decimals, "-" for a value not measured (NaN)."""
+    return lambda value: "-" if math.isnan(value) else f"{value:.{places}f}"
 
 
 # How each history column is headed and reads: accuracies in percent, the LR in scientific
 # notation.
-HISTORY_FORMAT = {"epoch": ("epoch", str), "train_loss": ("train loss", "{:.4f}".format),
-                  "val_loss": ("val loss", "{:.4f}".format), "val_acc": ("val acc", _percent),
+HISTORY_FORMAT = {"epoch": ("epoch", str), "train_loss": ("train loss", _decimals(4)),
+                  "val_loss": ("val loss", _decimals(4)), "val_acc": ("val acc", _percent),
                   "lr": ("LR", "{:.2e}".format), "epoch_seconds": ("s", "{:.1f}".format),
                   "elapsed_seconds": ("total s", "{:.1f}".format)}
 
@@ -165,19 +172,38 @@ def _lr_finder(role_dir: Path, info: dict) -> str:
 def _training(role_dir: Path, info: dict) -> str:
     rows = [[HISTORY_FORMAT[k][1](int(r[k]) if k == "epoch" else r[k]) for k in HISTORY_COLUMNS]
             for r in read_history(role_dir / HISTORY_FILE)]
-    return (_table([HISTORY_FORMAT[k][0] for k in HISTORY_COLUMNS], rows)
+    return (_card_accuracy(info.get("accuracy"))
+            + _table([HISTORY_FORMAT[k][0] for k in HISTORY_COLUMNS], rows)
             + "".join(_image(role_dir / name, Path(name).stem) for name in CURVES))
+
+
+def _card_accuracy(accuracy: dict | None) -> str:
+    """The accuracy the model card states, with how it was measured and on how many photos."""
+    if not accuracy:
+        return ""
+    said = describe_accuracy(accuracy["correct"], accuracy["n"], interval=True)
+    if accuracy["how"] == "cross-validated":
+        folds = ", ".join(f"{100 * a:.0f}" for a in accuracy["fold_accuracies"])
+        return (f"<p>Model card: <b>cross-validated accuracy {said}</b> over "
+                f"{accuracy['folds']} folds ({folds} %): every photo validated once, by a model "
+                "that never saw it; the split below was too small to trust alone.</p>")
+    return f"<p>Model card: <b>validation accuracy {said}</b>.</p>"
 
 
 def _evaluation(role_dir: Path, info: dict) -> str:
     metrics = read_json(role_dir / EVAL_DIR / METRICS_FILE)
-    rows = [[name, _percent(v["precision"]), _percent(v["recall"]), _percent(v["f1"]),
-             v["support"]] for name, v in metrics["per_class"].items()]
+    rows = [[name + (" *" if v["support"] < FEW_PHOTOS else ""), _percent(v["precision"]),
+             _percent(v["recall"]), _percent(v["f1"]), v["support"]]
+            for name, v in metrics["per_class"].items()]
+    views = ("each photo averaged with its mirror" if metrics["mirror"]
+             else "one view of each photo")
     head = (f"<p>accuracy <b>{describe_accuracy(metrics['n_correct'], metrics['n_images'])}"
             f"</b>, top-{metrics['top_k']} {_percent(metrics['top_k_accuracy'])}, "
-            f"ECE {metrics['ece']:.3f}, mirrored view {'averaged' if metrics['mirror'] else 'none'}"
-            "</p>")
-    return (head + _table(["class", "precision", "recall", "f1", "support"], rows)
+            f"ECE {metrics['ece']:.3f}, {views}</p>")
+    few = any(v["support"] < FEW_PHOTOS for v in metrics["per_class"].values())
+    note = (f"<p class='muted'>* fewer than {FEW_PHOTOS} validation photos: that class's "
+            "precision and recall say little.</p>" if few else "")
+    return (head + _table(["class", "precision", "recall", "f1", "support"], rows) + note
             + "".join(_image(role_dir / EVAL_DIR / name, name) for name in EVAL_FIGURES))
 
 
@@ -186,9 +212,11 @@ def _comparison(run: Path, summary: dict) -> str:
              describe_accuracy(info["eval_correct"], info["eval_images"]),
              info["train_seconds"]] for role, info in summary["roles"].items()]
     images = "".join(_image(run / name, name) for name in summary["figures"])
+    verdict = (f"<p><b>Which to use:</b> {html.escape(summary['comparison']['verdict'])}.</p>"
+               if summary.get("comparison") else "")
     return _section("comparison", _table(["", "model", "recipe", "validation accuracy",
                                           "seconds to train (data, model, epochs)"], rows)
-                    + images)
+                    + verdict + images)
 
 
 def _timings(summary: dict) -> str:

@@ -25,7 +25,8 @@ class ServedModel:
         card = self.classifier.card
         return {"name": self.name, "architecture": card.architecture.get("name"),
                 "classes": self.classifier.classes, "input": self.classifier.spec.to_json(),
-                "val_acc": card.metrics.get("val_acc"), "n_val": card.metrics.get("n_val"),
+                "accuracy": card.accuracy, "val_acc": card.metrics.get("val_acc"),
+                "n_val": card.metrics.get("n_val"),
                 "val_interval": card.metrics.get("val_interval"),
                 "engine": self.classifier.engine, "novelty": self._novelty()}
 

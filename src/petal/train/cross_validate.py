@@ -1,11 +1,15 @@
-"""`petal train --folds K`: how much the validation accuracy depends on which images validate.
+"""Cross-validation: how well the recipe does on photos it did not train on, using every
+photo once, when one held-out split would be too small to say.
 
-The run's training and validation images are dealt into K folds (petal.data.split.fold_splits);
-the recipe trains afresh K times, each time validated on one fold, so every image is
-validated once, by a model that never saw it. Reported: each fold's accuracy, their mean and
-standard deviation, and the pooled accuracy over all images with its 95 % interval. In cached
-mode (fast-transfer) a fold costs what the recipe's epochs on stored features cost: seconds to
-a minute on a CPU; in full mode it costs a whole training.
+The run's training and validation photos are dealt into K folds (petal.data.split.fold_splits);
+the recipe trains afresh K times, each time on all folds but one, and the model says what it
+makes of the photos of the fold it never saw: its logits and its novelty (the distance to
+its own training photos). Reported: each fold's accuracy, their mean and standard deviation,
+and the pooled accuracy over every photo with its 95 % interval (cross_validation.json);
+kept: those out-of-fold logits and novelty scores (out_of_fold.safetensors), from which a
+final model trained on every photo takes its unknown threshold and its temperature. In
+cached mode (fast-transfer) a fold costs the recipe's epochs on stored features: seconds to
+a minute on a CPU; in full mode, a whole training.
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 
 from petal.data.scan import DatasetIndex
 from petal.data.split import Split, fold_splits
 from petal.fsutil import atomic_write_json
-from petal.run_folder import CROSS_VALIDATION_FILE
+from petal.inference import novelty
+from petal.run_folder import CROSS_VALIDATION_FILE, OUT_OF_FOLD_FILE
 from petal.stats import describe_accuracy, wilson_interval
-from petal.train.batches import eval_loader, train_loader
-from petal.train.fit import TrainRequest, prepare, scan_and_split
+from petal.train.batches import train_loader
+from petal.train.fit import TrainRequest, prepare, quiet_lightning, scan_and_split
+from petal.train.outputs import OutOfFold, collect_outputs
 
 
 def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, Split],
-                progress: bool) -> float:
-    """Validation accuracy of the recipe trained on one fold split (nothing written)."""
+                progress: bool) -> OutOfFold:
+    """The recipe trained on one fold split; what it says of that split's validation photos
+    (nothing written)."""
     prepared = prepare(request, progress, scanned=scanned)
     recipe = dataclasses.replace(prepared.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)
@@ -38,29 +46,32 @@ def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, S
                         gradient_clip_val=recipe.grad_clip_value,
                         gradient_clip_algorithm="value", logger=False, enable_checkpointing=False,
                         enable_progress_bar=progress, enable_model_summary=False,
-                        num_sanity_val_steps=0, check_val_every_n_epoch=recipe.epochs,
-                        default_root_dir=str(request.out))
+                        num_sanity_val_steps=0, default_root_dir=str(request.out))
+    module = prepared.module(recipe)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(prepared.module(recipe),
-                    train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
-                    eval_loader(prepared.val_set, recipe.batch_size))
-    return float(trainer.callback_metrics["val_acc"])
+        trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed))
+    spec, batch = prepared.eval_spec, recipe.batch_size
+    logits, features, labels = collect_outputs(module, prepared.val_set, spec, batch)
+    reference = collect_outputs(module, prepared.reference_set, spec, batch)[1]
+    return OutOfFold(logits, labels, novelty.fit(reference, features).val_scores)
 
 
 def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool = True,
                    scanned: tuple[DatasetIndex, Split] | None = None) -> dict:
     """Train the request's recipe on `folds` fold splits at `lr`; the figures as a dict,
-    also written to the run folder's cross_validation.json. `scanned` (the run's data and
-    split, from `scan_and_split`) saves scanning the folder again."""
+    written with the out-of-fold predictions into the run folder. `scanned` (the run's data
+    and split, from `scan_and_split`) saves scanning the folder again."""
     started = time.perf_counter()
+    quiet_lightning()
     index, split = scanned or scan_and_split(request, progress=False)
-    accuracies, correct, sizes = [], [], []
+    parts, accuracies, correct, sizes = [], [], [], []
     for k, fold in enumerate(fold_splits(split, index, folds, seed=request.recipe.seed)):
-        accuracy = _train_fold(request, lr, (index, fold), progress)
-        accuracies.append(round(accuracy, 6))
-        sizes.append(len(fold.val))
-        correct.append(round(accuracy * len(fold.val)))
+        part = _train_fold(request, lr, (index, fold), progress)
+        parts.append(part)
+        sizes.append(len(part.labels))
+        correct.append(int((part.logits.argmax(axis=1) == part.labels).sum()))
+        accuracies.append(round(correct[-1] / sizes[-1], 6))
         print(f"Fold {k + 1} of {folds}: {describe_accuracy(correct[-1], sizes[-1])}")
     total, n = sum(correct), sum(sizes)
     result = {"folds": folds, "lr": lr, "accuracies": accuracies, "correct": correct,
@@ -69,7 +80,11 @@ def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool 
               "pooled": {"correct": total, "n_images": n,
                          "interval": [round(v, 6) for v in wilson_interval(total, n)]},
               "seconds": round(time.perf_counter() - started, 1)}
-    atomic_write_json(Path(request.out) / CROSS_VALIDATION_FILE, result)
+    run = Path(request.out)
+    run.mkdir(parents=True, exist_ok=True)
+    OutOfFold(*(np.concatenate([getattr(p, name) for p in parts])
+                for name in ("logits", "labels", "novelty"))).save(run / OUT_OF_FOLD_FILE)
+    atomic_write_json(run / CROSS_VALIDATION_FILE, result)
     return result
 
 
@@ -79,4 +94,5 @@ def format_cross_validation(result: dict) -> str:
             f"(standard deviation {100 * result['std']:.1f} points, folds "
             f"{100 * min(result['accuracies']):.1f}-{100 * max(result['accuracies']):.1f} %); "
             "each image validated once: "
-            f"{describe_accuracy(result['pooled']['correct'], result['pooled']['n_images'])}")
+            + describe_accuracy(result["pooled"]["correct"], result["pooled"]["n_images"],
+                                interval=True))

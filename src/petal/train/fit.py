@@ -27,7 +27,7 @@ from petal.data.decisions import read_review_for
 from petal.data.decoded_cache import DecodedCache
 from petal.data.scan import DatasetIndex, require_usable, scan_folder
 from petal.data.split import Split, check_split_matches, make_split
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, read_json
 from petal.inference import novelty
 from petal.inference.model_folder import ModelCard, save_model_folder
@@ -39,10 +39,12 @@ from petal.run_folder import (
     BEST_CHECKPOINT,
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    CROSS_VALIDATION_FILE,
     HISTORY_FILE,
     LAST_CHECKPOINT,
     LR_FIND_PLOT,
     MODEL_DIR,
+    OUT_OF_FOLD_FILE,
     SPLIT_FILE,
     is_run_folder,
     last_checkpoint,
@@ -58,10 +60,15 @@ from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key
 from petal.train.history import HistoryWriter
 from petal.train.lr_range import SUGGESTION_RULE, RangeTest
 from petal.train.module import ClassifierModule
-from petal.train.outputs import collect_outputs
+from petal.train.outputs import OutOfFold, collect_outputs
 from petal.train.recipes import Recipe, recipe_from_json
 from petal.version import __version__
 
+# Held-out photos below which one split cannot set an accuracy, a threshold or a
+# temperature: at 90 % accuracy the 95 % interval of 100 photos is already 83-95 %, and a
+# threshold that keeps 95 % of them rests on the 5 photos above it.
+SMALL_HELD_OUT = 100
+MIN_BATCHES = 4  # batches an epoch, at the least (fitted_batch_size)
 LR_FINDER_STEPS = 100  # learning rates tried, log-spaced from 1e-6 to 1 ...
 LR_FINDER_MIN_STEPS = 25  # ... or fewer on a tiny data set: three passes, at least this
 
@@ -90,6 +97,9 @@ class TrainRequest:
     trainer: TrainerOptions = field(default_factory=TrainerOptions)
     cache_dir: str | None = None
     data_description: str = ""
+    # False: a final model on every photo of the split, with no validation; its accuracy,
+    # threshold and temperature come from the run's cross-validation (out_of_fold.safetensors)
+    validate: bool = True
 
     def __post_init__(self) -> None:
         if self.lr is None or self.lr == "auto":
@@ -141,13 +151,15 @@ class Prepared:
                                 self.spec if images_in else None)
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # --resume
     warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")  # Lightning vs torch 2.14
+    # a final model, and a fold, train without validating (their figures come after)
+    warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
 
 
 def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
@@ -168,12 +180,14 @@ def scan_and_split(request: TrainRequest, progress: bool = True) -> tuple[Datase
 
 
 def fitted_batch_size(batch_size: int, n_train: int) -> int:
-    """`batch_size`, or for fewer training images than that the largest power of two that
-    still makes two batches an epoch (at least 2 images)."""
-    if n_train >= batch_size:
+    """`batch_size`, or for fewer training images than MIN_BATCHES of it the largest power of
+    two that makes MIN_BATCHES batches an epoch (at least 4 images, or 2 for fewer than 8):
+    with 100 photos, batches of 64 and the last batch dropped (as BatchNorm needs), an epoch
+    was one step that left a third of the photos out."""
+    if n_train >= MIN_BATCHES * batch_size:
         return batch_size
-    size = 2
-    while size * 2 <= n_train // 2:
+    size = 4 if n_train >= 8 else 2
+    while size * 2 <= min(batch_size, n_train // MIN_BATCHES):
         size *= 2
     return size
 
@@ -182,7 +196,7 @@ def _fit_batch_size(recipe: Recipe, n_train: int) -> Recipe:
     batch_size = fitted_batch_size(recipe.batch_size, n_train)
     if batch_size == recipe.batch_size:
         return recipe
-    print(f"note: {n_train} training images, fewer than the recipe's batch size "
+    print(f"note: {n_train} training images, fewer than {MIN_BATCHES} batches of the recipe's "
           f"{recipe.batch_size}: training with batch size {batch_size}")
     return dataclasses.replace(recipe, batch_size=batch_size)
 
@@ -203,7 +217,7 @@ def prepare(request: TrainRequest, progress: bool = True,
                               weights=request.weights_or_default, input_size=recipe.input_size,
                               **options)
     recipe = _fit_batch_size(recipe, len(split.train))
-    if not split.val:
+    if not split.val and request.validate:
         raise PetalError("the split has no validation images: use a larger --val-fraction")
     items = split.train + split.val
     pixels = DecodedCache(cache_root(request.cache_dir), spec.resize_size).ensure(
@@ -270,6 +284,7 @@ def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
         "cache_dir": request.cache_dir,
         "split": SPLIT_FILE,
         "review": str(request.review_file) if request.review_file else None,
+        "validate": request.validate,
     })
 
 
@@ -300,7 +315,7 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
     """The LR range test on the training data; saves the plot (unless `plot_path` is None).
     Lightning's tuner runs it (and restores the weights afterwards); the curve and the
     suggestion come from the raw losses (petal.train.lr_range says why)."""
-    _quiet_lightning()
+    quiet_lightning()
     started = time.perf_counter()
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
@@ -347,12 +362,13 @@ def _learning_rate(request: TrainRequest, prepared: Prepared, resuming: bool,
     return lr
 
 
-def _checkpoints(folder: Path) -> list[ModelCheckpoint]:
-    """best.ckpt (highest val_acc) and last.ckpt; two callbacks, as Lightning's save_last
-    only saves when the monitored best changes."""
+def _checkpoints(folder: Path, validated: bool = True) -> list[ModelCheckpoint]:
+    """best.ckpt (highest val_acc, when there is validation) and last.ckpt; two callbacks,
+    as Lightning's save_last only saves when the monitored best changes."""
+    kept = ((BEST_CHECKPOINT, "val_acc"),) if validated else ()
     return [ModelCheckpoint(dirpath=folder, filename=name, monitor=monitor, mode="max",
                             save_on_train_epoch_end=True, enable_version_counter=False)
-            for name, monitor in ((BEST_CHECKPOINT, "val_acc"), (LAST_CHECKPOINT, None))]
+            for name, monitor in (*kept, (LAST_CHECKPOINT, None))]
 
 
 def fit(request: TrainRequest, started: float, progress: bool = True,
@@ -375,7 +391,7 @@ def holding(run: Path) -> contextlib.AbstractContextManager:
 
 def _fit(request: TrainRequest, started: float, progress: bool, resume_from: Path | None,
          extra_callbacks: list[L.Callback] | None, prepared: Prepared | None) -> TrainResult:
-    _quiet_lightning()
+    quiet_lightning()
     prepared = prepared or prepare(request, progress)
     request = dataclasses.replace(request, recipe=prepared.recipe)  # the fitted batch size
     run = request.out
@@ -389,14 +405,18 @@ def _fit(request: TrainRequest, started: float, progress: bool, resume_from: Pat
     if resume_from is not None:
         state = read_checkpoint(resume_from)
         resume_at = (state["epoch"] + 1, state["global_step"])
-    history = HistoryWriter(run, started, resume_at)
-    checkpoints = _checkpoints(run / CHECKPOINTS_DIR)
+    history = HistoryWriter(run, started, resume_at, validated=request.validate)
+    checkpoints = _checkpoints(run / CHECKPOINTS_DIR, request.validate)
     trainer = _trainer(request, [history, *checkpoints, *(extra_callbacks or [])], progress)
     n_val = len(prepared.split.val)
-    print(f"Validation: {n_val} images" + (f", one image is {100 / n_val:.1f} points of "
-                                           "accuracy" if n_val < INTERVAL_BELOW else ""))
+    if request.validate:
+        print(f"Validation: {n_val} images" + (f", one image is {100 / n_val:.1f} points of "
+                                               "accuracy" if n_val < INTERVAL_BELOW else ""))
+    else:
+        print(f"The final model: trained on all {len(prepared.split.train)} photos, with no "
+              "validation (its figures are the cross-validation's)")
     trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
-                eval_loader(prepared.val_set, recipe.batch_size),
+                eval_loader(prepared.val_set, recipe.batch_size) if request.validate else None,
                 ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     if not trainer.is_global_zero:
         return TrainResult(run, run / MODEL_DIR, 0.0, 0.0, 0, time.perf_counter() - started)
@@ -405,43 +425,92 @@ def _fit(request: TrainRequest, started: float, progress: bool, resume_from: Pat
 
 def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
            started: float) -> TrainResult:
-    """Fit the novelty score, save the model folder and the curves; print the summary."""
+    """Fit the novelty score and the temperature, save the model folder and the curves; print
+    the summary. Both are fitted on photos the model scoring them did not train on: the
+    out-of-fold ones when the run cross-validated (every photo, the larger sample), else the
+    validation photos."""
     run, recipe = request.out, module.recipe
-    _, train_features, _ = collect_outputs(module, prepared.reference_set, prepared.eval_spec,
-                                           recipe.batch_size)
-    val_logits, val_features, val_labels = collect_outputs(module, prepared.val_set,
-                                                           prepared.eval_spec, recipe.batch_size)
-    score = novelty.fit(train_features, val_features)
-    print(f"Novelty ({score.method}): fitted on {len(prepared.split.train)} training images; "
-          f"above {score.threshold:.3g} a photo is unknown (keeps {100 * score.keep:.0f} % of "
-          "validation images)")
-    calibration = calibrate(val_logits, val_labels, "validation")
-    print(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
-          f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
-          f"{calibration['n']} validation images (cross-fitted)")
+    spec, batch = prepared.eval_spec, recipe.batch_size
+    train_features = collect_outputs(module, prepared.reference_set, spec, batch)[1]
+    if (run / OUT_OF_FOLD_FILE).is_file() or not request.validate:  # the run cross-validated
+        found = OutOfFold.load(run / OUT_OF_FOLD_FILE)
+        logits, labels = found.logits, found.labels
+        score = novelty.with_scores(train_features, found.novelty)
+        fitted_on, held_out = "out-of-fold", "out-of-fold photos"
+    else:
+        logits, features, labels = collect_outputs(module, prepared.val_set, spec, batch)
+        score = novelty.fit(train_features, features)
+        fitted_on, held_out = "validation", "validation images"
+    calibration = calibrate(logits, labels, fitted_on)
+    _report_held_out_fits(score, calibration, held_out, len(prepared.split.train))
     rows = read_history(run / HISTORY_FILE)
-    best = max(rows, key=lambda r: r["val_acc"])
-    n_val = len(prepared.split.val)
-    correct = round(rows[-1]["val_acc"] * n_val)
-    metrics = {"val_acc": rows[-1]["val_acc"], "val_correct": correct,
-               "val_interval": [round(v, 6) for v in wilson_interval(correct, n_val)],
-               "val_loss": rows[-1]["val_loss"],
-               "best_val_acc": best["val_acc"], "best_epoch": int(best["epoch"]),
-               "epochs": int(rows[-1]["epoch"]), "train_seconds": rows[-1]["elapsed_seconds"],
-               "n_train": len(prepared.split.train), "n_val": n_val}
+    metrics = {"epochs": int(rows[-1]["epoch"]), "train_seconds": rows[-1]["elapsed_seconds"],
+               "n_train": len(prepared.split.train)}
+    if request.validate:
+        metrics.update(_validation_metrics(rows, len(prepared.split.val)))
+    cross = read_json(run / CROSS_VALIDATION_FILE) if (run / CROSS_VALIDATION_FILE).is_file() \
+        else None
+    metrics["accuracy"] = accuracy_summary(metrics, cross)
     card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
-                     input=prepared.eval_spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
+                     input=spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
                      data=str(Path(request.data).resolve()), split=f"../{SPLIT_FILE}",
                      novelty=score.settings(), calibration=calibration)
     model_dir = save_model_folder(run / MODEL_DIR, prepared.model.cpu().eval(), card,
                                   {novelty.NOVELTY_FILE: score.tensors()})
     plot_history(run)
     seconds = time.perf_counter() - started
-    print(f"Done: validation accuracy {describe_accuracy(correct, n_val)} after epoch "
-          f"{metrics['epochs']} (best {100 * best['val_acc']:.1f} % at epoch "
-          f"{metrics['best_epoch']}), {seconds:.0f} s; model: {model_dir}")
-    return TrainResult(run, model_dir, metrics["val_acc"], best["val_acc"], int(best["epoch"]),
-                       seconds, recipe.lr)
+    accuracy = metrics["accuracy"]
+    said = describe_accuracy(accuracy["correct"], accuracy["n"], interval=True)
+    if request.validate:
+        said += (f" after epoch {metrics['epochs']} (best {100 * metrics['best_val_acc']:.1f} % "
+                 f"at epoch {metrics['best_epoch']})")
+    print(f"Done: {accuracy['how']} accuracy {said}, {seconds:.0f} s; model: {model_dir}")
+    return TrainResult(run, model_dir, accuracy["value"],
+                       metrics.get("best_val_acc", accuracy["value"]),
+                       metrics.get("best_epoch", metrics["epochs"]), seconds, recipe.lr)
+
+
+def _validation_metrics(rows: list[dict[str, float]], n_val: int) -> dict:
+    """The held-out figures of history.csv: the last epoch's, and the best epoch's."""
+    best = max(rows, key=lambda r: r["val_acc"])
+    correct = round(rows[-1]["val_acc"] * n_val)
+    return {"val_acc": rows[-1]["val_acc"], "val_correct": correct,
+            "val_interval": [round(v, 6) for v in wilson_interval(correct, n_val)],
+            "val_loss": rows[-1]["val_loss"], "best_val_acc": best["val_acc"],
+            "best_epoch": int(best["epoch"]), "n_val": n_val}
+
+
+def accuracy_summary(metrics: dict, cross: dict | None) -> dict:
+    """model.json's `accuracy`, what every reader of the card shows: the cross-validated
+    figure when the run cross-validated (over every photo: the larger sample), else the
+    held-out validation one; with its size and 95 % interval."""
+    if cross is not None:
+        pooled = cross["pooled"]
+        return {"how": "cross-validated", "value": round(pooled["correct"] / pooled["n_images"], 6),
+                "correct": pooled["correct"], "n": pooled["n_images"],
+                "interval": pooled["interval"], "folds": cross["folds"],
+                "fold_accuracies": cross["accuracies"], "fold_std": cross["std"]}
+    return {"how": "validation", "value": metrics["val_acc"], "correct": metrics["val_correct"],
+            "n": metrics["n_val"], "interval": metrics["val_interval"]}
+
+
+def _report_held_out_fits(score: novelty.Novelty, calibration: dict, held_out: str,
+                          n_train: int) -> None:
+    """What the novelty threshold and the temperature rest on, with a warning when that is
+    too few photos to set a threshold (SMALL_HELD_OUT)."""
+    n = len(score.val_scores)
+    share, low, high = novelty.unknown_share(n, score.keep)
+    print(f"Novelty ({score.method}): fitted on {n_train} training images; above "
+          f"{score.threshold:.3g} a photo is unknown, set to keep {100 * score.keep:.0f} % of "
+          f"the {n} {held_out}: new photos of these classes will be called unknown "
+          f"{100 * share:.1f} % of the time (95 % interval {100 * low:.1f}-{100 * high:.1f} %)")
+    if n < SMALL_HELD_OUT:
+        warnings.warn(f"only {n} {held_out} set the unknown threshold and the confidence "
+                      "calibration: both are rough; cross-validate (--folds 5) to set them "
+                      "from every photo", PetalWarning, stacklevel=3)
+    print(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
+          f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
+          f"{calibration['n']} {held_out} (cross-fitted)")
 
 
 def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainRequest:
@@ -461,6 +530,7 @@ def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainR
             trainer=trainer or TrainerOptions(**config["trainer"]),
             cache_dir=config.get("cache_dir"),
             data_description=config.get("data_description", ""),
+            validate=bool(config.get("validate", True)),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a damaged or edited file
         raise PetalError(f"{run / CONFIG_FILE} is not a config petal wrote ({exc!r}): start "

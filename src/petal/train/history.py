@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -24,8 +25,8 @@ class HistoryWriter(L.Callback):
     end: the steps of an epoch cut short are not kept, as its checkpoint is not either.
     """
 
-    def __init__(self, run_dir: Path, started: float, resume_at: tuple[int, int] | None = None
-                 ) -> None:
+    def __init__(self, run_dir: Path, started: float, resume_at: tuple[int, int] | None = None,
+                 validated: bool = True) -> None:
         self.history_path = run_dir / HISTORY_FILE
         self.lr_path = run_dir / LR_STEPS_FILE
         self.started = started
@@ -33,6 +34,7 @@ class HistoryWriter(L.Callback):
         self.rows: list[dict[str, float]] = []
         self.lr_lines = ["step,lr\n"]
         self.epoch_started = time.perf_counter()
+        self.validated = validated  # False: a final model, no validation (val columns NaN)
 
     @rank_zero_only
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -61,20 +63,23 @@ class HistoryWriter(L.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        if "val_acc" not in metrics:
+        if self.validated and "val_acc" not in metrics:
             return
         now = time.perf_counter()
         row = {
             "epoch": trainer.current_epoch + 1,
             "train_loss": float(metrics["train_loss"]),
-            "val_loss": float(metrics["val_loss"]),
-            "val_acc": float(metrics["val_acc"]),
-            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "val_loss": float(metrics.get("val_loss", math.nan)),
+            "val_acc": float(metrics.get("val_acc", math.nan)),
+            # the LR of the epoch's last step: read after it, the schedule has stepped once
+            # more (past its end after the last epoch, where one-cycle rises again)
+            "lr": float(self.lr_lines[-1].split(",")[1]),
             "epoch_seconds": now - self.epoch_started,
             "elapsed_seconds": now - self.started,
         }
         self.rows.append(row)
         self._write()
-        tqdm.write(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['val_loss']:>9.4f}  "
-                   f"{100 * row['val_acc']:>6.1f} %  {row['lr']:>9.2e}  "
-                   f"{row['epoch_seconds']:>7.1f}")
+        validation = (f"{row['val_loss']:>9.4f}  {100 * row['val_acc']:>6.1f} %"
+                      if self.validated else f"{'-':>9}  {'-':>8}")
+        tqdm.write(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {validation}  "
+                   f"{row['lr']:>9.2e}  {row['epoch_seconds']:>7.1f}")

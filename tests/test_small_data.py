@@ -1,0 +1,100 @@
+"""Small data: a split too small to trust is replaced by cross-validation, the final model
+trains on every photo, and its accuracy, unknown threshold and temperature all come from
+photos that the model scoring them never saw."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import petal
+from conftest import colour_photos
+from petal.cli import main
+from petal.inference import novelty
+from petal.run_folder import OUT_OF_FOLD_FILE
+from petal.train.calibration import calibrate
+from petal.train.outputs import OutOfFold
+from petal.train.validated import chosen_folds
+
+
+def test_the_final_model_trained_on_every_photo(small_cv_run: Path) -> None:
+    split = json.loads((small_cv_run / "split.json").read_text())
+    assert len(split["train"]) == 24 and split["val"] == []
+    card = petal.load(small_cv_run).card
+    assert card.metrics["n_train"] == 24 and "val_acc" not in card.metrics
+    accuracy = card.accuracy
+    assert accuracy["how"] == "cross-validated" and accuracy["n"] == 24
+    assert accuracy["folds"] == 5 and len(accuracy["fold_accuracies"]) == 5
+    low, high = accuracy["interval"]
+    assert low <= accuracy["value"] <= high and accuracy["correct"] == round(24 * accuracy["value"])
+    history = (small_cv_run / "history.csv").read_text().splitlines()
+    assert len(history) == 4 and history[1].split(",")[2:4] == ["nan", "nan"]  # no validation
+
+
+def test_threshold_and_temperature_come_from_out_of_fold_predictions(small_cv_run: Path) -> None:
+    found = OutOfFold.load(small_cv_run / OUT_OF_FOLD_FILE)
+    assert len(found.labels) == 24 and sorted(np.bincount(found.labels)) == [8, 8, 8]
+    stored = load_file(str(small_cv_run / "model" / novelty.NOVELTY_FILE))
+    np.testing.assert_allclose(stored["val_scores"], found.novelty, rtol=1e-6)
+    card = petal.load(small_cv_run).card
+    assert card.novelty["n_val"] == 24
+    assert card.calibration["fitted_on"] == "out-of-fold" and card.calibration["n"] == 24
+    assert card.calibration == calibrate(found.logits, found.labels, "out-of-fold")
+    cross = json.loads((small_cv_run / "cross_validation.json").read_text())
+    right = (found.logits.argmax(axis=1) == found.labels).sum()
+    assert cross["pooled"]["correct"] == right == card.accuracy["correct"]
+
+
+def test_folds_are_chosen_by_the_size_of_the_validation_part() -> None:
+    from petal.data.split import Split, SplitItem
+
+    def split(n_val: int, per_class: int) -> Split:
+        items = [SplitItem(f"{c}/{i}.png", c, f"{c}{i}") for c in "ab" for i in range(per_class)]
+        return Split(0, 0.1, 0.0, ["a", "b"], items[n_val:], items[:n_val])
+
+    assert chosen_folds(None, split(20, 50)) == 5  # 20 validation photos: cross-validate
+    assert chosen_folds(None, split(100, 300)) == 0  # 100 are enough for one split
+    assert chosen_folds(None, split(6, 3)) == 3  # no more folds than the smallest class has
+    assert chosen_folds(0, split(20, 50)) == 0 and chosen_folds(3, split(100, 300)) == 3
+
+
+def test_the_plan_is_said_first_and_final_split_keeps_its_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for name, rgb in {"red": (200, 30, 30), "blue": (30, 40, 200)}.items():
+        colour_photos(tmp_path / "data", name, rgb, 8)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--recipe", "fast-resnet9",
+                 "--set", "width=0.125", "--set", "input_size=32", "--set", "epochs=2",
+                 "--folds", "4", "--final", "split", "--out", str(run), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    plan = out.splitlines()[1]
+    assert "too few to trust" in plan and "cross-validating over 4 folds of 16 photos" in plan
+    assert "then the model on the split's 12 training photos" in plan
+    card = petal.load(run).card
+    assert card.accuracy["how"] == "cross-validated" and card.metrics["n_val"] == 4
+    assert card.calibration["fitted_on"] == "out-of-fold" and card.calibration["n"] == 16
+    assert card.novelty["n_val"] == 16  # the threshold too: every photo, not 4
+    assert main(["train", "--data", str(tmp_path / "data"), "--final", "all", "--folds", "0",
+                 "--out", str(tmp_path / "run2")]) == 1
+    assert "--final chooses the model trained after cross-validating" in \
+        capsys.readouterr().err
+
+
+def test_a_final_model_resumes_without_validation(small_cv_run: Path, tmp_path: Path) -> None:
+    """--resume of a final model on every photo trains on, still without validation."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_cv_run, run)
+    petal_command = Path(sys.executable).with_name("petal")
+    done = subprocess.run([petal_command, "train", "--resume", str(run), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert petal.load(run).card.accuracy["how"] == "cross-validated"
