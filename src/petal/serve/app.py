@@ -1,7 +1,8 @@
 """The web API and page for one or more loaded models.
 
     GET  /               the page: pick or drop a photo, see each model's top-k side by side
-    GET  /api/models     the models: name, architecture, classes, input spec, val_acc
+    GET  /api/models     the models: name, architecture, classes, input spec, accuracy (how
+                         measured, value, photos, interval)
     POST /api/predict    multipart field `file` (one); ?model=NAME (default: all), ?top_k=N,
                          ?explain=true (heat maps, off by default: the plain answer stays fast)
     GET  /healthz        {"status": "ok"}

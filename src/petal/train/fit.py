@@ -505,9 +505,10 @@ def _report_held_out_fits(score: novelty.Novelty, calibration: dict, held_out: s
           f"the {n} {held_out}: new photos of these classes will be called unknown "
           f"{100 * share:.1f} % of the time (95 % interval {100 * low:.1f}-{100 * high:.1f} %)")
     if n < SMALL_HELD_OUT:
+        advice = ("more photos would make them firmer" if held_out.startswith("out-of-fold")
+                  else "cross-validate (--folds 5) to set them from every photo")
         warnings.warn(f"only {n} {held_out} set the unknown threshold and the confidence "
-                      "calibration: both are rough; cross-validate (--folds 5) to set them "
-                      "from every photo", PetalWarning, stacklevel=3)
+                      f"calibration: both are rough; {advice}", PetalWarning, stacklevel=3)
     print(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
           f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
           f"{calibration['n']} {held_out} (cross-fitted)")
