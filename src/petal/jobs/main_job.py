@@ -175,7 +175,7 @@ def compare_models(out: Path) -> dict:
                f"these {len(photos)} validation photos cannot tell the two apart "
                f"({only['scratch']} right only by scratch, {only['transfer']} only by transfer; "
                f"McNemar p = {p_value:.2g}); more photos would")
-    return {"photos": len(photos), "only_right": only, "p_value": round(p_value, 6),
+    return {"photos": len(photos), "only_right": only, "p_value": p_value,
             "better": better if p_value < 0.05 else None, "verdict": verdict}
 
 
