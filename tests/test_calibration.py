@@ -84,3 +84,12 @@ def test_a_crafted_temperature_is_refused(tiny_run: Path, tmp_path: Path,
     card_path.write_text(json.dumps(card))
     with pytest.raises(PetalError, match="calibration must be an object whose temperature"):
         petal.load(copy)
+
+
+def test_mcnemar_is_the_exact_binomial_test_of_the_discordant_photos() -> None:
+    from petal.stats import mcnemar_p
+
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
+    assert mcnemar_p(0, 3) == pytest.approx(0.25) == mcnemar_p(3, 0)  # 2 * (1/2)^3
+    assert mcnemar_p(1, 9) == pytest.approx(2 * 11 / 1024)
+    assert mcnemar_p(8, 50) < 1e-7

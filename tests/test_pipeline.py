@@ -47,6 +47,10 @@ def test_main_job_writes_every_part(main_run: Path) -> None:
         assert not (main_run / role / "lr_find.png").exists()  # --no-lr-find
     assert "Not run (<code>--no-lr-find</code>)" in (main_run / "report.html").read_text()
     timings = read_json(main_run / "timings.json")
+    comparison = timings["comparison"]  # which model to use, tested on the same photos
+    n_val = len(read_json(main_run / "split.json")["val"])
+    assert comparison["photos"] == n_val and sum(comparison["only_right"].values()) <= n_val
+    assert comparison["verdict"] in (main_run / "report.html").read_text()
     roles = timings["roles"]
     assert roles["transfer"]["model"] == "efficientnet_lite0"
     assert roles["scratch"]["recipe"]["name"] == "fast-resnet9"

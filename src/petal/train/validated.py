@@ -28,7 +28,6 @@ from petal.train.fit import (
 )
 
 CROSS_VALIDATION_FOLDS = 5
-FINALS = ("all", "split")
 
 
 def chosen_folds(requested: int | None, split: Split) -> int:
@@ -42,7 +41,7 @@ def chosen_folds(requested: int | None, split: Split) -> int:
 
 
 def plan(request: TrainRequest, split: Split, folds: int, final: str) -> str:
-    """The first line `petal train` prints: what it will do, and what that costs."""
+    """What `petal train` says before any training: what it will do, and what that costs."""
     n_val, n_all = len(split.val), len(split.train) + len(split.val)
     if not folds:
         return f"Training on {len(split.train)} photos, validating on {n_val}"
