@@ -57,18 +57,23 @@ def test_the_reported_ece_is_cross_fitted() -> None:
 
 
 def test_calibration_changes_no_answer_in_torch_or_onnx(tiny_run: Path, tmp_path: Path) -> None:
-    card = json.loads((tiny_run / "model" / "model.json").read_text())
-    temperature = card["calibration"]["temperature"]
-    assert temperature != 1.0 and card["calibration"]["fitted_on"] == "validation"
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    card_path = run / "model" / "model.json"
+    card = json.loads(card_path.read_text())
+    assert card["calibration"]["fitted_on"] == "validation"
+    temperature = 0.4  # as a strongly under-confident model gets
+    card["calibration"]["temperature"] = temperature
+    card_path.write_text(json.dumps(card))
     photos = sorted((tiny_run.parent / "data").rglob("*.jpg"))
-    classifier = petal.load(tiny_run)
+    classifier = petal.load(run)
     arrays = np.stack([classifier.prepare(p) for p in photos])
-    network, spec_card = load_model(tiny_run)
+    network, spec_card = load_model(run)
     with torch.inference_mode():
         raw = network(torch.from_numpy(to_input(arrays, spec_card.input))).numpy()
     answered = classifier.answer(arrays).probabilities
     np.testing.assert_allclose(answered, softmax(raw / temperature), atol=1e-5)
-    onnx = petal.load(export(tiny_run, out=tmp_path / "tiny.onnx").path)
+    onnx = petal.load(export(run, out=tmp_path / "tiny.onnx").path)
     for probabilities in (answered, onnx.answer(arrays).probabilities):
         assert (probabilities.argmax(axis=1) == raw.argmax(axis=1)).all()
 
@@ -84,6 +89,15 @@ def test_a_crafted_temperature_is_refused(tiny_run: Path, tmp_path: Path,
     card_path.write_text(json.dumps(card))
     with pytest.raises(PetalError, match="calibration must be an object whose temperature"):
         petal.load(copy)
+
+
+def test_a_temperature_that_does_not_help_held_out_photos_is_not_applied() -> None:
+    """Fitted on a few photos of a calibrated model, the temperature makes the other half
+    worse: it stays 1."""
+    logits, labels = _sampled(1.0, n=12, seed=3)
+    found = calibrate(logits, labels, "validation")
+    assert found["ece_calibrated"] >= found["ece"]
+    assert found["applied"] is False and found["temperature"] == 1.0
 
 
 def test_mcnemar_is_the_exact_binomial_test_of_the_discordant_photos() -> None:

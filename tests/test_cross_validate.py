@@ -85,5 +85,5 @@ def test_too_many_folds_are_refused_before_training(colours: Path, tmp_path: Pat
                  str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
                  "--no-progress"]) == 1
     assert "--folds 10000: use at least 2, and no more than the images of the smallest class " \
-        "(8)" in capsys.readouterr().err
+        "(green: 8)" in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

@@ -48,8 +48,10 @@ def test_main_job_writes_every_part(main_run: Path) -> None:
     assert "Not run (<code>--no-lr-find</code>)" in (main_run / "report.html").read_text()
     timings = read_json(main_run / "timings.json")
     comparison = timings["comparison"]  # which model to use, tested on the same photos
-    n_val = len(read_json(main_run / "split.json")["val"])
-    assert comparison["photos"] == n_val and sum(comparison["only_right"].values()) <= n_val
+    split = read_json(main_run / "split.json")  # 10 validation photos: both cross-validated,
+    n_all = len(split["train"]) + len(split["val"])  # so compared on every photo out of fold
+    assert comparison["photos"] == n_all == 60 and sum(comparison["only_right"].values()) <= 60
+    assert "each judged by models that never saw it" in comparison["verdict"]
     assert comparison["verdict"] in (main_run / "report.html").read_text()
     roles = timings["roles"]
     assert roles["transfer"]["model"] == "efficientnet_lite0"

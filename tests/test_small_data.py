@@ -38,7 +38,7 @@ def test_the_final_model_trained_on_every_photo(small_cv_run: Path) -> None:
 
 
 def test_threshold_and_temperature_come_from_out_of_fold_predictions(small_cv_run: Path) -> None:
-    found = OutOfFold.load(small_cv_run / OUT_OF_FOLD_FILE)
+    found = OutOfFold.load(small_cv_run / OUT_OF_FOLD_FILE, 3, 24)
     assert len(found.labels) == 24 and sorted(np.bincount(found.labels)) == [8, 8, 8]
     stored = load_file(str(small_cv_run / "model" / novelty.NOVELTY_FILE))
     np.testing.assert_allclose(stored["val_scores"], found.novelty, rtol=1e-6)
@@ -98,3 +98,71 @@ def test_a_final_model_resumes_without_validation(small_cv_run: Path, tmp_path: 
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert petal.load(run).card.accuracy["how"] == "cross-validated"
+
+
+def _damaged_copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2, 3]", '{"folds": 5}',
+                                  '{"folds": 5, "correct": [9, 9, 9, 9, 9], '
+                                  '"n_val": [5, 5, 5, 5, 4], "pooled": {"correct": 45, '
+                                  '"n_images": 24}}',
+                                  '{"folds": 2, "correct": [1e308, 1], "n_val": [1e308, 1], '
+                                  '"pooled": {"correct": 1e308, "n_images": 1e308}}'])
+def test_a_damaged_cross_validation_is_refused_on_resume(small_cv_run: Path, tmp_path: Path,
+                                                         text: str,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    run = _damaged_copy(small_cv_run, tmp_path)
+    (run / "cross_validation.json").write_text(text)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 1
+    assert "is not the cross-validation petal wrote" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["fewer classes", "label 99", "label -1", "one row",
+                                    "novelty 3e38", "novelty -5", "a photo twice", "float labels"])
+def test_damaged_out_of_fold_predictions_are_refused(small_cv_run: Path, tmp_path: Path,
+                                                     damage: str,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    from safetensors.numpy import save_file
+
+    run = _damaged_copy(small_cv_run, tmp_path)
+    arrays = load_file(str(run / OUT_OF_FOLD_FILE))
+    if damage == "fewer classes":
+        arrays["logits"] = arrays["logits"][:, :2].copy()
+    elif damage.startswith("label"):
+        arrays["labels"][0] = int(damage.split()[1])
+    elif damage == "one row":
+        arrays = {name: values[:1].copy() for name, values in arrays.items()}
+    elif damage.startswith("novelty"):
+        arrays["novelty"][:] = float(damage.split()[1])
+    elif damage == "a photo twice":
+        arrays["photos"][1] = arrays["photos"][0]
+    else:
+        arrays["labels"] = arrays["labels"].astype(np.float32)
+    save_file(arrays, str(run / OUT_OF_FOLD_FILE))
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 1
+    assert "does not hold the out-of-fold predictions petal wrote" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("accuracy", [
+    {"how": "cross-validated", "value": 0.7, "correct": 0, "n": 0, "interval": [0, 1]},
+    {"how": "<b>x</b>", "value": -3, "correct": 5, "n": 2, "interval": [0.9, 0.1]},
+    {"how": "validation", "value": 1.0, "correct": 10**300, "n": 10**300, "interval": [0, 1]},
+    {"how": "cross-validated", "value": 0.5, "correct": 12, "n": 24, "interval": [0.3, 0.7]},
+    "ninety percent", [0.9]])
+def test_a_hand_edited_card_accuracy_is_refused(small_cv_run: Path, tmp_path: Path,
+                                                accuracy: object) -> None:
+    from petal.errors import PetalError
+
+    run = _damaged_copy(small_cv_run, tmp_path)
+    card_path = run / "model" / "model.json"
+    card = json.loads(card_path.read_text())
+    card["metrics"]["accuracy"] = accuracy
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(PetalError, match="metrics.accuracy must be the object petal writes"):
+        petal.load(run)

@@ -61,6 +61,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from petal.train.recipes import get_recipe
 
     if args.resume:
+        if args.folds is not None or args.final is not None:
+            raise PetalError("--folds and --final are chosen when a run starts: --resume "
+                             "continues the run as it was started")
         resume(Path(args.resume), args.started, progress=wants_progress(args))
         return 0
     if not args.data:

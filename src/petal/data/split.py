@@ -217,9 +217,10 @@ def check_folds(split: Split, folds: int) -> None:
     """PetalError unless `split`'s training and validation images can be dealt into `folds`
     folds that each hold every class (checked before any training starts)."""
     per_class = Counter(i.label for i in split.train + split.val)
-    if folds < 2 or min(per_class.values()) < folds:
+    smallest = min(per_class, key=per_class.get)
+    if folds < 2 or per_class[smallest] < folds:
         raise PetalError(f"--folds {folds}: use at least 2, and no more than the images of the "
-                         f"smallest class ({min(per_class.values())})")
+                         f"smallest class ({smallest}: {per_class[smallest]})")
 
 
 def fold_splits(split: Split, index: DatasetIndex, folds: int, seed: int = 0) -> list[Split]:

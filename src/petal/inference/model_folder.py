@@ -123,6 +123,25 @@ def _calibration_problem(calibration: Any) -> str | None:
     return None
 
 
+def _accuracy_problem(accuracy: Any) -> str | None:
+    """metrics.accuracy, what every reader of the card shows, must be what petal writes."""
+    if accuracy is None:
+        return None
+    try:
+        n, correct, low, high = (accuracy["n"], accuracy["correct"], *accuracy["interval"])
+        sound = (accuracy["how"] in ("validation", "cross-validated")
+                 and type(n) is int and 0 < n <= 10**9 and type(correct) is int
+                 and 0 <= correct <= n and abs(accuracy["value"] - correct / n) < 1e-6
+                 and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in (low, high))
+                 and low <= high)
+        if accuracy["how"] == "cross-validated":
+            sound = sound and type(accuracy["folds"]) is int and 2 <= accuracy["folds"] <= n
+    except (KeyError, TypeError, ValueError):
+        sound = False
+    return None if sound else ("metrics.accuracy must be the object petal writes: how, value, "
+                               "correct of n photos, interval (and folds when cross-validated)")
+
+
 def card_problem(data: dict) -> str | None:
     """What makes model.json unusable, or None: every field that inference relies on."""
     classes, architecture = data.get("classes"), data.get("architecture")
@@ -145,6 +164,8 @@ def card_problem(data: dict) -> str | None:
     if data.get("novelty") is not None and not isinstance(data["novelty"], dict):
         return "novelty must be a JSON object or null"
     if (problem := _calibration_problem(data.get("calibration"))) is not None:
+        return problem
+    if (problem := _accuracy_problem(data.get("metrics", {}).get("accuracy"))) is not None:
         return problem
     return _split_problem(data.get("split"))
 

@@ -25,7 +25,7 @@ import torch
 
 from petal.data.check import check_folder
 from petal.data.decisions import read_review_for
-from petal.data.split import make_split
+from petal.data.split import Split, make_split
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
 from petal.inference.classifier import load
@@ -45,6 +45,7 @@ from petal.run_folder import (
     EVAL_DIR,
     LR_FIND_PLOT,
     METRICS_FILE,
+    OUT_OF_FOLD_FILE,
     PREDICTIONS_FILE,
     REPORT_FILE,
     ROLES,
@@ -56,6 +57,7 @@ from petal.stats import describe_accuracy, mcnemar_p
 from petal.system import usable_cores
 from petal.train.cross_validate import cross_validate, format_cross_validation
 from petal.train.fit import TrainRequest, find_lr, fit, prepare
+from petal.train.outputs import OutOfFold
 from petal.train.recipes import get_recipe
 from petal.train.validated import chosen_folds, plan
 
@@ -160,23 +162,39 @@ def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides
             "train_seconds": result.seconds}
 
 
-def compare_models(out: Path) -> dict:
-    """Which of the two models to use: each one's photos right that the other got wrong, on
-    the same validation photos, and the exact McNemar test of that difference."""
-    right = {role: read_predictions(out / role / EVAL_DIR / PREDICTIONS_FILE) for role in ROLES}
+def compare_models(out: Path, split: Split) -> dict:
+    """Which of the two models to use: each one's photos right that the other got wrong, and
+    the exact McNemar test of that difference; on every photo out of fold when both
+    cross-validated (the same folds: one split, one seed), else on the validation photos."""
+    if all((out / role / OUT_OF_FOLD_FILE).is_file() for role in ROLES):
+        photos = len(split.train) + len(split.val)
+        right = {role: _right_out_of_fold(out / role / OUT_OF_FOLD_FILE, len(split.classes),
+                                          photos) for role in ROLES}
+        which = f"{photos} photos, each judged by models that never saw it,"
+    else:
+        right = {role: read_predictions(out / role / EVAL_DIR / PREDICTIONS_FILE)
+                 for role in ROLES}
+        which = f"{len(right['scratch'].keys() & right['transfer'].keys())} validation photos"
     photos = right["scratch"].keys() & right["transfer"].keys()
     only = {role: sum(right[role][p] and not right[other][p] for p in photos)
             for role, other in zip(ROLES, ROLES[::-1])}
     p_value = mcnemar_p(only["scratch"], only["transfer"])
     better = max(ROLES, key=lambda role: only[role])
-    verdict = (f"use {better}: on {len(photos)} validation photos it got {only[better]} right "
-               f"that the other got wrong, against {min(only.values())} (McNemar p = "
-               f"{p_value:.2g})" if p_value < 0.05 else
-               f"these {len(photos)} validation photos cannot tell the two apart "
-               f"({only['scratch']} right only by scratch, {only['transfer']} only by transfer; "
-               f"McNemar p = {p_value:.2g}); more photos would")
+    verdict = (f"use {better}: on {which} it got {only[better]} right that the other got "
+               f"wrong, against {min(only.values())} (McNemar p = {p_value:.2g})"
+               if p_value < 0.05 else
+               f"{which} cannot tell the two apart ({only['scratch']} right only by scratch, "
+               f"{only['transfer']} only by transfer; McNemar p = {p_value:.2g}); more photos "
+               "would")
     return {"photos": len(photos), "only_right": only, "p_value": p_value,
             "better": better if p_value < 0.05 else None, "verdict": verdict}
+
+
+def _right_out_of_fold(path: Path, classes: int, photos: int) -> dict[int, bool]:
+    """Each photo (its place in the split) -> whether its fold's model got it right."""
+    found = OutOfFold.load(path, classes, photos)
+    right = found.logits.argmax(axis=1) == found.labels
+    return {int(photo): bool(ok) for photo, ok in zip(found.photos, right)}
 
 
 def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
@@ -248,7 +266,7 @@ def _run_main_job(job: MainJob, started: float) -> Path:
                                 job.transfer_overrides, job.weights, timer),
     }
     worst = read_json(job.out / "scratch" / EVAL_DIR / METRICS_FILE)["worst_mistakes"]
-    comparison = compare_models(job.out)
+    comparison = compare_models(job.out, split)
     figures = timer("predictions and comparisons", lambda: _figures(job, split.val, worst))
     summary = {"data": str(job.data), "data_description": job.data_description,
                "recipes": job.recipes, "roles": roles, "comparison": comparison,

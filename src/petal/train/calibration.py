@@ -58,7 +58,9 @@ def expected_calibration_error(logits: np.ndarray, labels: np.ndarray,
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, fitted_on: str) -> dict:
     """model.json's `calibration`: the temperature fitted on all of `logits`, and the ECE
-    before it and after it, the latter cross-fitted over two halves (module docstring)."""
+    before it and after it, the latter cross-fitted over two halves (module docstring). When
+    the cross-fitted ECE is not lower (a few noisy photos), the temperature stays 1: a fit
+    that does not help photos it was not fitted on is not applied."""
     logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
     order = np.random.default_rng(0).permutation(len(labels))
     halves = (order[::2], order[1::2])
@@ -66,8 +68,8 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, fitted_on: str) -> dict:
     for fit_on, score_on in (halves, halves[::-1]):
         cross_fitted[score_on] = logits[score_on] / fit_temperature(logits[fit_on],
                                                                     labels[fit_on])
-    return {"temperature": round(fit_temperature(logits, labels), 6), "fitted_on": fitted_on,
-            "n": int(len(labels)),
-            "ece": round(expected_calibration_error(logits, labels), 6),
-            "ece_calibrated": round(expected_calibration_error(cross_fitted, labels), 6),
-            "bins": BINS}
+    before = expected_calibration_error(logits, labels)
+    after = expected_calibration_error(cross_fitted, labels)
+    return {"temperature": round(fit_temperature(logits, labels), 6) if after < before else 1.0,
+            "fitted_on": fitted_on, "n": int(len(labels)), "ece": round(before, 6),
+            "ece_calibrated": round(after, 6), "applied": after < before, "bins": BINS}

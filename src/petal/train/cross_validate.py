@@ -35,10 +35,10 @@ from petal.train.outputs import OutOfFold, collect_outputs
 
 
 def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, Split],
-                progress: bool) -> OutOfFold:
+                progress: bool, place: dict[str, int]) -> OutOfFold:
     """The recipe trained on one fold split; what it says of that split's validation photos
-    (nothing written)."""
-    prepared = prepare(request, progress, scanned=scanned)
+    (nothing written). `place`: each photo's place among all the run's photos."""
+    prepared = prepare(request, progress, scanned=scanned, notes=False)
     recipe = dataclasses.replace(prepared.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1,
@@ -54,7 +54,13 @@ def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, S
     spec, batch = prepared.eval_spec, recipe.batch_size
     logits, features, labels = collect_outputs(module, prepared.val_set, spec, batch)
     reference = collect_outputs(module, prepared.reference_set, spec, batch)[1]
-    return OutOfFold(logits, labels, novelty.fit(reference, features).val_scores)
+    # The distance to the k-th nearest training photo shrinks as training photos are added.
+    # The final model's reference holds every photo, a fold's only (K-1)/K of them: the fold
+    # counts to a proportionally nearer neighbour, so that its scores, which set the final
+    # model's threshold, are on the final model's scale (k/N alike).
+    k = max(1, round(novelty.KNN_K * len(scanned[1].train) / len(place)))
+    return OutOfFold(logits, labels, novelty.fit(reference, features, k=k).val_scores,
+                     np.array([place[item.path] for item in scanned[1].val]))
 
 
 def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool = True,
@@ -65,9 +71,10 @@ def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool 
     started = time.perf_counter()
     quiet_lightning()
     index, split = scanned or scan_and_split(request, progress=False)
+    place = {path: i for i, path in enumerate(sorted(i.path for i in split.train + split.val))}
     parts, accuracies, correct, sizes = [], [], [], []
     for k, fold in enumerate(fold_splits(split, index, folds, seed=request.recipe.seed)):
-        part = _train_fold(request, lr, (index, fold), progress)
+        part = _train_fold(request, lr, (index, fold), progress, place)
         parts.append(part)
         sizes.append(len(part.labels))
         correct.append(int((part.logits.argmax(axis=1) == part.labels).sum()))
@@ -83,7 +90,7 @@ def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool 
     run = Path(request.out)
     run.mkdir(parents=True, exist_ok=True)
     OutOfFold(*(np.concatenate([getattr(p, name) for p in parts])
-                for name in ("logits", "labels", "novelty"))).save(run / OUT_OF_FOLD_FILE)
+                for name in ("logits", "labels", "novelty", "photos"))).save(run / OUT_OF_FOLD_FILE)
     atomic_write_json(run / CROSS_VALIDATION_FILE, result)
     return result
 

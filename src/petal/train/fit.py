@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key
 from petal.train.history import HistoryWriter
 from petal.train.lr_range import SUGGESTION_RULE, RangeTest
 from petal.train.module import ClassifierModule
-from petal.train.outputs import OutOfFold, collect_outputs
+from petal.train.outputs import OutOfFold, collect_outputs, read_cross_validation
 from petal.train.recipes import Recipe, recipe_from_json
 from petal.version import __version__
 
@@ -157,6 +158,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # --resume
+    warnings.filterwarnings("ignore", message=".*dirpath has changed from.*")  # a moved run
     warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")  # Lightning vs torch 2.14
     # a final model, and a fold, train without validating (their figures come after)
     warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
@@ -165,6 +167,8 @@ def quiet_lightning() -> None:
 def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
     """The request's split file, or a new split; with the review file's decisions applied."""
     decisions = read_review_for(request.review_file, index) if request.review_file else None
+    if decisions:
+        print(f"Applying {decisions.summary()}")
     if request.split_file is None:
         return make_split(index, decisions=decisions)
     split = Split.load(request.split_file)
@@ -192,20 +196,22 @@ def fitted_batch_size(batch_size: int, n_train: int) -> int:
     return size
 
 
-def _fit_batch_size(recipe: Recipe, n_train: int) -> Recipe:
+def _fit_batch_size(recipe: Recipe, n_train: int, say: bool = True) -> Recipe:
     batch_size = fitted_batch_size(recipe.batch_size, n_train)
     if batch_size == recipe.batch_size:
         return recipe
-    print(f"note: {n_train} training images, fewer than {MIN_BATCHES} batches of the recipe's "
-          f"{recipe.batch_size}: training with batch size {batch_size}")
+    if say:
+        print(f"note: {n_train} training images, fewer than {MIN_BATCHES} batches of the "
+              f"recipe's {recipe.batch_size}: training with batch size {batch_size}")
     return dataclasses.replace(recipe, batch_size=batch_size)
 
 
 def prepare(request: TrainRequest, progress: bool = True,
-            scanned: tuple[DatasetIndex, Split] | None = None) -> Prepared:
+            scanned: tuple[DatasetIndex, Split] | None = None, notes: bool = True) -> Prepared:
     """Check data, split, build the model and decode the images; PetalError on bad input.
 
-    `scanned` (from `scan_and_split`) saves scanning the data folder again.
+    `scanned` (from `scan_and_split`) saves scanning the data folder again; `notes`: say
+    when the batch size is fitted to a small training set (a fold's would repeat it).
     """
     index, split = scanned or scan_and_split(request, progress)
     recipe = request.recipe
@@ -216,7 +222,7 @@ def prepare(request: TrainRequest, progress: bool = True,
     model, spec = build_model(request.model_name, len(split.classes),
                               weights=request.weights_or_default, input_size=recipe.input_size,
                               **options)
-    recipe = _fit_batch_size(recipe, len(split.train))
+    recipe = _fit_batch_size(recipe, len(split.train), notes)
     if not split.val and request.validate:
         raise PetalError("the split has no validation images: use a larger --val-fraction")
     items = split.train + split.val
@@ -432,8 +438,10 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
     run, recipe = request.out, module.recipe
     spec, batch = prepared.eval_spec, recipe.batch_size
     train_features = collect_outputs(module, prepared.reference_set, spec, batch)[1]
-    if (run / OUT_OF_FOLD_FILE).is_file() or not request.validate:  # the run cross-validated
-        found = OutOfFold.load(run / OUT_OF_FOLD_FILE)
+    photos = len(prepared.split.train) + len(prepared.split.val)
+    cross_validated = (run / OUT_OF_FOLD_FILE).is_file() or not request.validate
+    if cross_validated:
+        found = OutOfFold.load(run / OUT_OF_FOLD_FILE, len(prepared.split.classes), photos)
         logits, labels = found.logits, found.labels
         score = novelty.with_scores(train_features, found.novelty)
         fitted_on, held_out = "out-of-fold", "out-of-fold photos"
@@ -448,8 +456,8 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
                "n_train": len(prepared.split.train)}
     if request.validate:
         metrics.update(_validation_metrics(rows, len(prepared.split.val)))
-    cross = read_json(run / CROSS_VALIDATION_FILE) if (run / CROSS_VALIDATION_FILE).is_file() \
-        else None
+    cross = (read_cross_validation(run / CROSS_VALIDATION_FILE, photos) if cross_validated
+             else None)
     metrics["accuracy"] = accuracy_summary(metrics, cross)
     card = ModelCard(architecture=prepared.architecture, classes=prepared.split.classes,
                      input=spec, recipe=dataclasses.asdict(recipe), metrics=metrics,
@@ -484,14 +492,16 @@ def accuracy_summary(metrics: dict, cross: dict | None) -> dict:
     """model.json's `accuracy`, what every reader of the card shows: the cross-validated
     figure when the run cross-validated (over every photo: the larger sample), else the
     held-out validation one; with its size and 95 % interval."""
-    if cross is not None:
-        pooled = cross["pooled"]
-        return {"how": "cross-validated", "value": round(pooled["correct"] / pooled["n_images"], 6),
-                "correct": pooled["correct"], "n": pooled["n_images"],
-                "interval": pooled["interval"], "folds": cross["folds"],
-                "fold_accuracies": cross["accuracies"], "fold_std": cross["std"]}
-    return {"how": "validation", "value": metrics["val_acc"], "correct": metrics["val_correct"],
-            "n": metrics["n_val"], "interval": metrics["val_interval"]}
+    if cross is not None:  # checked counts (read_cross_validation); the rates follow
+        correct, n = sum(cross["correct"]), sum(cross["n_val"])
+        rates = [c / size for c, size in zip(cross["correct"], cross["n_val"])]
+        return {"how": "cross-validated", "value": round(correct / n, 6), "correct": correct,
+                "n": n, "interval": [round(v, 6) for v in wilson_interval(correct, n)],
+                "folds": cross["folds"], "fold_accuracies": [round(r, 6) for r in rates],
+                "fold_std": round(statistics.stdev(rates), 6)}
+    correct, n = metrics["val_correct"], metrics["n_val"]
+    return {"how": "validation", "value": round(correct / n, 6), "correct": correct, "n": n,
+            "interval": metrics["val_interval"]}
 
 
 def _report_held_out_fits(score: novelty.Novelty, calibration: dict, held_out: str,
@@ -506,12 +516,18 @@ def _report_held_out_fits(score: novelty.Novelty, calibration: dict, held_out: s
           f"{100 * share:.1f} % of the time (95 % interval {100 * low:.1f}-{100 * high:.1f} %)")
     if n < SMALL_HELD_OUT:
         advice = ("more photos would make them firmer" if held_out.startswith("out-of-fold")
-                  else "cross-validate (--folds 5) to set them from every photo")
+                  else "more photos, or cross-validation over every photo (--folds K, as many "
+                  "as the smallest class has photos), would make them firmer")
         warnings.warn(f"only {n} {held_out} set the unknown threshold and the confidence "
                       f"calibration: both are rough; {advice}", PetalWarning, stacklevel=3)
-    print(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
-          f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
-          f"{calibration['n']} {held_out} (cross-fitted)")
+    if calibration["applied"]:
+        print(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
+              f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
+              f"{calibration['n']} {held_out} (cross-fitted)")
+    else:
+        print(f"Confidence left as trained: a temperature fitted on half of the "
+              f"{calibration['n']} {held_out} did not lower the ECE on the other half "
+              f"({calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f})")
 
 
 def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainRequest:
@@ -544,4 +560,9 @@ def resume(run: Path, started: float, progress: bool = True) -> TrainResult:
         if not last.is_file():
             raise PetalError(f"{run} has no {CHECKPOINTS_DIR}/{last.name} to resume from: "
                              "start the run again in a new --out folder")
-        return fit(request_from_run(run), started, progress=progress, resume_from=last)
+        request = request_from_run(run)
+        done = read_checkpoint(last)["epoch"] + 1
+        print(f"Resuming {run} after epoch {done} of {request.recipe.epochs}"
+              + (" (all done: the model is saved again)" if done >= request.recipe.epochs
+                 else ""))
+        return fit(request, started, progress=progress, resume_from=last)

@@ -44,7 +44,13 @@ def plan(request: TrainRequest, split: Split, folds: int, final: str) -> str:
     """What `petal train` says before any training: what it will do, and what that costs."""
     n_val, n_all = len(split.val), len(split.train) + len(split.val)
     if not folds:
-        return f"Training on {len(split.train)} photos, validating on {n_val}"
+        counts = {c: sum(1 for i in split.train + split.val if i.label == c)
+                  for c in split.classes}
+        smallest = min(counts, key=counts.get)
+        why = (f" ({n_val} are too few to trust, but {smallest} has {counts[smallest]} photo(s): "
+               "cross-validation needs at least 2 of every class)"
+               if n_val < SMALL_HELD_OUT and counts[smallest] < 2 else "")
+        return f"Training on {len(split.train)} photos, validating on {n_val}{why}"
     cost = ("each a few seconds on stored features" if request.recipe.mode == "cached"
             else f"each a whole {request.recipe.name} training")
     reason = (f"{n_val} validation photos are too few to trust (fewer than {SMALL_HELD_OUT}): "
