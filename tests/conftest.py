@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +133,13 @@ def small_cv_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "width=0.125", "--set", "input_size=32", "--set", "epochs=3", "--out",
                  str(root / "run"), "--cache-dir", str(root / "cache"), "--no-progress"]) == 0
     return root / "run"
+
+
+def card_edited_copy(run: Path, dest: Path, edit: Callable[[dict], object]) -> Path:
+    """A copy of run folder `run` at `dest` whose model.json `edit` changed (in place)."""
+    shutil.copytree(run, dest)
+    card_path = dest / "model" / "model.json"
+    card = json.loads(card_path.read_text())
+    edit(card)
+    card_path.write_text(json.dumps(card))
+    return dest

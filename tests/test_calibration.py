@@ -3,8 +3,6 @@ on held-out photos, and no answer changes."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 import torch
 
 import petal
+from conftest import card_edited_copy
 from petal.errors import PetalError
 from petal.inference.export import export
 from petal.inference.model_folder import load_model
@@ -57,14 +56,10 @@ def test_the_reported_ece_is_cross_fitted() -> None:
 
 
 def test_calibration_changes_no_answer_in_torch_or_onnx(tiny_run: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    card_path = run / "model" / "model.json"
-    card = json.loads(card_path.read_text())
-    assert card["calibration"]["fitted_on"] == "validation"
+    assert petal.load(tiny_run).card.calibration["fitted_on"] == "validation"
     temperature = 0.4  # as a strongly under-confident model gets
-    card["calibration"]["temperature"] = temperature
-    card_path.write_text(json.dumps(card))
+    run = card_edited_copy(tiny_run, tmp_path / "run",
+                           lambda card: card["calibration"].update(temperature=temperature))
     photos = sorted((tiny_run.parent / "data").rglob("*.jpg"))
     classifier = petal.load(run)
     arrays = np.stack([classifier.prepare(p) for p in photos])
@@ -81,12 +76,8 @@ def test_calibration_changes_no_answer_in_torch_or_onnx(tiny_run: Path, tmp_path
 @pytest.mark.parametrize("temperature", [0, -1, 1e9, "2", None])
 def test_a_crafted_temperature_is_refused(tiny_run: Path, tmp_path: Path,
                                           temperature: object) -> None:
-    copy = tmp_path / "run"
-    shutil.copytree(tiny_run, copy)
-    card_path = copy / "model" / "model.json"
-    card = json.loads(card_path.read_text())
-    card["calibration"]["temperature"] = temperature
-    card_path.write_text(json.dumps(card))
+    copy = card_edited_copy(tiny_run, tmp_path / "run",
+                            lambda card: card["calibration"].update(temperature=temperature))
     with pytest.raises(PetalError, match="calibration must be an object whose temperature"):
         petal.load(copy)
 

@@ -14,7 +14,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import petal
-from conftest import colour_photos
+from conftest import card_edited_copy, colour_photos
 from petal.cli import main
 from petal.inference import novelty
 from petal.run_folder import OUT_OF_FOLD_FILE
@@ -159,10 +159,7 @@ def test_a_hand_edited_card_accuracy_is_refused(small_cv_run: Path, tmp_path: Pa
                                                 accuracy: object) -> None:
     from petal.errors import PetalError
 
-    run = _damaged_copy(small_cv_run, tmp_path)
-    card_path = run / "model" / "model.json"
-    card = json.loads(card_path.read_text())
-    card["metrics"]["accuracy"] = accuracy
-    card_path.write_text(json.dumps(card))
+    run = card_edited_copy(small_cv_run, tmp_path / "run",
+                           lambda card: card["metrics"].update(accuracy=accuracy))
     with pytest.raises(PetalError, match="metrics.accuracy must be the object petal writes"):
         petal.load(run)
