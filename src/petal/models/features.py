@@ -18,14 +18,29 @@ per image, and none through ONNX Runtime).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from petal.models.mirror import answering
 from petal.models.spec import InputSpec
 
-# (the layer whose input is the last feature map, the linear head): registry.cam_layers
-CamLayers = tuple[nn.Module, nn.Linear]
+
+@dataclass(frozen=True)
+class CamLayers:
+    """Where class activation maps come from (registry.cam_layers): the layers whose inputs
+    they are made of, and how (those inputs -> (N, classes, h, w))."""
+
+    taps: list[nn.Module]
+    maps: Callable[[list[torch.Tensor]], torch.Tensor]
+
+    @classmethod
+    def pooled_linear(cls, pool: nn.Module, head: nn.Linear) -> CamLayers:
+        """One last feature map, at the input of `pool`, weighted by each class's row of
+        `head`."""
+        return cls([pool], lambda found: torch.einsum("nchw,kc->nkhw", found[0], head.weight))
 
 
 def classifier_head(network: nn.Module) -> nn.Module:
@@ -57,12 +72,14 @@ class AnswerWithFeatures(nn.Module):
         self.cam = cam
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        count = images.shape[0]  # a mirroring answer runs [images, mirrors]: the first rows
+        # a mirroring answer runs [images, mirrors]: the first rows; stored features of
+        # several trunks come as a list (petal.train.cut)
+        count = len(images[0]) if isinstance(images, list) else images.shape[0]
         seen: list[torch.Tensor] = []
+        taps: list[torch.Tensor] = []
         hooks = [self.head.register_forward_pre_hook(lambda _, args: seen.append(args[0]))]
-        if self.cam is not None:
-            hooks.append(self.cam[0].register_forward_pre_hook(
-                lambda _, args: seen.append(args[0])))
+        for tap in self.cam.taps if self.cam is not None else []:
+            hooks.append(tap.register_forward_pre_hook(lambda _, args: taps.append(args[0])))
         try:
             logits = self.answer(images)
             if self.temperature != 1.0:
@@ -70,11 +87,9 @@ class AnswerWithFeatures(nn.Module):
         finally:
             for hook in hooks:
                 hook.remove()
-        head_input, *feature_map = seen[::-1] if self.cam is not None else seen
-        features = head_input[:count]
+        features = seen[0][:count]
         if features.dim() == 4:
             features = features.mean((2, 3))
         if self.cam is None:
             return logits, features.flatten(1)
-        maps = torch.einsum("nchw,kc->nkhw", feature_map[0][:count], self.cam[1].weight)
-        return logits, features.flatten(1), maps
+        return logits, features.flatten(1), self.cam.maps([found[:count] for found in taps])

@@ -2,7 +2,8 @@
 
 Names: `resnet9` (from scratch), `efficientnet_lite0/1/2` (ImageNet weights installed,
 work offline), any torchvision classification model (`resnet34`, `mobilenet_v3_small`,
-...) and any timm model as `timm:NAME`. `architecture_config` gives the JSON-able dict
+...), any timm model as `timm:NAME`, and several pretrained trunks under one head as
+`TRUNK+TRUNK` (each optionally `TRUNK@SIZE`; petal.models.multi_trunk). `architecture_config` gives the JSON-able dict
 (model.json's "architecture") from which `rebuild_model` makes the same network again,
 randomly initialised and without network or weight files, ready for a saved state dict.
 """
@@ -18,9 +19,15 @@ from typing import Any
 from torch import nn
 
 from petal.errors import PetalError
-from petal.models import efficientnet_lite, resnet9, timm_models, torchvision_models
+from petal.models import (
+    efficientnet_lite,
+    multi_trunk,
+    resnet9,
+    timm_models,
+    torchvision_models,
+)
 from petal.models.features import CamLayers
-from petal.models.spec import InputSpec
+from petal.models.spec import MAX_SIDE, InputSpec
 from petal.models.weights import IMAGENET, Weights, parse_weights
 
 TIMM_PREFIX = "timm:"
@@ -28,7 +35,7 @@ TIMM_PREFIX = "timm:"
 
 def _pooled_linear(pool: object, head: object) -> CamLayers | None:
     if isinstance(pool, nn.Module) and isinstance(head, nn.Linear):
-        return pool, head
+        return CamLayers.pooled_linear(pool, head)
     return None
 
 
@@ -44,7 +51,13 @@ def _torchvision_cam(model: nn.Module) -> CamLayers | None:
 
 def _resnet9_cam(model: nn.Module) -> CamLayers:
     """ResNet9: its classifier's max pooling, then its linear layer."""
-    return model.classifier[0], model.classifier[2]
+    return CamLayers.pooled_linear(model.classifier[0], model.classifier[2])
+
+
+def _multi_cam(model: nn.Module) -> CamLayers | None:
+    """Several trunks: each one's map, summed (petal.models.multi_trunk)."""
+    taps = model.map_taps()
+    return CamLayers(taps, model.class_maps) if taps is not None else None
 
 
 def _features_layer(model: nn.Module) -> nn.Module | None:
@@ -87,6 +100,58 @@ _TORCHVISION = _Family(torchvision_models.input_spec, torchvision_models.build,
 _TIMM = _Family(timm_models.input_spec, timm_models.build)
 
 
+def _trunk_parts(name: str) -> list[tuple[_Family, str, str, int | None]]:
+    """(family, canonical name, architecture, input size or None) of each trunk of a model
+    named `a+b@260`; PetalError unless each is an EfficientNet-Lite or a timm model."""
+    try:
+        parts = multi_trunk.parse_name(name)
+    except ValueError as exc:
+        raise PetalError(f"model {name!r}: {exc}; a model of several trunks is named "
+                         "TRUNK+TRUNK, each optionally with its input size: "
+                         "efficientnet_lite0@288+efficientnet_lite2") from exc
+    found = []
+    for trunk, size in parts:
+        family, canonical, arch = _resolve(trunk)
+        if family not in (_LITE, _TIMM):
+            raise PetalError(f"{canonical} cannot be one of several trunks: use "
+                             "efficientnet_lite0/1/2 or a timm model (timm:NAME; timm has the "
+                             "torchvision architectures too, e.g. timm:resnet50)")
+        if size is not None and not 32 <= size <= MAX_SIDE:
+            raise PetalError(f"{canonical}@{size}: an input size is 32 to {MAX_SIDE} px")
+        found.append((family, canonical, arch, size))
+    return found
+
+
+def _trunk_specs(name: str) -> list[tuple[_Family, str, str, InputSpec]]:
+    return [(family, canonical, arch, family.input_spec(arch, size))
+            for family, canonical, arch, size in _trunk_parts(name)]
+
+
+def _multi_spec(name: str, input_size: int | None) -> InputSpec:
+    """The shared crop: `input_size`, or the largest trunk's size, with that trunk's crop."""
+    largest = max((spec for *_, spec in _trunk_specs(name)), key=lambda spec: spec.size)
+    return multi_trunk.pixel_spec(input_size or largest.size, largest.crop_pct)
+
+
+def _multi_name(name: str) -> str:
+    """The canonical name: each trunk's, with its input size."""
+    return multi_trunk.SEPARATOR.join(f"{canonical}{multi_trunk.SIZE_MARK}{spec.size}"
+                                      for _, canonical, _, spec in _trunk_specs(name))
+
+
+def _multi_build(name: str, num_classes: int, weights: Weights, _spec: InputSpec
+                 ) -> nn.Module:
+    if weights not in (IMAGENET, None):
+        raise PetalError("--weights FILE names one network's weights: a model of several "
+                         "trunks takes each trunk's ImageNet weights (or none)")
+    trunks = [multi_trunk.Trunk(canonical, family.build(arch, 0, weights, spec), spec)
+              for family, canonical, arch, spec in _trunk_specs(name)]
+    return multi_trunk.MultiTrunk(trunks, num_classes)
+
+
+_MULTI = _Family(_multi_spec, _multi_build, cam=_multi_cam, gradcam_layer=lambda _: None)
+
+
 def model_names() -> list[str]:
     """petal's own models, then torchvision's classifiers (any timm model works as timm:NAME)."""
     return ["resnet9", *efficientnet_lite.NAMES, *torchvision_models.names()]
@@ -101,6 +166,12 @@ def _unknown(name: str, candidates: list[str], hint: str, prefix: str = "") -> P
 def _resolve(name: str) -> tuple[_Family, str, str]:
     """(family, canonical name, architecture name within the family) for a user's model name."""
     name = name.strip().lower()
+    if multi_trunk.SEPARATOR in name:
+        return _MULTI, _multi_name(name), name
+    if multi_trunk.SIZE_MARK in name:
+        raise PetalError(f"model {name!r}: NAME{multi_trunk.SIZE_MARK}SIZE is for one of "
+                         "several trunks (a+b@260); for one model set its input size with "
+                         "--set input_size=SIZE")
     if name.startswith(TIMM_PREFIX):
         arch = name.removeprefix(TIMM_PREFIX)
         if not timm_models.is_known(arch):

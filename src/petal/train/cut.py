@@ -4,7 +4,8 @@
 and both halves share the model's parameters, so training the top trains the model.
 Supported: EfficientNet-style networks (efficientnet_lite*, timm EfficientNets, cuts
 "blocks.N", "conv_head", "classifier"), torchvision ResNets ("layerN", "fc") and, at
-"classifier", any timm model.
+"classifier", any timm model. A model of several trunks (petal.models.multi_trunk) is cut
+trunk by trunk (`cut_trunks`), each where it can be.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import torch
 from torch import nn
 
 from petal.errors import PetalError
+from petal.models.multi_trunk import MultiTop, MultiTrunk
+
+LAST_STEP = "classifier"  # a cut every supported network has
 
 
 class Step(nn.Module):
@@ -74,3 +78,33 @@ def cut_network(model: nn.Module, cut: str) -> CutNetwork:
     trunk = nn.Sequential(*[step for _, step in steps[:at]]).eval().requires_grad_(False)
     top = nn.Sequential(*[step for _, step in steps[at:]]).requires_grad_(True)
     return CutNetwork(trunk, top, cut)
+
+
+def usable_cut(model: nn.Module, cut: str) -> str:
+    """`cut`, or LAST_STEP for a network without such a step (a recipe's `conv_head` on a
+    ConvNeXt): the network then trains from its classifier on stored pooled features."""
+    return cut if cut in [name for name, _ in network_steps(model)[1:]] else LAST_STEP
+
+
+@dataclass
+class StoredTrunk:
+    """One frozen trunk of a cut model, whose outputs the feature cache stores."""
+
+    name: str  # the trunk's name and input size: part of its features' cache key
+    prepare: nn.Module | None  # runs in torch before `trunk` (a resize: see FeatureCache)
+    trunk: nn.Sequential
+    cut: str
+
+
+def cut_trunks(model: nn.Module, cut: str) -> tuple[list[StoredTrunk], nn.Module]:
+    """The frozen trunks of `model` and the top that trains on their stored outputs; each trunk
+    is cut at `cut` where it has that step, else at LAST_STEP (`usable_cut`)."""
+    if not isinstance(model, MultiTrunk):
+        parts = cut_network(model, usable_cut(model, cut))
+        return [StoredTrunk("", None, parts.trunk, parts.cut)], parts.top
+    stored, tops = [], []
+    for trunk in model.trunks:
+        parts = cut_network(trunk.network, usable_cut(trunk.network, cut))
+        stored.append(StoredTrunk(trunk.name, trunk.prepare, parts.trunk, parts.cut))
+        tops.append(parts.top)
+    return stored, MultiTop(tops, model.classifier)

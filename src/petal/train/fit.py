@@ -32,7 +32,7 @@ from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, read_json
 from petal.inference import novelty
 from petal.inference.model_folder import ModelCard, save_model_folder
-from petal.models import architecture_config, build_model, default_weights
+from petal.models import architecture_config, build_model, default_weights, multi_trunk
 from petal.models.spec import InputSpec
 from petal.paths import cache_root
 from petal.report.curves import plot_history, plot_lr_finder
@@ -56,7 +56,7 @@ from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 from petal.train.batches import CachedImages, eval_loader, train_loader
 from petal.train.calibration import calibrate
 from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
-from petal.train.cut import cut_network
+from petal.train.cut import cut_trunks
 from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key
 from petal.train.history import HistoryWriter
 from petal.train.lr_range import SUGGESTION_RULE, RangeTest
@@ -218,6 +218,9 @@ def prepare(request: TrainRequest, progress: bool = True,
     options = {"width": recipe.width} if recipe.width is not None else {}
     architecture = architecture_config(request.model_name, len(split.classes),
                                        recipe.input_size, **options)
+    if recipe.mode == "cached" and recipe.tta_flip and multi_trunk.SEPARATOR in request.model_name:
+        raise PetalError("tta_flip with several trunks needs --set mode=full: cached training "
+                         "stores no mirrored views of several trunks")
     L.seed_everything(recipe.seed, verbose=False)
     model, spec = build_model(request.model_name, len(split.classes),
                               weights=request.weights_or_default, input_size=recipe.input_size,
@@ -238,7 +241,7 @@ def prepare(request: TrainRequest, progress: bool = True,
         network, sets = model, _image_sets(recipe, spec, eval_spec, pixels, labels, n)
     else:
         network, *sets = _feature_sets(request, recipe, model, spec, architecture, pixels,
-                                       labels, [i.sha256 for i in items], n, progress)
+                                       labels, [i.sha256 for i in items], n, progress, notes)
     train_set, val_set, reference_set = sets
     return Prepared(recipe, index, split, model, spec, architecture, network, train_set,
                     val_set, eval_spec, reference_set)
@@ -255,21 +258,31 @@ def _image_sets(recipe: Recipe, spec: InputSpec, eval_spec: InputSpec, pixels: n
 
 def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
                   spec: InputSpec, architecture: dict, pixels: np.ndarray, labels: np.ndarray,
-                  keys: list[str], n: int, progress: bool
+                  keys: list[str], n: int, progress: bool, notes: bool
                   ) -> tuple[torch.nn.Module, Dataset, Dataset, Dataset]:
-    """Cached mode: the top that trains, and the frozen trunk's stored outputs to train and
+    """Cached mode: the top that trains, and the frozen trunks' stored outputs to train and
     validate it on (the mirrored photos' too, for validation, with tta_flip), and the
     training images' outputs as validation sees them."""
-    parts = cut_network(model, recipe.train_from)
-    features = FeatureCache(cache_root(request.cache_dir), parts.trunk,
-                            features_key(architecture, recipe.train_from, spec, parts.trunk),
-                            spec)
-    centre = features.view(pixels, keys, progress=progress)
-    mirrored = (features.view(pixels[n:], keys[n:], mirrored=True, progress=progress)
-                if recipe.tta_flip else None)
-    return (parts.top, CachedFeatures(centre[:n], labels[:n], flip=recipe.flip),
-            CachedFeatures(centre[n:], labels[n:], mirrored=mirrored),
-            CachedFeatures(centre[:n], labels[:n]))
+    trunks, top = cut_trunks(model, recipe.train_from)
+    several = len(trunks) > 1
+    centre, mirrored = [], None
+    for stored in trunks:
+        if stored.cut != recipe.train_from and notes:
+            print(f"note: {stored.name or request.model_name} has no step "
+                  f"{recipe.train_from!r}: it trains from {stored.cut!r}")
+        described = {"trunk": stored.name} if several else architecture
+        features = FeatureCache(cache_root(request.cache_dir), stored.trunk,
+                                features_key(described, stored.cut, spec, stored.trunk), spec,
+                                stored.prepare)
+        centre.append(features.view(pixels, keys, progress=progress))
+        if recipe.tta_flip:
+            mirrored = features.view(pixels[n:], keys[n:], mirrored=True, progress=progress)
+    if several:
+        train, val = tuple(c[:n] for c in centre), tuple(c[n:] for c in centre)
+    else:
+        train, val = centre[0][:n], centre[0][n:]
+    return (top, CachedFeatures(train, labels[:n], flip=recipe.flip),
+            CachedFeatures(val, labels[n:], mirrored=mirrored), CachedFeatures(train, labels[:n]))
 
 
 def write_run_start(request: TrainRequest, prepared: Prepared) -> None:

@@ -75,7 +75,9 @@ class ClassifierModule(L.LightningModule):
         if self.normalise:
             views = [inputs, inputs.flip(3)] if self.recipe.tta_flip else [inputs]
         else:
-            views = list(inputs.unbind(1)) if inputs.dim() == 5 else [inputs]
+            # (N, views, ...) stored features of one trunk; several trunks' come as a list
+            stacked = isinstance(inputs, torch.Tensor) and inputs.dim() == 5
+            views = list(inputs.unbind(1)) if stacked else [inputs]
         probabilities = torch.stack([self(v).softmax(1) for v in views]).mean(0)
         log_probabilities = probabilities.clamp_min(1e-12).log()
         self.val_acc(probabilities, labels)

@@ -42,11 +42,14 @@ def collect_outputs(module: ClassifierModule, dataset: Dataset, spec: InputSpec,
     logits, features, labels = [], [], []
     with torch.inference_mode():
         for inputs, targets in eval_loader(dataset, batch_size):
-            inputs = inputs.to(device)
-            if images_in:
-                inputs = module.normalised(inputs)
+            if isinstance(inputs, list):  # stored features of several trunks
+                inputs = [part.to(device) for part in inputs]
+            elif images_in:
+                inputs = module.normalised(inputs.to(device))
             elif inputs.dim() == 5:  # (N, views, C, H, W): the image, then its mirror
-                inputs = inputs[:, 0]
+                inputs = inputs[:, 0].to(device)
+            else:
+                inputs = inputs.to(device)
             said = answer(inputs)
             logits.append(said[0].float().cpu().numpy())
             features.append(said[1].float().cpu().numpy())
