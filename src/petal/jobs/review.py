@@ -34,8 +34,8 @@ from petal.models import architecture_config, build_model, default_weights
 from petal.models.features import AnswerWithFeatures
 from petal.paths import cache_root
 from petal.stats import softmax
-from petal.train.cut import cut_network
-from petal.train.feature_cache import FeatureCache, features_key
+from petal.train.cut import cut_trunks
+from petal.train.feature_cache import trunk_features
 
 FOLDS = 5
 TRAIN_FROM = "conv_head"  # fast-transfer's cut: its cached features serve the review too
@@ -146,15 +146,19 @@ def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: st
         raise PetalError(f"{model} has no pretrained weights: review with a pretrained model "
                          "(the default efficientnet_lite0)")
     network, spec = build_model(model, len(classes), weights=weights)
-    parts = cut_network(network.eval(), TRAIN_FROM)
+    trunks, top = cut_trunks(network.eval(), TRAIN_FROM)
     pixels = DecodedCache(cache_root(cache_dir), spec.resize_size).ensure(files, progress=progress)
-    key = features_key(architecture_config(model, len(classes)), TRAIN_FROM, spec, parts.trunk)
-    trunk = FeatureCache(cache_root(cache_dir), parts.trunk, key, spec)
-    stored = trunk.view(pixels, [sha for _, sha in files], progress=progress)
-    top = AnswerWithFeatures(parts.top.eval(), spec)
+    architecture = architecture_config(model, len(classes))
+    stored = [trunk_features(cache_root(cache_dir), trunk, architecture, spec, len(trunks) > 1)
+              .view(pixels, [sha for _, sha in files], progress=progress) for trunk in trunks]
+    answer = AnswerWithFeatures(top.eval(), spec)
+
+    def batch(start: int) -> torch.Tensor | list[torch.Tensor]:
+        parts = [torch.from_numpy(np.asarray(s[start:start + 256], np.float32)) for s in stored]
+        return parts if len(parts) > 1 else parts[0]
+
     with torch.inference_mode():
-        return np.concatenate([top(torch.from_numpy(np.asarray(stored[i:i + 256], np.float32)))[1]
-                               .numpy() for i in range(0, len(stored), 256)])
+        return np.concatenate([answer(batch(i))[1].numpy() for i in range(0, len(files), 256)])
 
 
 def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: int = FOLDS,

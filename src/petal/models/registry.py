@@ -3,9 +3,10 @@
 Names: `resnet9` (from scratch), `efficientnet_lite0/1/2` (ImageNet weights installed,
 work offline), any torchvision classification model (`resnet34`, `mobilenet_v3_small`,
 ...), any timm model as `timm:NAME`, and several pretrained trunks under one head as
-`TRUNK+TRUNK` (each optionally `TRUNK@SIZE`; petal.models.multi_trunk). `architecture_config` gives the JSON-able dict
-(model.json's "architecture") from which `rebuild_model` makes the same network again,
-randomly initialised and without network or weight files, ready for a saved state dict.
+`TRUNK+TRUNK` (each optionally `TRUNK@SIZE`; petal.models.multi_trunk).
+`architecture_config` gives the JSON-able dict (model.json's "architecture") from which
+`rebuild_model` makes the same network again, randomly initialised and without network or
+weight files, ready for a saved state dict.
 """
 
 from __future__ import annotations

@@ -19,8 +19,6 @@ from torch import nn
 from petal.errors import PetalError
 from petal.models.multi_trunk import MultiTop, MultiTrunk
 
-LAST_STEP = "classifier"  # a cut every supported network has
-
 
 class Step(nn.Module):
     """One step of a network: `fn(x)`, with the modules holding its parameters registered."""
@@ -81,9 +79,10 @@ def cut_network(model: nn.Module, cut: str) -> CutNetwork:
 
 
 def usable_cut(model: nn.Module, cut: str) -> str:
-    """`cut`, or LAST_STEP for a network without such a step (a recipe's `conv_head` on a
-    ConvNeXt): the network then trains from its classifier on stored pooled features."""
-    return cut if cut in [name for name, _ in network_steps(model)[1:]] else LAST_STEP
+    """`cut`, or for a network without such a step (a recipe's `conv_head` on a ConvNeXt)
+    its last one: the network then trains its classifier on stored pooled features."""
+    names = [name for name, _ in network_steps(model)[1:]]
+    return cut if cut in names else names[-1]
 
 
 @dataclass
@@ -98,7 +97,7 @@ class StoredTrunk:
 
 def cut_trunks(model: nn.Module, cut: str) -> tuple[list[StoredTrunk], nn.Module]:
     """The frozen trunks of `model` and the top that trains on their stored outputs; each trunk
-    is cut at `cut` where it has that step, else at LAST_STEP (`usable_cut`)."""
+    is cut at `cut` where it has that step, else before its classifier (`usable_cut`)."""
     if not isinstance(model, MultiTrunk):
         parts = cut_network(model, usable_cut(model, cut))
         return [StoredTrunk("", None, parts.trunk, parts.cut)], parts.top

@@ -41,6 +41,7 @@ from petal.fsutil import atomic_write_bytes
 from petal.inference.preprocess import to_input
 from petal.models.spec import InputSpec
 from petal.system import usable_cores
+from petal.train.cut import StoredTrunk
 
 FEATURE_FORMAT = 1  # bump when the meaning of stored features changes
 BATCH = 32
@@ -138,6 +139,16 @@ class FeatureCache:
 
 
 Features = np.ndarray | RowView
+
+
+def trunk_features(root: str | os.PathLike, stored: StoredTrunk, architecture: dict,
+                   spec: InputSpec, several: bool) -> FeatureCache:
+    """The feature cache of one trunk of a cut model (petal.train.cut.cut_trunks): keyed by
+    the model's `architecture`, or, for one of several trunks, by that trunk alone."""
+    described = {"trunk": stored.name} if several else architecture
+    return FeatureCache(root, stored.trunk,
+                        features_key(described, stored.cut, spec, stored.trunk), spec,
+                        stored.prepare)
 
 
 class CachedFeatures(Dataset):

@@ -57,7 +57,7 @@ from petal.train.batches import CachedImages, eval_loader, train_loader
 from petal.train.calibration import calibrate
 from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
 from petal.train.cut import cut_trunks
-from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key
+from petal.train.feature_cache import CachedFeatures, trunk_features
 from petal.train.history import HistoryWriter
 from petal.train.lr_range import SUGGESTION_RULE, RangeTest
 from petal.train.module import ClassifierModule
@@ -270,10 +270,8 @@ def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
         if stored.cut != recipe.train_from and notes:
             print(f"note: {stored.name or request.model_name} has no step "
                   f"{recipe.train_from!r}: it trains from {stored.cut!r}")
-        described = {"trunk": stored.name} if several else architecture
-        features = FeatureCache(cache_root(request.cache_dir), stored.trunk,
-                                features_key(described, stored.cut, spec, stored.trunk), spec,
-                                stored.prepare)
+        features = trunk_features(cache_root(request.cache_dir), stored, architecture, spec,
+                                  several)
         centre.append(features.view(pixels, keys, progress=progress))
         if recipe.tta_flip:
             mirrored = features.view(pixels[n:], keys[n:], mirrored=True, progress=progress)
