@@ -70,6 +70,7 @@ def test_names_are_resolved_with_each_trunk_size() -> None:
     ("efficientnet_lite0@8+efficientnet_lite1", "32 to"),
     ("efficientnet_lite0@288", "--set input_size"),
     ("efficientnet_lite0+efficientnet_lite9", "Did you mean"),
+    ("+".join(["efficientnet_lite0"] * 9), "more than 8 trunks"),
 ])
 def test_bad_names_are_refused(name: str, says: str) -> None:
     with pytest.raises(PetalError, match=says):

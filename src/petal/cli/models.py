@@ -14,5 +14,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from petal.models import model_names
 
     print("\n".join(model_names()))
-    print("... and any timm model as timm:NAME (see timm.list_models())")
+    print("... and any timm model as timm:NAME (see timm.list_models()), and several "
+          "pretrained trunks under one head as TRUNK+TRUNK, each optionally TRUNK@SIZE "
+          "(efficientnet_lite0+efficientnet_lite2@300)")
     return 0

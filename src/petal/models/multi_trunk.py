@@ -26,6 +26,9 @@ from torch import nn
 from petal.models.spec import InputSpec
 
 SEPARATOR = "+"
+# trunks in one model, at most: each costs its own pass; a card naming thousands would make
+# loading it build them all
+MAX_TRUNKS = 8
 SIZE_MARK = "@"
 NORM_EPS = 1e-5  # LayerNorm's default
 # timm classes whose features are the average-pooled last feature map, nothing after it
@@ -34,6 +37,8 @@ POOLED_LAST = frozenset({"EfficientNet", "ResNet"})
 
 def parse_name(name: str) -> list[tuple[str, int | None]]:
     """`a@260+b` -> [("a", 260), ("b", None)]; ValueError on an empty part or a bad size."""
+    if name.count(SEPARATOR) >= MAX_TRUNKS:
+        raise ValueError(f"more than {MAX_TRUNKS} trunks")
     parts = []
     for part in name.split(SEPARATOR):
         trunk, mark, size = part.strip().partition(SIZE_MARK)

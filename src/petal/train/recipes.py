@@ -47,7 +47,9 @@ class Recipe:
     eval_crop: str = "center"
     width: float | None = None  # resnet9 channel multiplier (None: the original widths)
     # cached mode only (see train/feature_cache.py)
-    train_from: str = "classifier"  # the first layer that trains, e.g. blocks.6 (`petal recipes`)
+    # the first layer that trains, e.g. blocks.6 (`petal recipes`); a network or trunk without
+    # it (a ConvNeXt's, a ViT's) trains from its classifier on its pooled features
+    train_from: str = "classifier"
     seed: int = 0
 
 
