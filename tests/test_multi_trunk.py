@@ -187,3 +187,10 @@ def test_any_timm_trunk_with_a_weights_file_trains_in_the_fast_path(
     assert card.architecture["name"] == f"timm:{arch}"
     assert petal.load(run).predict(str(sorted((tmp_path / "data").rglob("*.png"))[0])).label \
         in ("red", "blue")
+
+
+def test_cached_mirrored_views_of_several_trunks_are_refused_before_any_work(
+        tmp_path: Path) -> None:
+    with pytest.raises(PetalError, match="tta_flip with several trunks"):
+        train_colours(tmp_path, TWO, tmp_path / "cache", "tta_flip=true")
+    assert not (tmp_path / "cache").exists()
