@@ -13,6 +13,7 @@ import pytest
 import safetensors.torch
 import timm
 import torch
+import torchvision
 
 import petal
 from conftest import COLOURS, colour_photos, pattern
@@ -52,6 +53,12 @@ def train_colours(root: Path, model: str, cache: Path, *overrides: str,
 def multi_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("multi")
     return train_colours(root, TWO, root / "cache")
+
+
+@pytest.fixture(scope="module")
+def multi_onnx(multi_run: Path) -> Path:
+    """The model exported once (the export of two trunks takes about half a minute)."""
+    return export(multi_run, out=multi_run.parent / "m.onnx").path
 
 
 def test_names_are_resolved_with_each_trunk_size() -> None:
@@ -113,11 +120,11 @@ def test_the_network_is_its_cut_parts_and_its_maps_sum_to_the_scores() -> None:
 
 
 def test_a_trained_model_of_two_trunks_answers_alike_everywhere(multi_run: Path,
-                                                                tmp_path: Path) -> None:
+                                                                multi_onnx: Path) -> None:
     card = petal.load(multi_run).card
     assert card.architecture["name"] == TWO and isinstance(load_model(multi_run)[0], MultiTrunk)
     assert card.novelty is not None and card.accuracy["n"] > 0
-    onnx_file = export(multi_run, out=tmp_path / "m.onnx").path
+    onnx_file = multi_onnx
     photos = sorted((multi_run.parent / "data").rglob("*.png"))[::7]
     by_torch, by_onnx = petal.load(multi_run), petal.load(onnx_file)
     arrays = np.stack([by_torch.prepare(photo) for photo in photos])
@@ -134,8 +141,8 @@ def test_a_trained_model_of_two_trunks_answers_alike_everywhere(multi_run: Path,
 
 
 def test_the_exported_model_of_two_trunks_runs_without_torch(multi_run: Path,
-                                                             tmp_path: Path) -> None:
-    onnx_file = export(multi_run, out=tmp_path / "m.onnx").path
+                                                             multi_onnx: Path) -> None:
+    onnx_file = multi_onnx
     photo = sorted((multi_run.parent / "data").rglob("*.png"))[0]
     code = (f"import sys, petal\nprint(petal.load({str(onnx_file)!r}).predict({str(photo)!r}))"
             "\nassert 'torch' not in sys.modules, 'torch was imported'\n")
@@ -170,21 +177,27 @@ def test_adding_a_trunk_computes_only_its_features(multi_run: Path) -> None:
     assert len(added) == 1  # Lite2's; Lite0's and Lite1's are read from the cache
 
 
-@pytest.mark.parametrize(("arch", "trains_from"), [("test_efficientnet", "conv_head"),
-                                                   ("test_convnext", "classifier"),
-                                                   ("test_vit", "classifier")])
-def test_any_timm_trunk_with_a_weights_file_trains_in_the_fast_path(
-        tmp_path: Path, capsys: pytest.CaptureFixture, arch: str, trains_from: str) -> None:
-    """A user's own weights (made here: timm's tiny test networks, randomly initialised and
-    saved with their ImageNet-sized head) in fast-transfer's cached path."""
-    weights = tmp_path / f"{arch}.safetensors"
-    safetensors.torch.save_file(timm.create_model(arch).state_dict(), str(weights))
-    run = train_colours(tmp_path, f"timm:{arch}", tmp_path / "cache", weights=str(weights))
+@pytest.mark.parametrize(("name", "trains_from"), [("timm:test_efficientnet", "conv_head"),
+                                                   ("timm:test_convnext", "classifier"),
+                                                   ("timm:test_vit", "classifier"),
+                                                   ("resnet18", "fc")])
+def test_any_trunk_with_a_weights_file_trains_in_the_fast_path(
+        tmp_path: Path, capsys: pytest.CaptureFixture, name: str, trains_from: str) -> None:
+    """A user's own weights (made here: timm's tiny test networks and torchvision's ResNet18,
+    randomly initialised and saved with their ImageNet-sized head, as safetensors and as a
+    torch.save state dict) in fast-transfer's cached path."""
+    if name.startswith("timm:"):
+        weights = tmp_path / "weights.safetensors"
+        safetensors.torch.save_file(timm.create_model(name[5:]).state_dict(), str(weights))
+    else:
+        weights = tmp_path / "weights.pth"
+        torch.save(torchvision.models.resnet18().state_dict(), weights)
+    run = train_colours(tmp_path, name, tmp_path / "cache", weights=str(weights))
     said = capsys.readouterr().out
-    assert ("it trains from 'classifier'" in said) == (trains_from == "classifier")
+    assert (f"it trains from {trains_from!r}" in said) == (trains_from != "conv_head")
     assert (tmp_path / "cache" / "features").is_dir()
     card = petal.load(run).card
-    assert card.architecture["name"] == f"timm:{arch}"
+    assert card.architecture["name"] == name
     assert petal.load(run).predict(str(sorted((tmp_path / "data").rglob("*.png"))[0])).label \
         in ("red", "blue")
 
