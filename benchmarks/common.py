@@ -40,6 +40,18 @@ def train(data: Path, out: Path, recipe: str = "fast-transfer", *options: str,
     return time.perf_counter() - start
 
 
+def split_file(data: Path, out: Path, split_seed: int) -> Path | None:
+    """The split file of `split_seed` (`petal data split --seed`, made once in `out`), None
+    for the default split (seed 0)."""
+    if split_seed == 0:
+        return None
+    path = out / f"split-seed{split_seed}.json"
+    if not path.is_file():
+        subprocess.run([PETAL, "data", "split", str(data), "--seed", str(split_seed),
+                        "--out", str(path)], check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
 def linked(data: Path, dest: Path, per_class: int | None = None,
            classes: Collection[str] | None = None) -> Path:
     """`data`'s class folders (or only `classes`) under `dest`, each with its first

@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import FLOWERS, PETAL, machine
+from common import FLOWERS, PETAL, machine, split_file
 
 from petal.run_folder import read_history
 
@@ -42,17 +42,6 @@ from petal.run_folder import read_history
 def run_path(out: Path, recipe: str, split_seed: int, seed: int) -> Path:
     return out / (f"{recipe}-seed{seed}" if split_seed == 0
                   else f"{recipe}-split{split_seed}-seed{seed}")
-
-
-def split_file(data: Path, out: Path, split_seed: int) -> Path | None:
-    """The split file of `split_seed` (made once), None for the default split."""
-    if split_seed == 0:
-        return None
-    path = out / f"split-seed{split_seed}.json"
-    if not path.is_file():
-        subprocess.run([str(PETAL), "data", "split", str(data), "--seed", str(split_seed),
-                        "--out", str(path)], check=True, stdout=subprocess.DEVNULL)
-    return path
 
 
 def train(command: list[str], run: Path, cores: set[int] | None) -> None:

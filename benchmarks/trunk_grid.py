@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import FLOWERS, PETAL, ROOT, linked, machine, train
+from common import FLOWERS, ROOT, linked, machine, split_file, train
 from label_noise import flipped_copy
 
 import petal
@@ -66,17 +65,6 @@ CONFIGS = {
     "lite1@300": ("efficientnet_lite1", ["--set", "input_size=300"]),
 }
 SPLIT_SEEDS = (0, 1, 2)
-
-
-def split_file(out: Path, seed: int) -> list[str]:
-    """`--split FILE` options for split `seed` (0: petal's default split)."""
-    if seed == 0:
-        return []
-    path = out / f"split-seed{seed}.json"
-    if not path.is_file():
-        subprocess.run([PETAL, "data", "split", str(FLOWERS), "--seed", str(seed), "--out",
-                        str(path)], check=True, stdout=subprocess.DEVNULL)
-    return ["--split", str(path)]
 
 
 def trained(data: Path, run: Path, model: str, options: list[str]) -> float | None:
@@ -209,13 +197,15 @@ def main() -> int:
         found = results.get(name, {"model": model, "options": options, "splits": {}})
         for seed in SPLIT_SEEDS:
             run = args.out / f"{name}-split{seed}"
-            seconds = trained(FLOWERS, run, model, [*options, *split_file(args.out, seed)])
-            split = {**found["splits"].get(str(seed), {}), **accuracy(run)}
+            split = split_file(FLOWERS, args.out, seed)
+            seconds = trained(FLOWERS, run, model, [*options, *(["--split", str(split)]
+                                                                if split else [])])
+            figures = {**found["splits"].get(str(seed), {}), **accuracy(run)}
             if seconds is not None:
-                split["wall_seconds"] = round(seconds, 1)
-            found["splits"][str(seed)] = split
-            print(f"{name} split {seed}: {100 * split['accuracy']:.2f} %, "
-                  f"{split.get('wall_seconds', '-')} s", flush=True)
+                figures["wall_seconds"] = round(seconds, 1)
+            found["splits"][str(seed)] = figures
+            print(f"{name} split {seed}: {100 * figures['accuracy']:.2f} %, "
+                  f"{figures.get('wall_seconds', '-')} s", flush=True)
         rates = [s["accuracy"] for s in found["splits"].values()]
         found["mean"], found["sd"] = round(statistics.mean(rates), 6), round(
             statistics.stdev(rates), 6)
