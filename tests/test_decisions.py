@@ -48,7 +48,7 @@ def test_written_file_keeps_everything_until_edited(image_folder: Path, tmp_path
                               "score": 0.9}], [{"path": "fox/fox1.jpg", "score": 3.2}])
     rows = list(csv.DictReader(path.open()))
     assert [(r["path"], r["finding"], r["action"], r["label"]) for r in rows] == [
-        ("cat/cat0.jpg", "label", "keep", "dog"), ("fox/fox1.jpg", "outlier", "keep", "fox")]
+        ("cat/cat0.jpg", "label", "", "dog"), ("fox/fox1.jpg", "outlier", "", "fox")]
     decisions = read_review_for(path, index)
     assert decisions.excluded == () and decisions.relabelled == {}
     assert decisions.apply(index.images) == index.images
@@ -175,8 +175,8 @@ def test_formula_cells_are_escaped_and_read_back(tmp_path: Path) -> None:
     assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
     assert f"'{FORMULA}/0.jpg" in cells and "'-dog" in cells and "'@fox" in cells
     assert read_review_for(path, index).excluded == ()
-    text = path.read_text().replace("keep,'-dog", "relabel,'-dog").replace(
-        "keep,'@fox", "exclude,'@fox")
+    text = path.read_text().replace(",,'-dog", ",relabel,'-dog").replace(
+        ",,'@fox", ",exclude,'@fox")
     path.write_text(text)
     decisions = read_review_for(path, index)
     assert decisions.relabelled == {f"{FORMULA}/0.jpg": "-dog"}
@@ -196,9 +196,9 @@ def test_names_with_spaces_read_back_unchanged(tmp_path: Path) -> None:
                               "score": 0.5}], [{"path": "tulip/ 1 .jpg", "score": 2.0}])
     assert read_review_for(path, index).excluded == ()
     lines = path.read_text().splitlines()
-    assert lines[1:] == [" rose / 0 .jpg,label, rose ,tulip,0.5,keep,tulip",
-                         "tulip/ 1 .jpg,outlier,tulip,,2.0,keep,tulip"]
-    path.write_text(f"{lines[0]}\n{lines[1].replace('keep', 'relabel')}\n"
+    assert lines[1:] == [" rose / 0 .jpg,label, rose ,tulip,0.5,,tulip",
+                         "tulip/ 1 .jpg,outlier,tulip,,2.0,,tulip"]
+    path.write_text(f"{lines[0]}\n{lines[1].replace('0.5,,', '0.5,relabel,')}\n"
                     "tulip/ 1 .jpg,outlier,tulip,,2.0,relabel, rose \n")
     decisions = read_review_for(path, index)
     assert decisions.relabelled == {" rose / 0 .jpg": "tulip", "tulip/ 1 .jpg": " rose "}

@@ -1,11 +1,12 @@
 """The review file: a person's decisions on `petal data review`'s findings, which
 `petal data split`, `petal train` and `petal run` apply with `--review FILE`.
 
-A CSV file, for a spreadsheet or a text editor: `petal data review --out DIR` writes
-DIR/review.csv with a row per photo found and the action `keep`. Change a row's action to
-`exclude` (the image is left out) or `relabel` (it counts as the class in the row's `label`
-column, filled in with the suggested class). The data folder itself is never modified: the
-decisions apply to petal's list of images, and the split file records them.
+A CSV file, for a spreadsheet, a text editor or the review page (`petal review DIR`):
+`petal data review --out DIR` writes DIR/review.csv with a row per photo found and an empty
+action (not decided yet; read as `keep`). Set a row's action to `keep`, `exclude` (the image
+is left out) or `relabel` (it counts as the class in the row's `label` column, filled in with
+the suggested class). The data folder itself is never modified: the decisions apply to
+petal's list of images, and the split file records them.
 """
 
 from __future__ import annotations
@@ -63,16 +64,18 @@ class Decisions:
 
 
 def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
-                      outliers: Iterable[dict], hard: Iterable[dict] = ()) -> None:
-    """review.csv: a row per photo found, all marked `keep`: the likely label mistakes, the
-    hard or ambiguous photos (the label column holds the suggested class), then the
-    outliers. A photo found twice is one row (finding `label+outlier`, `hard+outlier`), so a
-    decision on it is never contradicted by a row left at `keep`. Text cells are escaped
-    for spreadsheets (petal.spreadsheet)."""
+                      outliers: Iterable[dict], hard: Iterable[dict] = (),
+                      earlier: Iterable[dict] = ()) -> None:
+    """review.csv: a row per photo found, undecided: the likely label mistakes, the hard or
+    ambiguous photos (the label column holds the suggested class), then the outliers. A photo
+    found twice is one row (finding `label+outlier`, `hard+outlier`), so a decision on it is
+    never contradicted by a row left undecided. `earlier` rows (an earlier review file's,
+    as ReviewSheet.findings gives them) keep their decisions: a decided photo this review no
+    longer finds keeps its row. Text cells are escaped for spreadsheets (petal.spreadsheet)."""
     rows: dict[str, dict] = {}
     for finding, found in (("label", label_issues), ("hard", hard)):
         for item in found:
-            rows[item["path"]] = {**item, "finding": finding, "action": "keep",
+            rows[item["path"]] = {**item, "finding": finding, "action": "",
                                   "label": item["suggested"]}
     for outlier in outliers:
         if outlier["path"] in rows:
@@ -80,7 +83,11 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
             continue
         given = outlier["path"].split("/")[0]
         rows[outlier["path"]] = {**outlier, "finding": "outlier", "given": given,
-                                 "suggested": "", "action": "keep", "label": given}
+                                 "suggested": "", "action": "", "label": given}
+    for decided in earlier:
+        if decided["action"]:
+            row = rows.setdefault(decided["path"], dict(decided))
+            row["action"], row["label"] = decided["action"], decided["label"]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -90,7 +97,7 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
     atomic_write_bytes(path, text.getvalue().encode())
 
 
-def _records(path: str | os.PathLike, data: bytes) -> Iterator[tuple[int, list[str]]]:
+def read_records(path: str | os.PathLike, data: bytes) -> Iterator[tuple[int, list[str]]]:
     """(line, cells) of each non-blank record, the header first, decoded as it is read: the
     memory it takes is the file's bytes and one record of at most MAX_COLUMNS cells."""
     text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
@@ -127,7 +134,7 @@ def read_review_file(path: str | os.PathLike, classes: Sequence[str],
         raise PetalError(f"review file {path} does not exist") from exc
     except OSError as exc:
         raise PetalError(f"review file {path} cannot be read: {exc}") from exc
-    records = _records(path, data)
+    records = read_records(path, data)
     _, header = next(records, (0, []))
     # column name -> place; of two columns with one name, the first counts
     columns = {name.strip().lower(): i for i, name in reversed(list(enumerate(header)))}

@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 from petal.data.decisions import REVIEW_CSV, write_review_file
+from petal.data.review_sheet import ReviewSheet
 from petal.fsutil import atomic_write_json, atomic_write_text
 from petal.jobs.review import Review
 from petal.report.figures import plot_gallery, thumbnail
@@ -75,9 +76,11 @@ def write_review_page(result: Review, path: Path) -> Path:
 <p>{result.n_images} images in {len(result.classes)} classes. Each image was predicted by a
 model that never saw it ({result.folds}-fold out-of-fold); those predictions agree with the
 given label for {100 * result.oof_accuracy:.1f} % of the images.</p>
-<p>To act on a finding, open <code>review.csv</code> beside this page and change the row's
-<code>action</code> from <code>keep</code> to <code>exclude</code> or <code>relabel</code> (to
-the class in its <code>label</code> column), then train with
+<p>To act on the findings, open them in the review page
+(<code>petal review {e(str(path.parent))}</code>) or set a row's <code>action</code> in
+<code>review.csv</code> beside this page to
+<code>keep</code>, <code>exclude</code> or <code>relabel</code> (to the class in its
+<code>label</code> column), then train with
 <code>petal train --review review.csv</code> (or <code>petal data split</code> / <code>petal
 run</code> with the same option). Your photo folder is never changed.</p>
 {_section("Likely label mistakes, most likely first", result.label_issues, issues,
@@ -102,11 +105,15 @@ def _disagreement(item: dict) -> str:
 
 
 def write_review(result: Review, out: Path) -> list[str]:
-    """Into `out`: review.json; review.csv, the file of decisions to edit; review.html, the
-    findings as thumbnails; contact sheets of the first label mistakes and outliers."""
+    """Into `out`: review.json; review.csv, the file of decisions to edit (keeping the
+    decisions of one already there); review.html, the findings as thumbnails; contact sheets
+    of the first label mistakes and outliers."""
     out.mkdir(parents=True, exist_ok=True)
+    earlier = ReviewSheet.read(out / REVIEW_CSV).findings() if (out / REVIEW_CSV).exists() \
+        else []
     atomic_write_json(out / "review.json", result.to_json())
-    write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers, result.hard)
+    write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers, result.hard,
+                      earlier)
     write_review_page(result, out / "review.html")
     root = Path(result.root)
     sheets = {
