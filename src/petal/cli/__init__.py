@@ -18,6 +18,7 @@ from petal.cli import (
     cache,
     compare,
     data,
+    decide,
     evaluate,
     explain,
     export,
@@ -32,7 +33,7 @@ from petal.cli import (
 from petal.errors import PetalError, PetalWarning
 
 # One module per command, in the order `petal --help` lists them.
-COMMANDS = (run, data, cache, train, lr_find, recipes, models, evaluate, predict, explain,
+COMMANDS = (run, data, decide, cache, train, lr_find, recipes, models, evaluate, predict, explain,
             compare, export, serve)
 
 _OS_ERROR_HINTS = {

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from petal.cli.common import add_cache_dir, add_progress, add_review, wants_progress
+from petal.errors import PetalError
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -43,6 +44,10 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                         "then pass it to --review), review.html (thumbnails), review.json, "
                         "label_issues.png and outliers.png (contact sheets of the first 16)")
     review.add_argument("--json", action="store_true", help="print the review as JSON")
+    review.add_argument("--serve", action="store_true", help="then open the review page on "
+                        "--out's findings (as `petal review OUT`): decide in the browser")
+    review.add_argument("--port", type=int, default=0, help="the review page's port on "
+                        "127.0.0.1, with --serve (default 0: any free one)")
     add_cache_dir(review)
     add_progress(review)
     review.set_defaults(func=cmd_data_review)
@@ -91,6 +96,8 @@ def cmd_data_review(args: argparse.Namespace) -> int:
     from petal.jobs.review import format_review, review
     from petal.report.review_page import write_review
 
+    if args.serve and not args.out:
+        raise PetalError("--serve shows the findings written to --out: give --out DIR too")
     result = review(args.dir, model=args.model, folds=args.folds, cache_dir=args.cache_dir,
                     progress=wants_progress(args))
     print(json.dumps(result.to_json(), indent=2) if args.json else format_review(result))
@@ -98,6 +105,10 @@ def cmd_data_review(args: argparse.Namespace) -> int:
         written = write_review(result, Path(args.out))
         print(f"Wrote {Path(args.out)}/: {', '.join(written)}", file=sys.stderr if args.json
               else sys.stdout)
+    if args.serve:
+        from petal.cli.decide import serve_review
+
+        serve_review(args.out, args.port)
     return 0
 
 

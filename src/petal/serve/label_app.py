@@ -1,0 +1,149 @@
+"""The labelling queue: `petal label PHOTOS --model RUN --out NEW_DATA` shows unlabelled photos
+in the order in which labelling them should help the model most (petal.jobs.label_queue),
+with the model's guess pre-selected, and records each decision in NEW_DATA
+(petal.data.new_labels) as it is made. The page is petal.serve.local_page's.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import petal
+from petal.data.image import ImageLoadError
+from petal.data.new_labels import NewLabels, check_place
+from petal.data.scan import ImageRecord, scan_unlabelled
+from petal.errors import PetalError
+from petal.inference.classifier import Classifier
+from petal.jobs.label_queue import margins, queue_order
+from petal.serve.local_page import Decision
+
+CHUNK = 64  # photos decoded and answered at once: bounds the memory of a large folder
+
+
+def model_outputs(classifier: Classifier, files: list[Path], progress: bool
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(probabilities, features, novelty or None) of the photos at `files`."""
+    said = []
+    bar = tqdm(total=len(files), desc="Scoring photos", unit="img", disable=not progress,
+               leave=False)
+    for start in range(0, len(files), CHUNK):
+        arrays = np.stack([classifier.prepare(f) for f in files[start:start + CHUNK]])
+        said.append(classifier.answer(arrays))
+        bar.update(len(arrays))
+    bar.close()
+    probabilities = np.concatenate([a.probabilities for a in said])
+    features = np.concatenate([a.features for a in said])
+    novelty = (None if classifier.novelty is None
+               else np.concatenate([a.novelty for a in said]))
+    return probabilities, features, novelty
+
+
+class LabelQueue:
+    """Unlabelled photos, the model's view of them and the decisions so far, as the labelling
+    page's DecisionSource."""
+
+    def __init__(self, photos: str | Path, model: str | Path, out: str | Path,
+                 copy: bool = False, original: str | Path | None = None,
+                 engine: str | None = None, progress: bool = True) -> None:
+        self.photos = Path(photos)
+        self.model = Path(model)
+        check_place(Path(out).absolute(), self.photos,
+                    Path(original) if original is not None else None)  # before any work
+        self.classifier = petal.load(model, engine)
+        self.classes = self.classifier.classes
+        if original is not None:
+            missing = [c for c in self.classes if not (Path(original) / c).is_dir()]
+            if missing:
+                raise PetalError(f"{original} has no folder for the model's class(es) "
+                                 f"{', '.join(missing)}: give the folder the model was "
+                                 "trained on")
+        index = scan_unlabelled(self.photos, progress=progress)
+        if not index.images:
+            raise PetalError(f"{self.photos} has no usable photo"
+                             + (f" ({len(index.rejected)} file(s) rejected)"
+                                if index.rejected else ""))
+        self.rejected = index.rejected
+        self.new = NewLabels.open(out, self.classes, self.photos, copy,
+                                  Path(original) if original is not None else None)
+        self.images: list[ImageRecord] = index.images
+        files = [self.source(i) for i in range(len(self.images))]
+        try:
+            probabilities, features, self.novelty = model_outputs(self.classifier, files,
+                                                                  progress)
+        except ImageLoadError as exc:  # changed since the scan
+            raise PetalError(f"a photo changed while petal read it: {exc}") from exc
+        self.probabilities = probabilities
+        self.margins = margins(probabilities)
+        self.order = self._order(features)
+        self.lock = threading.Lock()
+
+    def source(self, i: int) -> Path:
+        return (self.photos / self.images[i].path).absolute()
+
+    def _order(self, features: np.ndarray) -> list[int]:
+        """Undecided photos in queue order, then those decided in an earlier session (they
+        count as labelled, like the model's training photos)."""
+        done = [i for i in range(len(self.images)) if str(self.source(i)) in self.new.rows]
+        todo = [i for i in range(len(self.images)) if str(self.source(i)) not in self.new.rows]
+        known = (self.classifier.novelty.reference if self.classifier.novelty is not None
+                 else np.zeros((0, features.shape[1]), np.float32))
+        known = np.concatenate([known, features[done]]) if done else known
+        ranked = queue_order(self.probabilities[todo], features[todo], known)
+        return [todo[i] for i in ranked] + done
+
+    def page(self) -> dict:
+        rejected = (f" {len(self.rejected)} file(s) could not be read and are left out."
+                    if self.rejected else "")
+        return {
+            "title": f"petal label {self.photos}",
+            "summary": f"{len(self.images)} photos, most useful to label first: those the "
+                       f"model ({self.model}) is least sure of, spread over what its "
+                       f"training photos do not cover.{rejected}",
+            "next_step": {"text": f"Labelled photos are linked into {self.new.folder}. "
+                                  "Retrain on them:",
+                          "command": f"petal train --data {self.new.folder} "
+                                     "--recipe fast-transfer"},
+            "classes": self.classes,
+            "class_action": "label", "class_prompt": "Label as:", "class_done": "labelled",
+            "actions": [{"action": "none", "key": "0", "text": "None of these",
+                         "done": "none of these"}],
+            "filters": [["undecided", "To label"], ["all", "All, in queue order"],
+                        ["label", "Labelled"], ["none", "None of these"]],
+        }
+
+    def items(self) -> list[dict]:
+        return [self._item(i, place) for place, i in enumerate(self.order)]
+
+    def _item(self, i: int, place: int) -> dict:
+        p = self.probabilities[i]
+        ranked = np.argsort(-p, kind="stable")[:3]
+        guess = ", then ".join(f"{self.classes[c]} {100 * p[c]:.0f} %" for c in ranked)
+        lines = [f"petal's guess: {guess}",
+                 f"Queue place {place + 1}: margin {self.margins[i]:.2f} between its two "
+                 "likeliest classes"]
+        if self.novelty is not None and self.novelty[i] > self.classifier.novelty.threshold:
+            lines.append("It looks like none of the classes the model knows.")
+        row = self.new.rows.get(str(self.source(i)))
+        action = row["decision"] if row else ""
+        return {"key": str(i), "name": self.images[i].path, "lines": lines,
+                "suggested": self.classes[ranked[0]], "action": action,
+                "label": row["label"] if row else "", "tags": [action] if action else []}
+
+    def _index(self, key: str) -> int:
+        if not (key.isascii() and key.isdigit()) or int(key) >= len(self.images):
+            raise PetalError(f"no photo {key!r} in this queue")
+        return int(key)
+
+    def photo(self, key: str) -> Path:
+        return self.source(self._index(key))
+
+    def decide(self, decision: Decision) -> dict:
+        i = self._index(decision.key)
+        with self.lock:
+            self.new.decide(self.source(i), self.images[i].sha256, decision.action,
+                            decision.label)
+        return self._item(i, self.order.index(i))

@@ -1,0 +1,100 @@
+"""The review page: `petal review DIR` shows the findings of `petal data review --out DIR`
+one photo at a time (petal.serve.local_page) and writes each decision to DIR/review.csv.
+
+Each decision reads review.csv again (a person may have edited it meanwhile), changes the one
+row and replaces the file atomically (petal.data.review_sheet), under a lock, before the
+answer is sent: what the page says was saved is on disk, and killing the server never
+leaves half a file. Only the photos the review file names are served, from inside the
+reviewed folder.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from petal.data.decisions import REVIEW_CSV
+from petal.data.review_sheet import ReviewSheet, relative_image_path
+from petal.errors import PetalError
+from petal.fsutil import read_json
+from petal.serve.local_page import Decision
+
+FINDINGS = {"label": "likely label mistake", "hard": "hard or ambiguous",
+            "outlier": "outlier: far from every other photo"}
+
+
+class ReviewFolder:
+    """What `petal data review --out DIR` wrote: review.json (the folder reviewed, its
+    classes) and review.csv (the decisions), as the review page's DecisionSource."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.sheet_path = self.folder / REVIEW_CSV
+        make = f"make the review with `petal data review DATA --out {self.folder}`"
+        try:
+            summary = read_json(self.folder / "review.json")
+            self.root = Path(str(summary["root"]))
+            self.classes = [str(c) for c in summary["classes"]]
+            self.summary = (f"{int(summary['n_images'])} photos in {len(self.classes)} classes;"
+                            f" {int(summary['folds'])}-fold out-of-fold predictions agree with "
+                            f"the given label for {100 * float(summary['oof_accuracy']):.1f} %.")
+        except FileNotFoundError as exc:
+            raise PetalError(f"{self.folder} has no review.json: {make}") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PetalError(f"{self.folder}/review.json is not a petal review: {exc}") from exc
+        if not self.sheet_path.is_file():
+            raise PetalError(f"{self.sheet_path} does not exist: {make}")
+        self.read()  # a file petal cannot use is refused before the page opens
+        self.lock = threading.Lock()
+
+    def read(self) -> ReviewSheet:
+        return ReviewSheet.read(self.sheet_path)
+
+    def page(self) -> dict:
+        return {
+            "title": f"petal review of {self.root}",
+            "summary": self.summary,
+            "next_step": {"text": "Every decision is saved at once. Then train with them:",
+                          "command": f"petal train --data {self.root} --review "
+                                     f"{self.sheet_path}"},
+            "classes": self.classes,
+            "class_action": "relabel", "class_prompt": "Relabel as:",
+            "class_done": "relabelled as",
+            "actions": [{"action": "keep", "key": "k", "text": "Keep as filed",
+                         "done": "kept as filed"},
+                        {"action": "exclude", "key": "x", "text": "Exclude",
+                         "done": "excluded from training"}],
+            "filters": [["all", "All"], ["undecided", "Not decided"],
+                        ["label", "Likely mistakes"], ["hard", "Hard or ambiguous"],
+                        ["outlier", "Outliers"]],
+        }
+
+    def items(self) -> list[dict]:
+        return [_item(row) for row in self.read().findings()]
+
+    def decide(self, decision: Decision) -> dict:
+        if decision.action == "relabel" and decision.label not in self.classes:
+            raise PetalError(f"relabel to {decision.label!r}: the label must be one of "
+                             f"{', '.join(self.classes)}")
+        with self.lock:
+            sheet = self.read()
+            row = sheet.decide(decision.key, decision.action, decision.label)
+            sheet.save()
+        return _item(row)
+
+    def photo(self, key: str) -> Path:
+        if key not in {row["path"] for row in self.read().findings()}:
+            raise PetalError(f"{key!r} is not a photo of this review")
+        return self.root / relative_image_path(key)
+
+
+def _item(row: dict) -> dict:
+    """A review.csv row as the page shows it."""
+    tags = row["finding"].split("+")
+    lines = [f"Filed as {row['given']}"
+             + (f", looks like {row['suggested']} (score {row['score']})"
+                if row["suggested"] else f" (distance {row['score']})"),
+             "Found as: " + ", ".join(FINDINGS.get(tag, tag) for tag in tags)]
+    return {"key": row["path"], "name": row["path"], "lines": lines,
+            "suggested": row["suggested"], "action": row["action"],
+            "label": row["label"] if row["action"] == "relabel" else "", "tags": tags}

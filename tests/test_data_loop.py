@@ -1,0 +1,187 @@
+"""The files behind the review page and the labelling queue, and the queue's order: fast unit
+tests on tiny files made here (the pages themselves: test_decide_pages.py)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_image
+from petal.data.decisions import read_review_for, write_review_file
+from petal.data.new_labels import LABELS_CSV, NewLabels, file_name
+from petal.data.review_sheet import ReviewSheet, relative_image_path
+from petal.data.scan import scan_folder
+from petal.errors import PetalError
+from petal.jobs.label_queue import margins, queue_order
+
+# ---- the queue's order
+
+
+def test_margin_is_the_gap_between_the_two_likeliest() -> None:
+    p = np.array([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05], [0.34, 0.33, 0.33]])
+    assert margins(p) == pytest.approx([0.2, 0.85, 0.01])
+
+
+def test_the_least_sure_come_first_when_nothing_else_differs() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 16))
+    sure = np.linspace(0.5, 0.99, 40)
+    probabilities = np.stack([sure, 1 - sure], axis=1)
+    order = queue_order(probabilities, features, np.zeros((0, 16)), batch=40, pool_factor=1)
+    assert order[0] == 0  # the least sure of all starts the first batch
+    assert sorted(order) == list(range(40))
+
+
+def test_a_batch_spreads_over_the_features_rather_than_taking_near_copies() -> None:
+    """Ten near-copies of one unsure photo and ten distinct, slightly surer ones: margin alone
+    would take the ten copies; the queue takes one of them and the distinct ones."""
+    rng = np.random.default_rng(1)
+    copies = np.ones((10, 8)) + rng.normal(0, 1e-3, (10, 8))
+    distinct = rng.normal(size=(10, 8)) * 5
+    features = np.concatenate([copies, distinct])
+    probabilities = np.array([[0.5, 0.5]] * 10 + [[0.6, 0.4]] * 10)
+    first = queue_order(probabilities, features, np.zeros((0, 8)), batch=10, pool_factor=2)[:10]
+    assert sum(i < 10 for i in first) == 1
+
+
+def test_photos_like_the_labelled_ones_wait() -> None:
+    """Two equally unsure photos: the one near a photo the model was trained on comes last."""
+    features = np.array([[1.0, 0.0], [0.0, 1.0]])
+    probabilities = np.array([[0.5, 0.5], [0.5, 0.5]])
+    labelled = np.array([[1.0, 0.01]])
+    assert list(queue_order(probabilities, features, labelled, batch=1)) == [1, 0]
+
+
+# ---- review.csv as the page edits it
+
+
+def test_sheet_keeps_a_persons_columns_and_escapes_what_it_writes(tmp_path: Path) -> None:
+    path = tmp_path / "review.csv"
+    path.write_text("path,finding,given,suggested,score,action,label,my notes\n"
+                    "cat/0.jpg,label,cat,dog,0.9,,dog,=looks odd\n"
+                    "dog/1.jpg,outlier,dog,,2.0,keep,dog,\n")
+    sheet = ReviewSheet.read(path)
+    assert [r["action"] for r in sheet.findings()] == ["", "keep"]
+    sheet.decide("cat/0.jpg", "relabel", "-fox")
+    sheet.decide("dog/1.jpg", "")  # taken back
+    sheet.save()
+    rows = list(csv.reader(path.open(newline="")))
+    assert rows[1] == ["cat/0.jpg", "label", "cat", "dog", "0.9", "relabel", "'-fox",
+                       "=looks odd"]  # the person's cell as it was; petal's escaped
+    assert rows[2][5] == ""
+    assert ReviewSheet.read(path).findings()[0]["label"] == "-fox"
+    with pytest.raises(PetalError, match="not a photo of this review"):
+        sheet.decide("cat/9.jpg", "keep")
+    with pytest.raises(PetalError, match="action 'delete'"):
+        sheet.decide("cat/0.jpg", "delete")
+
+
+@pytest.mark.parametrize("path", ["../x.jpg", "/etc/passwd", "a/../../x.jpg", "", "a\\..\\x"])
+def test_paths_that_leave_the_folder_are_refused(path: str) -> None:
+    with pytest.raises(PetalError):
+        relative_image_path(path)
+
+
+def test_a_new_review_keeps_earlier_decisions(image_folder: Path, tmp_path: Path) -> None:
+    """Running `petal data review --out` again over a decided file loses no decision: a photo
+    still found keeps its action, one no longer found keeps its row."""
+    index = scan_folder(image_folder, progress=False)
+    path = tmp_path / "review.csv"
+    write_review_file(path, [{"path": "cat/cat0.jpg", "given": "cat", "suggested": "dog",
+                              "score": 0.9}, {"path": "dog/dog1.jpg", "given": "dog",
+                                              "suggested": "fox", "score": 0.5}], [])
+    sheet = ReviewSheet.read(path)
+    sheet.decide("cat/cat0.jpg", "exclude")
+    sheet.decide("dog/dog1.jpg", "relabel", "fox")
+    sheet.save()
+    write_review_file(path, [{"path": "cat/cat0.jpg", "given": "cat", "suggested": "fox",
+                              "score": 0.7}], [{"path": "fox/fox2.jpg", "score": 3.0}],
+                      earlier=ReviewSheet.read(path).findings())
+    rows = {r["path"]: r for r in ReviewSheet.read(path).findings()}
+    assert (rows["cat/cat0.jpg"]["action"], rows["cat/cat0.jpg"]["suggested"]) == ("exclude",
+                                                                                   "fox")
+    assert (rows["dog/dog1.jpg"]["action"], rows["dog/dog1.jpg"]["label"]) == ("relabel", "fox")
+    assert rows["fox/fox2.jpg"]["action"] == ""
+    decisions = read_review_for(path, index)
+    assert decisions.excluded == ("cat/cat0.jpg",)
+    assert decisions.relabelled == {"dog/dog1.jpg": "fox"}
+
+
+# ---- NEW_DATA, the folder `petal label` fills
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    for i in range(3):
+        write_image(tmp_path / "photos" / f"p{i}.jpg", seed=i)
+    write_image(tmp_path / "photos" / "sub" / "p0.jpg", seed=7)  # the same name elsewhere
+    return tmp_path / "photos"
+
+
+def test_labels_become_links_and_move_with_the_decision(photos: Path, tmp_path: Path) -> None:
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    one, other = (photos / "p0.jpg").absolute(), (photos / "sub" / "p0.jpg").absolute()
+    new.decide(one, "a" * 64, "label", "cat")
+    new.decide(other, "b" * 64, "label", "cat")
+    assert (tmp_path / "new/cat" / file_name(one, "a" * 64)).resolve() == one.resolve()
+    assert len(list((tmp_path / "new/cat").iterdir())) == 2  # same name, two files
+    new.decide(one, "a" * 64, "label", "dog")  # relabelled: the link moves
+    assert [p.name for p in (tmp_path / "new/dog").iterdir()] == [file_name(one, "a" * 64)]
+    assert len(list((tmp_path / "new/cat").iterdir())) == 1
+    new.decide(other, "b" * 64, "none")
+    new.decide(one, "a" * 64, "")  # taken back
+    assert [p for p in (tmp_path / "new").rglob("*") if p.is_symlink()] == []
+    rows = list(csv.DictReader((tmp_path / "new" / LABELS_CSV).open()))
+    assert [(r["source"], r["decision"], r["label"]) for r in rows] == [(str(other), "none", "")]
+    with pytest.raises(PetalError, match="label 'fox'"):
+        new.decide(one, "a" * 64, "label", "fox")
+
+
+def test_reopening_mends_links_a_kill_left_behind(photos: Path, tmp_path: Path) -> None:
+    one = (photos / "p1.jpg").absolute()
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
+    new.decide(one, "c" * 64, "label", "dog")
+    copied = tmp_path / "new/dog" / file_name(one, "c" * 64)
+    assert copied.is_file() and not copied.is_symlink()
+    assert copied.read_bytes() == one.read_bytes()
+    # killed after labels.csv said cat and before the copy moved
+    text = (tmp_path / "new" / LABELS_CSV).read_text().replace(",label,dog", ",label,cat")
+    (tmp_path / "new" / LABELS_CSV).write_text(text)
+    NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
+    assert not copied.exists()
+    assert (tmp_path / "new/cat" / file_name(one, "c" * 64)).is_file()
+
+
+def test_the_original_data_is_linked_in_when_the_folder_is_made(
+        image_folder: Path, photos: Path, tmp_path: Path) -> None:
+    NewLabels.open(tmp_path / "new", ["cat", "dog", "fox"], photos, original=image_folder)
+    index = scan_folder(tmp_path / "new", progress=False)
+    assert index.counts() == {"cat": 4, "dog": 4, "fox": 4}
+    assert all((tmp_path / "new" / r.path).is_symlink() for r in index.images)
+
+
+def test_new_data_is_refused_where_it_would_write_into_photos(
+        image_folder: Path, photos: Path, tmp_path: Path) -> None:
+    for out in [photos, photos / "new", tmp_path, image_folder / "new"]:
+        with pytest.raises(PetalError, match="overlap"):
+            NewLabels.open(out, ["cat"], photos, original=image_folder)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("a person's file")
+    with pytest.raises(PetalError, match="already holds files"):
+        NewLabels.open(tmp_path / "busy", ["cat"], photos)
+    assert sorted(p.name for p in photos.rglob("*")) == ["p0.jpg", "p0.jpg", "p1.jpg", "p2.jpg",
+                                                         "sub"]  # nothing made in them
+
+
+@pytest.mark.parametrize("line", ["relative/p.jpg,{sha},label,cat", "/abs/p.jpg,short,label,cat",
+                                  "/abs/p.jpg,{sha},label,wolf", "/abs/p.jpg,{sha},delete,"])
+def test_a_labels_file_petal_cannot_use_is_refused(photos: Path, tmp_path: Path,
+                                                   line: str) -> None:
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / LABELS_CSV).write_text(
+        "source,sha256,decision,label\n" + line.format(sha="d" * 64) + "\n")
+    with pytest.raises(PetalError, match="line 2"):
+        NewLabels.open(tmp_path / "new", ["cat"], photos)
