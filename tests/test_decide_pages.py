@@ -238,6 +238,8 @@ def test_the_token_is_required(review_dir: Path, tmp_path: Path) -> None:
         for body in bad:
             answer = httpx.post(f"{base}/api/decide", json=body, headers=ok)
             assert answer.status_code == 422, body
+        huge = {"key": "cat/cat0.jpg", "action": "keep", "label": "x" * 2**20}
+        assert httpx.post(f"{base}/api/decide", json=huge, headers=ok).status_code == 413
         assert (review_dir / "review.csv").read_bytes() == before
     finally:
         server.stop()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import json
 import secrets
 import socket
 from collections.abc import Callable
@@ -35,12 +36,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from petal.data.image import ImageLoadError, load_image, read_image_file
 from petal.errors import PetalError
+from petal.serve.limits import BodyLimit
 from petal.serve.server import bind, serve_forever, url_of
 
 LOOPBACK = "127.0.0.1"
 TOKEN_HEADER = "x-petal-token"
 PHOTO_SIDES = {"large": 720, "small": 120}  # longest side of a photo as the page shows it
 OPEN_PATHS = {"/favicon.ico", "/favicon.svg", "/healthz"}  # no token needed
+MAX_DECISION_BYTES = 64 * 1024  # a decision is a path, an action and a class name
 T = TypeVar("T")
 
 
@@ -72,6 +75,7 @@ def create_decision_app(source: DecisionSource) -> FastAPI:
     html = static.joinpath("decide.html").read_text("utf-8")
     icon = static.joinpath("favicon.svg").read_bytes()
     app = FastAPI(title="petal")
+    app.add_middleware(BodyLimit, max_upload_bytes=MAX_DECISION_BYTES)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -114,10 +118,6 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _forbidden(detail: str) -> bytes:
-    return ('{"detail": "' + detail.replace('"', "'") + '"}').encode()
-
-
 class TokenRequired:
     """ASGI middleware: 403 unless the request carries `token` and names a loopback host."""
 
@@ -132,7 +132,7 @@ class TokenRequired:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        body = _forbidden(problem)
+        body = json.dumps({"detail": problem}).encode()
         await send({"type": "http.response.start", "status": 403,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
