@@ -4,6 +4,7 @@ tests on tiny files made here (the pages themselves: test_decide_pages.py)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from petal.data.decisions import read_review_for, write_review_file
 from petal.data.new_labels import LABELS_CSV, NewLabels, file_name
 from petal.data.review_sheet import ReviewSheet, relative_image_path
 from petal.data.scan import scan_folder
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.jobs.label_queue import margins, queue_order
 
 # ---- the queue's order
@@ -121,46 +122,88 @@ def photos(tmp_path: Path) -> Path:
     return tmp_path / "photos"
 
 
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_labels_become_links_and_move_with_the_decision(photos: Path, tmp_path: Path) -> None:
     new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
-    one, other = (photos / "p0.jpg").absolute(), (photos / "sub" / "p0.jpg").absolute()
-    new.decide(one, "a" * 64, "label", "cat")
-    new.decide(other, "b" * 64, "label", "cat")
-    assert (tmp_path / "new/cat" / file_name(one, "a" * 64)).resolve() == one.resolve()
-    assert len(list((tmp_path / "new/cat").iterdir())) == 2  # same name, two files
-    new.decide(one, "a" * 64, "label", "dog")  # relabelled: the link moves
-    assert [p.name for p in (tmp_path / "new/dog").iterdir()] == [file_name(one, "a" * 64)]
+    one, other = new.photos / "p0.jpg", new.photos / "sub" / "p0.jpg"
+    (photos / "sub" / "p0.jpg").write_bytes((photos / "p0.jpg").read_bytes())  # one content
+    new.decide(one, sha(one), "label", "cat")
+    new.decide(other, sha(other), "label", "cat")
+    assert (tmp_path / "new/cat" / file_name(one)).resolve() == one.resolve()
+    assert len(list((tmp_path / "new/cat").iterdir())) == 2  # same name and content: two files
+    new.decide(other, sha(other), "")  # the other taken back: this one's link stays
     assert len(list((tmp_path / "new/cat").iterdir())) == 1
-    new.decide(other, "b" * 64, "none")
-    new.decide(one, "a" * 64, "")  # taken back
+    new.decide(one, sha(one), "label", "dog")  # relabelled: the link moves ...
+    assert [p.name for p in (tmp_path / "new/dog").iterdir()] == [file_name(one)]
+    assert not (tmp_path / "new/cat").exists()  # ... and no class folder is left empty
+    new.decide(other, sha(other), "none")
+    new.decide(one, sha(one), "")
     assert [p for p in (tmp_path / "new").rglob("*") if p.is_symlink()] == []
     rows = list(csv.DictReader((tmp_path / "new" / LABELS_CSV).open()))
     assert [(r["source"], r["decision"], r["label"]) for r in rows] == [(str(other), "none", "")]
     with pytest.raises(PetalError, match="label 'fox'"):
-        new.decide(one, "a" * 64, "label", "fox")
+        new.decide(one, sha(one), "label", "fox")
+    with pytest.raises(PetalError, match="changed since it was labelled"):
+        new.decide(one, "0" * 64, "label", "dog")
+
+
+def test_a_hand_edit_of_the_labels_file_is_kept(photos: Path, tmp_path: Path) -> None:
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    one, two = new.photos / "p1.jpg", new.photos / "p2.jpg"
+    new.decide(one, sha(one), "label", "cat")
+    with open(tmp_path / "new" / LABELS_CSV, "a") as labels:  # by hand, while it runs
+        labels.write(f"{two},{sha(two)},none,\n")
+    new.decide(one, sha(one), "label", "dog")
+    rows = list(csv.DictReader((tmp_path / "new" / LABELS_CSV).open()))
+    assert [(r["source"], r["label"]) for r in rows] == [(str(one), "dog"), (str(two), "")]
 
 
 def test_reopening_mends_links_a_kill_left_behind(photos: Path, tmp_path: Path) -> None:
-    one = (photos / "p1.jpg").absolute()
     new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
-    new.decide(one, "c" * 64, "label", "dog")
-    copied = tmp_path / "new/dog" / file_name(one, "c" * 64)
+    one = new.photos / "p1.jpg"
+    new.decide(one, sha(one), "label", "dog")
+    copied = tmp_path / "new/dog" / file_name(one)
     assert copied.is_file() and not copied.is_symlink()
     assert copied.read_bytes() == one.read_bytes()
     # killed after labels.csv said cat and before the copy moved
     text = (tmp_path / "new" / LABELS_CSV).read_text().replace(",label,dog", ",label,cat")
     (tmp_path / "new" / LABELS_CSV).write_text(text)
+    (tmp_path / "new" / f".{LABELS_CSV}.x1y2.tmp").write_text("half a file")
+    (tmp_path / "new/dog" / ".p9-00000000.jpg.abcd.tmp").write_text("half a link")
     NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
     assert not copied.exists()
-    assert (tmp_path / "new/cat" / file_name(one, "c" * 64)).is_file()
+    assert (tmp_path / "new/cat" / file_name(one)).is_file()
+    assert not list((tmp_path / "new").rglob("*.tmp"))  # what the kill left is gone
 
 
 def test_the_original_data_is_linked_in_when_the_folder_is_made(
         image_folder: Path, photos: Path, tmp_path: Path) -> None:
-    NewLabels.open(tmp_path / "new", ["cat", "dog", "fox"], photos, original=image_folder)
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog", "fox"], photos, original=image_folder)
     index = scan_folder(tmp_path / "new", progress=False)
     assert index.counts() == {"cat": 4, "dog": 4, "fox": 4}
     assert all((tmp_path / "new" / r.path).is_symlink() for r in index.images)
+    assert {r.path.split("/")[1] for r in index.images} == {"data"}  # under CLASS/data/
+    # a second round linking the first's folder: deciding on a photo never touches the
+    # linked copy of it
+    one = new.photos / "p0.jpg"
+    new.decide(one, sha(one), "label", "cat")
+    second = NewLabels.open(tmp_path / "new2", ["cat", "dog", "fox"], photos,
+                            original=tmp_path / "new")
+    assert scan_folder(tmp_path / "new2", progress=False).counts()["cat"] == 5
+    second.decide(one, sha(one), "label", "cat")
+    second.decide(one, sha(one), "")
+    assert scan_folder(tmp_path / "new2", progress=False).counts()["cat"] == 5
+
+
+def test_the_same_photos_through_a_link_are_the_same_rows(photos: Path, tmp_path: Path) -> None:
+    new = NewLabels.open(tmp_path / "new", ["cat"], photos)
+    new.decide(new.photos / "p1.jpg", sha(photos / "p1.jpg"), "label", "cat")
+    (tmp_path / "alias").symlink_to(photos)
+    again = NewLabels.open(tmp_path / "new", ["cat"], tmp_path / "alias")
+    assert list(again.rows) == [str(photos.resolve() / "p1.jpg")]
 
 
 def test_new_data_is_refused_where_it_would_write_into_photos(
@@ -168,6 +211,9 @@ def test_new_data_is_refused_where_it_would_write_into_photos(
     for out in [photos, photos / "new", tmp_path, image_folder / "new"]:
         with pytest.raises(PetalError, match="overlap"):
             NewLabels.open(out, ["cat"], photos, original=image_folder)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(PetalError, match="is a file"):
+        NewLabels.open(tmp_path / "a-file", ["cat"], photos)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "mine.txt").write_text("a person's file")
     with pytest.raises(PetalError, match="already holds files"):
@@ -176,12 +222,68 @@ def test_new_data_is_refused_where_it_would_write_into_photos(
                                                          "sub"]  # nothing made in them
 
 
-@pytest.mark.parametrize("line", ["relative/p.jpg,{sha},label,cat", "/abs/p.jpg,short,label,cat",
-                                  "/abs/p.jpg,{sha},label,wolf", "/abs/p.jpg,{sha},delete,"])
+@pytest.mark.parametrize("line", [
+    "relative/p.jpg,{sha},label,cat", "/etc/passwd,{sha},label,cat",
+    "{photos}/../outside.jpg,{sha},label,cat", "{photos}/p0.jpg,short,label,cat",
+    "{photos}/p0.jpg,{sha},label,wolf", "{photos}/p0.jpg,{sha},delete,"])
 def test_a_labels_file_petal_cannot_use_is_refused(photos: Path, tmp_path: Path,
                                                    line: str) -> None:
     (tmp_path / "new").mkdir()
-    (tmp_path / "new" / LABELS_CSV).write_text(
-        "source,sha256,decision,label\n" + line.format(sha="d" * 64) + "\n")
+    (tmp_path / "new" / LABELS_CSV).write_text("source,sha256,decision,label\n" + line.format(
+        sha="d" * 64, photos=photos.resolve()) + "\n")
     with pytest.raises(PetalError, match="line 2"):
-        NewLabels.open(tmp_path / "new", ["cat"], photos)
+        NewLabels.open(tmp_path / "new", ["cat"], photos, copy=True)
+    assert not (tmp_path / "new" / "cat").exists()
+
+
+# ---- the review folder as the review page reads and writes it
+
+
+def review_folder(image_folder: Path, out: Path) -> Path:
+    from petal.jobs.review import Review
+    from petal.report.review_page import write_review
+
+    issues = [{"path": "cat/cat0.jpg", "given": "cat", "suggested": "dog", "score": 0.9},
+              {"path": "dog/dog1.jpg", "given": "dog", "suggested": "fox", "score": 0.5}]
+    write_review(Review(str(image_folder), ["cat", "dog", "fox"], 12, 5, issues, [],
+                        {"exact_duplicates": [], "near_duplicates": [], "label_conflicts": []},
+                        0.8), out)
+    return out
+
+
+def test_the_review_page_source_keeps_the_file_consistent(image_folder: Path,
+                                                          tmp_path: Path) -> None:
+    from petal.serve.local_page import Decision
+    from petal.serve.review_app import ReviewFolder
+
+    folder = ReviewFolder(review_folder(image_folder, tmp_path / "review"))
+    sheet = folder.sheet_path
+    # by hand: a row twice, and an action petal does not know
+    lines = sheet.read_text().splitlines()
+    sheet.write_text("\n".join([lines[0], lines[1], lines[2].replace(",,", ",maybe,", 1),
+                                lines[1]]) + "\n")
+    items = folder.items()
+    assert [i["key"] for i in items] == ["cat/cat0.jpg", "dog/dog1.jpg"]  # each photo once
+    assert items[1]["action"] == "" and "'maybe'" in items[1]["lines"][-1]
+    folder.decide(Decision(key="cat/cat0.jpg", action="exclude"))
+    assert [r["action"] for r in ReviewSheet.read(sheet).findings()] == ["exclude", "maybe",
+                                                                          "exclude"]
+    # relabelled as the class it is filed under: kept
+    assert folder.decide(Decision(key="dog/dog1.jpg", action="relabel", label="dog"))[
+        "action"] == "keep"
+    index = scan_folder(image_folder, progress=False)
+    assert read_review_for(sheet, index).excluded == ("cat/cat0.jpg",)
+
+
+def test_a_review_row_of_a_deleted_photo_is_skipped(image_folder: Path, tmp_path: Path) -> None:
+    review_folder(image_folder, tmp_path / "review")
+    sheet = ReviewSheet.read(tmp_path / "review" / "review.csv")
+    sheet.decide("cat/cat0.jpg", "exclude")
+    sheet.decide("dog/dog1.jpg", "relabel", "fox")
+    sheet.save()
+    (image_folder / "cat" / "cat0.jpg").unlink()  # a person deletes the bad photo
+    index = scan_folder(image_folder, progress=False)
+    with pytest.warns(PetalWarning, match="1 row.*no longer in the data folder.*cat/cat0.jpg"):
+        decisions = read_review_for(tmp_path / "review" / "review.csv", index)
+    assert decisions.excluded == () and decisions.relabelled == {"dog/dog1.jpg": "fox"}
+

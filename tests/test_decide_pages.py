@@ -124,13 +124,20 @@ def test_review_page_decides_by_click_and_key_and_reload_keeps_them(
         page.get_by_role("button", name="Exclude").click()  # cat0: by click
         wait_saved(page, "cat/cat0.jpg excluded")
         assert decisions_of(review_dir)["cat/cat0.jpg"] == ("exclude", "")
+        assert "dog/dog1.jpg" in page.locator("#where").text_content()  # on to the next
+        page.keyboard.press("u")  # takes back the decision just made, and goes back to it
+        wait_saved(page, "cat/cat0.jpg not decided")
+        assert decisions_of(review_dir)["cat/cat0.jpg"] == ("", "")
+        assert "cat/cat0.jpg" in page.locator("#where").text_content()
+        page.keyboard.press("x")
+        wait_saved(page, "cat/cat0.jpg excluded")
         page.keyboard.press("Enter")  # dog1: relabel as the suggested fox, by key
         wait_saved(page, "dog/dog1.jpg relabelled as fox")
         page.keyboard.press("1")  # fox2: relabel as the first class, cat
         wait_saved(page, "fox/fox2.jpg relabelled as cat")
         page.keyboard.press("k")  # cat3: keep
         wait_saved(page, "cat/cat3.jpg kept")
-        assert page.locator("#progress").text_content() == "4 of 4 decided"
+        assert page.locator("#progress").text_content() == "4 of 4 decided: all done"
         page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
         page.keyboard.press("u")  # take the last back
         wait_saved(page, "cat/cat3.jpg not decided")
@@ -198,6 +205,18 @@ def test_a_killed_server_loses_no_decision(browser, review_dir: Path) -> None:
     try:
         page = open_page(browser, server.url)
         assert page.locator("#progress").text_content() == "2 of 4 decided"
+    finally:
+        server.stop()
+
+
+def test_a_second_page_on_one_folder_is_refused(review_dir: Path) -> None:
+    """Two servers writing one review.csv would each lose the other's decisions."""
+    server = PageServer("review", str(review_dir))
+    try:
+        second = subprocess.run([PETAL, "review", str(review_dir)], capture_output=True,
+                                text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"is in use by process {server.process.pid}" in second.stderr
     finally:
         server.stop()
 

@@ -43,9 +43,11 @@ def test_the_wrongly_filed_photo_comes_first(mislabelled: Path, tmp_path: Path) 
     assert result.n_images == 37 and result.folds == 3
 
 
-def test_review_cli(mislabelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_review_cli(mislabelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "review"
-    assert main(["data", "review", str(mislabelled), "--folds", "3", "--json", "--out",
+    monkeypatch.chdir(mislabelled.parent)  # a relative folder: review.json says where it is
+    assert main(["data", "review", "data", "--folds", "3", "--json", "--out",
                  f"{out}/", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
     captured = capsys.readouterr()
     found = json.loads(captured.out)
@@ -62,6 +64,7 @@ def test_review_cli(mislabelled: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert "blue/red0.png" in page and page.count("data:image/jpeg;base64,") == (
         len(found["label_issues"]) + len(found["outliers"]) + len(found["hard"]))
     assert "blue/red0.png,label,blue,red," in (out / "review.csv").read_text()
+    assert json.loads((out / "review.json").read_text())["root"] == str(mislabelled)
     assert main(["data", "review", str(mislabelled), "--folds", "20"]) == 1
     assert "at least 20 images" in capsys.readouterr().err
 

@@ -3,6 +3,7 @@ one) and bounded reads (no special file can block a reader, no file can exhaust 
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import stat
@@ -69,6 +70,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Delete what atomic writes of `path` killed midway left beside it (`.NAME.*.tmp`); how
+    many. Only for a caller that holds the only right to write `path`."""
+    target = Path(path)
+    stale = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return len(stale)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -98,6 +98,10 @@ def cmd_data_review(args: argparse.Namespace) -> int:
 
     if args.serve and not args.out:
         raise PetalError("--serve shows the findings written to --out: give --out DIR too")
+    if args.serve:
+        from petal.serve.local_page import listen
+
+        sock = listen(args.port)  # before the review: a busy or bad port fails fast
     result = review(args.dir, model=args.model, folds=args.folds, cache_dir=args.cache_dir,
                     progress=wants_progress(args))
     print(json.dumps(result.to_json(), indent=2) if args.json else format_review(result))
@@ -108,7 +112,7 @@ def cmd_data_review(args: argparse.Namespace) -> int:
     if args.serve:
         from petal.cli.decide import serve_review
 
-        serve_review(args.out, args.port)
+        serve_review(args.out, sock)
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import socket
+from pathlib import Path
 
 from petal.cli.common import add_engine, add_progress, wants_progress
 
@@ -41,30 +43,43 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    serve_review(args.dir, args.port)
+    from petal.serve.local_page import listen
+
+    serve_review(args.dir, listen(args.port))
     return 0
 
 
-def serve_review(folder: str, port: int) -> None:
-    from petal.serve.local_page import create_decision_app, listen, new_token, serve_page
+def serve_review(folder: str, sock: socket.socket) -> None:
+    """The review page over review folder `folder`, held by this process while it serves
+    (a second page on it would lose one page's decisions)."""
+    from petal.run_folder import writing
+    from petal.serve.local_page import create_decision_app, serve_page
     from petal.serve.review_app import ReviewFolder
 
     source = ReviewFolder(folder)
-    sock = listen(port)
-    serve_page(create_decision_app(source), sock, new_token(),
-               f"Review page for {source.root}")
+    with writing(Path(folder)):
+        source.tidy()
+        serve_page(create_decision_app(source), sock, f"Review page for {source.root}")
 
 
 def cmd_label(args: argparse.Namespace) -> int:
+    from petal.data.new_labels import LABELS_CSV
+    from petal.run_folder import writing
     from petal.serve.label_app import LabelQueue
-    from petal.serve.local_page import create_decision_app, listen, new_token, serve_page
+    from petal.serve.local_page import create_decision_app, listen, serve_page
 
     sock = listen(args.port)  # before scoring: a busy port fails fast
-    queue = LabelQueue(args.photos, args.model, args.out, copy=args.copy, original=args.data,
-                       engine=args.engine, progress=wants_progress(args))
-    if queue.rejected:
-        print(f"{len(queue.rejected)} file(s) under {args.photos} are not usable images and "
-              f"are left out (first: {queue.rejected[0].path}: {queue.rejected[0].message})")
-    serve_page(create_decision_app(queue), sock, new_token(),
-               f"Labelling queue of {len(queue.images)} photos")
+    out = Path(args.out)
+    if args.data and (out / LABELS_CSV).is_file():
+        print(f"{out} was made before: --data {args.data} is not linked in again (its "
+              "photos are there already if it was given then)")
+    with writing(out):
+        queue = LabelQueue(args.photos, args.model, out, copy=args.copy, original=args.data,
+                           engine=args.engine, progress=wants_progress(args))
+        if queue.rejected:
+            print(f"{len(queue.rejected)} file(s) under {args.photos} are not usable images "
+                  f"and are left out (first: {queue.rejected[0].path}: "
+                  f"{queue.rejected[0].message})")
+        serve_page(create_decision_app(queue), sock,
+                   f"Labelling queue of {len(queue.images)} photos")
     return 0

@@ -16,12 +16,13 @@ import dataclasses
 import hashlib
 import io
 import os
+import warnings
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from petal.data.scan import DatasetIndex
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_bytes, read_limited
 from petal.spreadsheet import escape_cell, unescape_cell
 
@@ -148,6 +149,7 @@ def read_review_file(path: str | os.PathLike, classes: Sequence[str],
         return cells[at] if at is not None and at < len(cells) else ""
 
     wanted: dict[str, tuple[str, str, int]] = {}  # path -> (action, label, line)
+    missing: list[str] = []  # rows of photos not in the folder (deleted since, or elsewhere)
     for line, cells in records:
         where = f"review file {path}, line {line}"
         image = _as_written(cell(cells, "path"), labels)
@@ -155,8 +157,8 @@ def read_review_file(path: str | os.PathLike, classes: Sequence[str],
         if action not in ACTIONS:
             raise PetalError(f"{where}: action {action!r}: use one of {', '.join(ACTIONS)}")
         if image not in labels:
-            raise PetalError(f"{where}: {image!r} is not an image of the data folder (was the "
-                             "review made for another folder, or the file moved?)")
+            missing.append(f"{where}: {image!r}")
+            continue
         label = _as_written(cell(cells, "label") or cell(cells, "suggested"), classes)
         if action == "relabel" and label not in classes:
             raise PetalError(f"{where}: relabel to {label!r}: the label must be one of the "
@@ -166,6 +168,13 @@ def read_review_file(path: str | os.PathLike, classes: Sequence[str],
         if earlier[:2] != decided[:2]:
             raise PetalError(f"{where}: {image} was already given another action on line "
                              f"{earlier[2]}")
+    if missing and not wanted:
+        raise PetalError(f"{missing[0]} is not an image of the data folder (was the review "
+                         "made for another folder?)")
+    if missing:
+        warnings.warn(f"{len(missing)} row(s) of review file {path} name photos that are no "
+                      f"longer in the data folder, and are skipped (first: "
+                      f"{missing[0].split(', ', 1)[1]})", PetalWarning, stacklevel=2)
     return Decisions(
         file=str(path), sha256=hashlib.sha256(data).hexdigest(),
         excluded=tuple(sorted(p for p, (action, _, _) in wanted.items() if action == "exclude")),

@@ -1,41 +1,50 @@
 """The folder `petal label` fills: NEW_DATA, a data folder `petal train --data` reads.
 
-- NEW_DATA/labels.csv: a row per decided photo: `source` (the photo's absolute path),
-  `sha256`, `decision` (`label` or `none`: none of the classes), `label`. It is the record:
-  each decision replaces it atomically before anything else is touched.
-- NEW_DATA/CLASS/STEM-SHA8.EXT: a symbolic link to each photo labelled CLASS (a copy with
-  `copy=True`). Links follow labels.csv; opening the folder mends any a kill left behind.
+- NEW_DATA/labels.csv: a row per decided photo: `source` (the photo's path under the
+  labelled folder, that folder's links resolved), `sha256`, `decision` (`label` or `none`:
+  none of the classes), `label`. It is the record: each decision reads it again (a person
+  may have edited it), then replaces it atomically before anything else is touched.
+- NEW_DATA/CLASS/STEM-XXXXXXXX.EXT: a symbolic link to each photo labelled CLASS (a copy with
+  `copy=True`; XXXXXXXX from the photo's path, so that two photos of one name stay two).
+  Links follow labels.csv; opening the folder mends any a kill left behind.
 - With `original=DATA` when NEW_DATA is made, every file of DATA's class folders is linked
-  into NEW_DATA/CLASS/ too, so that NEW_DATA is the old photos and the new labels together.
+  under NEW_DATA/CLASS/DATA_NAME/, so that NEW_DATA holds the old photos and the new labels
+  together, and no decision ever touches a linked old photo.
 
-The photos themselves, and the folders they are in, are never written.
+The photos themselves, and the folders they are in, are never written; a row may only name
+a photo under the folder being labelled, with the content it had when it was labelled.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
+import re
 import secrets
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from petal.data.decisions import read_records
-from petal.errors import PetalError
-from petal.fsutil import atomic_write_bytes, read_limited
+from petal.data.image import ImageLoadError, read_image_file
+from petal.errors import PetalError, PetalWarning
+from petal.fsutil import atomic_write_bytes, read_limited, remove_stale_temporaries
 from petal.spreadsheet import escape_cell, unescape_cell
 
 LABELS_CSV = "labels.csv"
 COLUMNS = ("source", "sha256", "decision", "label")
 DECISIONS = ("label", "none")
 MAX_LABELS_BYTES = 64 * 2**20
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def file_name(source: Path, sha256: str) -> str:
-    """The name of a labelled photo's link: its own, with its content's hash (two photos
-    called IMG_0001.JPG in two folders stay two files)."""
-    return f"{source.stem}-{sha256[:8]}{source.suffix}"
+def file_name(source: Path) -> str:
+    """The name of a labelled photo's link: its own, with a hash of its path."""
+    mark = hashlib.sha256(str(source).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{source.stem}-{mark}{source.suffix}"
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -61,12 +70,17 @@ def check_place(folder: Path, photos: Path, original: Path | None) -> None:
     """PetalError unless `folder` is a new, empty or petal-made folder outside `photos` and
     `original` (and not holding them)."""
     for mine, what in ((photos, "the photos to label"), (original, "the data folder")):
-        if mine is not None and (_inside(folder.resolve(), mine.resolve())
-                                 or _inside(mine.resolve(), folder.resolve())):
+        if mine is None:
+            continue
+        if not mine.is_dir():
+            raise PetalError(f"{mine} ({what}) is not a folder")
+        if _inside(folder.resolve(), mine.resolve()) or _inside(mine.resolve(), folder.resolve()):
             raise PetalError(f"{folder} and {mine} ({what}) overlap: put the new data folder "
                              "elsewhere; petal never writes into your photos")
-    if folder.exists() and not (folder / LABELS_CSV).is_file() and (
-            not folder.is_dir() or any(folder.iterdir())):
+    if folder.exists() and not folder.is_dir():
+        raise PetalError(f"{folder} is a file: give a folder for the new data")
+    if folder.is_dir() and not (folder / LABELS_CSV).is_file() and any(
+            not p.name.startswith(".") for p in folder.iterdir()):
         raise PetalError(f"{folder} already holds files but no {LABELS_CSV}: give a new or "
                          "empty folder (or one `petal label` made)")
 
@@ -75,48 +89,89 @@ def check_place(folder: Path, photos: Path, original: Path | None) -> None:
 class NewLabels:
     folder: Path
     classes: list[str]
+    photos: Path  # resolved
     copy: bool
     rows: dict[str, dict]  # source -> its labels.csv row
+    linked_from: str | None = None  # the data folder linked in when it was made
 
     @classmethod
     def open(cls, folder: str | os.PathLike, classes: list[str], photos: Path,
              copy: bool = False, original: Path | None = None) -> NewLabels:
         """NEW_DATA at `folder`, made if new, for labelling the photos under `photos` into
-        `classes`; PetalError for a folder petal must not write into."""
+        `classes`; PetalError for a folder petal must not write into. `original` is linked
+        in only when the folder is made."""
         folder = Path(folder).absolute()
         check_place(folder, photos, original)
-        csv_path = folder / LABELS_CSV
-        made = not csv_path.is_file()
-        new = cls(folder, classes, copy, _read(csv_path, classes) if not made else {})
-        if made:
-            folder.mkdir(parents=True, exist_ok=True)
-            if original is not None:
-                new.link_original(original)
-            new.save()
-        for source in new.rows:
-            new.sync(source)
+        new = cls(folder, classes, photos.resolve(), copy, {})
+        if (folder / LABELS_CSV).is_file():
+            remove_stale_temporaries(folder / LABELS_CSV)
+            for label in classes:  # links a kill left half made
+                for leftover in (folder / label).glob(".*.tmp"):
+                    leftover.unlink(missing_ok=True)
+            new.rows = new.read()
+            new.linked_from = next((p.name for c in classes if (folder / c).is_dir()
+                                    for p in (folder / c).iterdir() if p.is_dir()), None)
+            for source in list(new.rows):
+                new.mend(source)
+            return new
+        folder.mkdir(parents=True, exist_ok=True)
+        if original is not None:
+            new.link_original(original)
+        new.save()
         return new
 
     def link_original(self, original: Path) -> int:
-        """Link every file of `original`'s class folders into this folder's; how many."""
+        """Link every file of `original`'s class folders under CLASS/ORIGINAL_NAME/; how
+        many."""
         count = 0
+        self.linked_from = original.absolute().name
         for label in self.classes:
             for dirpath, dirnames, names in os.walk(original / label):
                 dirnames.sort()
                 for name in sorted(names):
                     source = Path(dirpath) / name
-                    _place(source.absolute(), self.folder / label /
+                    _place(source.absolute(), self.folder / label / self.linked_from /
                            source.relative_to(original / label), self.copy)
                     count += 1
         return count
 
+    def read(self) -> dict[str, dict]:
+        """labels.csv's rows by source; PetalError, naming the line, for one petal cannot
+        use (a source outside the photos being labelled among them)."""
+        path = self.folder / LABELS_CSV
+        try:
+            data = read_limited(path, MAX_LABELS_BYTES)
+        except OSError as exc:
+            raise PetalError(f"{path} cannot be read: {exc}") from exc
+        records = read_records(path, data)
+        _, header = next(records, (0, []))
+        if [h.strip().lower() for h in header[:len(COLUMNS)]] != list(COLUMNS):
+            raise PetalError(f"{path}: the first line must be {','.join(COLUMNS)}")
+        rows = {}
+        for line, cells in records:
+            row = dict(zip(COLUMNS, (unescape_cell(c) for c in cells + [""] * len(COLUMNS))))
+            where = f"{path}, line {line}"
+            if not _inside(Path(row["source"]), self.photos) or ".." in Path(row["source"]).parts:
+                raise PetalError(f"{where}: {row['source']!r} is not a photo under "
+                                 f"{self.photos} (was {LABELS_CSV} made for other photos?)")
+            if not SHA256.fullmatch(row["sha256"]):
+                raise PetalError(f"{where}: sha256 {row['sha256']!r} is not a SHA-256")
+            if row["decision"] not in DECISIONS or (row["decision"] == "label"
+                                                    and row["label"] not in self.classes):
+                raise PetalError(f"{where}: decision {row['decision']!r}, label "
+                                 f"{row['label']!r}: use label (with one of "
+                                 f"{', '.join(self.classes)}) or none")
+            rows[row["source"]] = row
+        return rows
+
     def decide(self, source: Path, sha256: str, decision: str, label: str = "") -> None:
-        """Record `decision` (label, none, or "" to take it back) for the photo at `source`,
-        on disk: labels.csv first, then its link."""
+        """Record `decision` (label, none, or "" to take it back) for the photo at `source`
+        (under self.photos), on disk: labels.csv first, then its link."""
         if decision not in (*DECISIONS, ""):
             raise PetalError(f"decision {decision!r}: use label or none")
         if decision == "label" and label not in self.classes:
             raise PetalError(f"label {label!r}: use one of {', '.join(self.classes)}")
+        self.rows = self.read()
         key = str(source)
         if decision:
             self.rows[key] = {"source": key, "sha256": sha256, "decision": decision,
@@ -124,20 +179,38 @@ class NewLabels:
         else:
             self.rows.pop(key, None)
         self.save()
-        self.sync(key, sha256)
+        self.sync(source)
 
-    def sync(self, source: str, sha256: str = "") -> None:
-        """Make the links of photo `source` what labels.csv says."""
-        row = self.rows.get(source)
-        sha256 = row["sha256"] if row else sha256
-        name = file_name(Path(source), sha256)
+    def sync(self, source: Path) -> None:
+        """Make photo `source`'s link what labels.csv says; PetalError when the photo is
+        no longer what was labelled."""
+        row = self.rows.get(str(source))
         wanted = row["label"] if row and row["decision"] == "label" else None
+        name = file_name(source)
         for label in self.classes:
             target = self.folder / label / name
             if label != wanted and (target.is_symlink() or target.exists()):
                 target.unlink()
-        if wanted is not None and not (self.folder / wanted / name).exists():
-            _place(Path(source), self.folder / wanted / name, self.copy)
+                if not any(target.parent.iterdir()):
+                    target.parent.rmdir()  # no empty class folder: training would refuse it
+        target = self.folder / str(wanted) / name
+        if wanted is None or target.exists():
+            return
+        try:
+            same = hashlib.sha256(read_image_file(source)).hexdigest() == row["sha256"]
+        except ImageLoadError:
+            same = False
+        if not same:
+            raise PetalError(f"{source} is missing or changed since it was labelled: label it "
+                             "again")
+        _place(source, target, self.copy)
+
+    def mend(self, source: str) -> None:
+        """sync, when reopening: a photo that changed is warned about and left out."""
+        try:
+            self.sync(Path(source))
+        except PetalError as exc:
+            warnings.warn(str(exc), PetalWarning, stacklevel=2)
 
     def save(self) -> None:
         text = io.StringIO()
@@ -146,27 +219,3 @@ class NewLabels:
         for row in self.rows.values():
             writer.writerow([escape_cell(row[c]) for c in COLUMNS])
         atomic_write_bytes(self.folder / LABELS_CSV, text.getvalue().encode())
-
-
-def _read(path: Path, classes: list[str]) -> dict[str, dict]:
-    """labels.csv's rows by source; PetalError, naming the line, for one petal cannot use."""
-    try:
-        data = read_limited(path, MAX_LABELS_BYTES)
-    except OSError as exc:
-        raise PetalError(f"{path} cannot be read: {exc}") from exc
-    records = read_records(path, data)
-    _, header = next(records, (0, []))
-    if [h.strip().lower() for h in header[:len(COLUMNS)]] != list(COLUMNS):
-        raise PetalError(f"{path}: the first line must be {','.join(COLUMNS)}")
-    rows = {}
-    for line, cells in records:
-        row = dict(zip(COLUMNS, (unescape_cell(c) for c in cells + [""] * len(COLUMNS))))
-        where = f"{path}, line {line}"
-        if not Path(row["source"]).is_absolute() or len(row["sha256"]) != 64:
-            raise PetalError(f"{where}: a source must be an absolute path with its sha256")
-        if row["decision"] not in DECISIONS or (row["decision"] == "label"
-                                                and row["label"] not in classes):
-            raise PetalError(f"{where}: decision {row['decision']!r}, label {row['label']!r}:"
-                             f" use label (with one of {', '.join(classes)}) or none")
-        rows[row["source"]] = row
-    return rows

@@ -79,16 +79,18 @@ class ReviewSheet:
 
     def decide(self, image: str, action: str, label: str = "") -> dict:
         """Set `image`'s action (UNDECIDED to take a decision back) and, for relabel, its
-        label; the row as findings() gives it. PetalError for an image not in the file."""
+        label, in each of its rows; the row as findings() gives it. PetalError for an image
+        not in the file."""
         if action not in (*ACTIONS, UNDECIDED):
             raise PetalError(f"action {action!r}: use one of {', '.join(ACTIONS)}")
         paths = [self._cell(row, "path") for row in self.rows]
         if image not in paths:
             raise PetalError(f"{image!r} is not a photo of this review")
-        row = self.rows[paths.index(image)]
-        row[self._column("action")] = action
-        if action == "relabel":
-            row[self._column("label")] = escape_cell(label)
+        for row, path in zip(self.rows, paths):  # every row of it: none may contradict
+            if path == image:
+                row[self._column("action")] = action
+                if action == "relabel":
+                    row[self._column("label")] = escape_cell(label)
         return self.findings()[paths.index(image)]
 
     def save(self) -> None:

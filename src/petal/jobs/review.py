@@ -193,7 +193,7 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
     outliers = [{"path": paths[i], "score": round(float(scores[i]), 4)}
                 for i in far[np.argsort(-scores[far])]]
     checked = report.to_json()
-    return Review(str(index.root), index.classes, len(paths), folds, issues, outliers,
+    return Review(str(index.root.absolute()), index.classes, len(paths), folds, issues, outliers,
                   {key: checked[key] for key in ("exact_duplicates", "near_duplicates",
                                                  "label_conflicts")},
                   round(float((probabilities.argmax(axis=1) == labels).mean()), 4), hard)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from shlex import quote
 
 import numpy as np
 from tqdm import tqdm
 
 import petal
 from petal.data.image import ImageLoadError
-from petal.data.new_labels import NewLabels, check_place
+from petal.data.new_labels import LABELS_CSV, NewLabels, check_place
 from petal.data.scan import ImageRecord, scan_unlabelled
 from petal.errors import PetalError
 from petal.inference.classifier import Classifier
@@ -67,6 +68,7 @@ class LabelQueue:
                              + (f" ({len(index.rejected)} file(s) rejected)"
                                 if index.rejected else ""))
         self.rejected = index.rejected
+        self.reopened = (Path(out) / LABELS_CSV).is_file()
         self.new = NewLabels.open(out, self.classes, self.photos, copy,
                                   Path(original) if original is not None else None)
         self.images: list[ImageRecord] = index.images
@@ -82,7 +84,9 @@ class LabelQueue:
         self.lock = threading.Lock()
 
     def source(self, i: int) -> Path:
-        return (self.photos / self.images[i].path).absolute()
+        """Photo i's path under the resolved folder: the same row however the folder is
+        reached (a link to it, a relative path)."""
+        return self.new.photos / self.images[i].path
 
     def _order(self, features: np.ndarray) -> list[int]:
         """Undecided photos in queue order, then those decided in an earlier session (they
@@ -98,15 +102,17 @@ class LabelQueue:
     def page(self) -> dict:
         rejected = (f" {len(self.rejected)} file(s) could not be read and are left out."
                     if self.rejected else "")
+        held = (f"{self.new.folder} holds the photos of {self.new.linked_from} and the new "
+                "labels" if self.new.linked_from else
+                f"{self.new.folder} holds the new labels alone (make it with --data DIR to "
+                "add the photos the model was trained on)")
         return {
             "title": f"petal label {self.photos}",
-            "summary": f"{len(self.images)} photos, most useful to label first: those the "
-                       f"model ({self.model}) is least sure of, spread over what its "
+            "summary": f"{len(self.images)} photos in the order petal's queue gives them: the "
+                       f"ones the model ({self.model}) is unsure of, spread over what its "
                        f"training photos do not cover.{rejected}",
-            "next_step": {"text": f"Labelled photos are linked into {self.new.folder}. "
-                                  "Retrain on them:",
-                          "command": f"petal train --data {self.new.folder} "
-                                     "--recipe fast-transfer"},
+            "next_step": {"text": f"Every decision is saved at once. {held}; retrain on it:",
+                          "command": f"petal train --data {quote(str(self.new.folder))}"},
             "classes": self.classes,
             "class_action": "label", "class_prompt": "Label as:", "class_done": "labelled",
             "actions": [{"action": "none", "key": "0", "text": "None of these",

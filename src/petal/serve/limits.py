@@ -22,8 +22,10 @@ IMAGE_ERROR_STATUS = {"not_image": 415, "unsupported_mode": 415, "too_many_pixel
                       "too_large": 413, "out_of_memory": 413}
 
 
-def too_large(max_upload_bytes: int) -> str:
-    return f"upload too large: the limit is {max_upload_bytes / 2**20:g} MiB (--max-upload-mb)"
+def too_large(max_upload_bytes: int, option: str = "--max-upload-mb") -> str:
+    limit = f"{max_upload_bytes / 2**20:g} MiB" if max_upload_bytes >= 2**20 \
+        else f"{max_upload_bytes // 1024} KiB"
+    return f"upload too large: the limit is {limit}" + (f" ({option})" if option else "")
 
 
 def image_error(error: ImageLoadError) -> HTTPException:
@@ -46,8 +48,8 @@ class BodyLimit:
     """
 
     def __init__(self, app: ASGIApp, max_upload_bytes: int, idle_s: float = 15.0,
-                 deadline_s: float = 120.0) -> None:
-        self.app, self.max_upload_bytes = app, max_upload_bytes
+                 deadline_s: float = 120.0, option: str = "--max-upload-mb") -> None:
+        self.app, self.max_upload_bytes, self.option = app, max_upload_bytes, option
         self.max_body = max_upload_bytes + MULTIPART_SLACK
         self.idle_s, self.deadline_s = idle_s, deadline_s
 
@@ -58,7 +60,7 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > self.max_body:
             if int(declared) <= DRAIN_BYTES:
                 await drain(receive)
-            response = JSONResponse({"detail": too_large(self.max_upload_bytes)}, 413)
+            response = JSONResponse({"detail": too_large(self.max_upload_bytes, self.option)}, 413)
             return await response(scope, receive, send)
         received, body_done, refused, stalled = 0, False, False, False
         deadline = asyncio.get_running_loop().time() + self.deadline_s
@@ -80,7 +82,7 @@ class BodyLimit:
                 body_done = not message.get("more_body", False)
             if received > self.max_body:
                 refused = True
-                raise HTTPException(413, too_large(self.max_upload_bytes))
+                raise HTTPException(413, too_large(self.max_upload_bytes, self.option))
             return message
 
         async def draining_send(message: Message) -> None:

@@ -74,8 +74,8 @@ def create_decision_app(source: DecisionSource) -> FastAPI:
     static = resources.files("petal.serve").joinpath("static")
     html = static.joinpath("decide.html").read_text("utf-8")
     icon = static.joinpath("favicon.svg").read_bytes()
-    app = FastAPI(title="petal")
-    app.add_middleware(BodyLimit, max_upload_bytes=MAX_DECISION_BYTES)
+    app = FastAPI(title="petal", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, max_upload_bytes=MAX_DECISION_BYTES, option="")
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -180,8 +180,10 @@ def listen(port: int) -> socket.socket:
     return bind(LOOPBACK, port)
 
 
-def serve_page(app: ASGIApp, sock: socket.socket, token: str, what: str) -> None:
-    """Print the page's address with its token, then serve until Ctrl-C."""
+def serve_page(app: ASGIApp, sock: socket.socket, what: str) -> None:
+    """Print the page's address with a new token, then serve until Ctrl-C. Requests are not
+    logged: their lines would carry the token and bury the address."""
+    token = new_token()
     print(f"{what}: open {url_of(sock)}/?token={token}  (Ctrl-C stops it; every decision is "
           "already on disk)", flush=True)
-    serve_forever(TokenRequired(app, token), sock)
+    serve_forever(TokenRequired(app, token), sock, log_level="warning")

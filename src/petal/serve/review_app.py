@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from shlex import quote
 
-from petal.data.decisions import REVIEW_CSV
+from petal.data.decisions import ACTIONS, REVIEW_CSV
 from petal.data.review_sheet import ReviewSheet, relative_image_path
 from petal.errors import PetalError
-from petal.fsutil import read_json
+from petal.fsutil import read_json, remove_stale_temporaries
 from petal.serve.local_page import Decision
 
 FINDINGS = {"label": "likely label mistake", "hard": "hard or ambiguous",
@@ -30,7 +31,8 @@ class ReviewFolder:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.sheet_path = self.folder / REVIEW_CSV
-        make = f"make the review with `petal data review DATA --out {self.folder}`"
+        make = "make one with `petal data review DATA --out REVIEW_DIR`, then `petal review " \
+            "REVIEW_DIR`"
         try:
             summary = read_json(self.folder / "review.json")
             self.root = Path(str(summary["root"]))
@@ -44,19 +46,27 @@ class ReviewFolder:
             raise PetalError(f"{self.folder}/review.json is not a petal review: {exc}") from exc
         if not self.sheet_path.is_file():
             raise PetalError(f"{self.sheet_path} does not exist: {make}")
+        if not self.root.is_dir():
+            raise PetalError(f"review.json says the photos are in {self.root}, which is not a "
+                             "folder (moved since, or a review made by an older petal with a "
+                             "relative path: make the review again)")
         self.read()  # a file petal cannot use is refused before the page opens
         self.lock = threading.Lock()
 
     def read(self) -> ReviewSheet:
         return ReviewSheet.read(self.sheet_path)
 
+    def tidy(self) -> None:
+        """Delete what a killed write left beside review.csv (call it holding the folder)."""
+        remove_stale_temporaries(self.sheet_path)
+
     def page(self) -> dict:
         return {
             "title": f"petal review of {self.root}",
             "summary": self.summary,
             "next_step": {"text": "Every decision is saved at once. Then train with them:",
-                          "command": f"petal train --data {self.root} --review "
-                                     f"{self.sheet_path}"},
+                          "command": f"petal train --data {quote(str(self.root))} --review "
+                                     f"{quote(str(self.sheet_path.absolute()))}"},
             "classes": self.classes,
             "class_action": "relabel", "class_prompt": "Relabel as:",
             "class_done": "relabelled as",
@@ -70,7 +80,11 @@ class ReviewFolder:
         }
 
     def items(self) -> list[dict]:
-        return [_item(row) for row in self.read().findings()]
+        """Each photo once (a file edited by hand may name one twice)."""
+        rows: dict[str, dict] = {}
+        for row in self.read().findings():
+            rows.setdefault(row["path"], row)
+        return [_item(row) for row in rows.values()]
 
     def decide(self, decision: Decision) -> dict:
         if decision.action == "relabel" and decision.label not in self.classes:
@@ -78,6 +92,9 @@ class ReviewFolder:
                              f"{', '.join(self.classes)}")
         with self.lock:
             sheet = self.read()
+            given = {row["path"]: row["given"] for row in sheet.findings()}.get(decision.key)
+            if decision.action == "relabel" and decision.label == given:
+                decision = Decision(key=decision.key, action="keep")  # its own class: kept
             row = sheet.decide(decision.key, decision.action, decision.label)
             sheet.save()
         return _item(row)
@@ -89,12 +106,17 @@ class ReviewFolder:
 
 
 def _item(row: dict) -> dict:
-    """A review.csv row as the page shows it."""
+    """A review.csv row as the page shows it (an action petal does not know, typed in by
+    hand, as undecided, and said)."""
     tags = row["finding"].split("+")
     lines = [f"Filed as {row['given']}"
              + (f", looks like {row['suggested']} (score {row['score']})"
                 if row["suggested"] else f" (distance {row['score']})"),
              "Found as: " + ", ".join(FINDINGS.get(tag, tag) for tag in tags)]
+    action = row["action"]
+    if action not in (*ACTIONS, ""):
+        lines.append(f"review.csv says {action!r}, which petal does not know: decide again")
+        action = ""
     return {"key": row["path"], "name": row["path"], "lines": lines,
-            "suggested": row["suggested"], "action": row["action"],
-            "label": row["label"] if row["action"] == "relabel" else "", "tags": tags}
+            "suggested": row["suggested"], "action": action,
+            "label": row["label"] if action == "relabel" else "", "tags": tags}

@@ -142,9 +142,11 @@ def _server(app: FastAPI, log_level: str, limits: ConnectionLimits) -> uvicorn.S
 
 
 def serve_forever(app: FastAPI, sock: socket.socket,
-                  limits: ConnectionLimits = ConnectionLimits()) -> None:
-    """Serve on `sock` until Ctrl-C; then raise KeyboardInterrupt (petal exits 130)."""
-    server = _server(app, "info", limits)
+                  limits: ConnectionLimits = ConnectionLimits(), log_level: str = "info"
+                  ) -> None:
+    """Serve on `sock` until Ctrl-C; then raise KeyboardInterrupt (petal exits 130).
+    log_level "info" logs every request; "warning" only problems."""
+    server = _server(app, log_level, limits)
     server.run(sockets=[sock])
     # uvicorn re-raises the Ctrl-C it caught once shut down, but asyncio's own SIGINT
     # handler can turn that into a cancellation of an already finished task and lose it
