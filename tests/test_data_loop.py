@@ -12,11 +12,12 @@ import pytest
 
 from conftest import write_image
 from petal.data.decisions import read_review_for, write_review_file
-from petal.data.new_labels import LABELS_CSV, NewLabels, file_name
+from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, file_name
 from petal.data.review_sheet import ReviewSheet, relative_image_path
 from petal.data.scan import scan_folder
 from petal.errors import PetalError, PetalWarning
 from petal.jobs.label_queue import margins, queue_order
+from petal.serve.label_app import linked_data
 
 # ---- the queue's order
 
@@ -181,7 +182,9 @@ def test_reopening_mends_links_a_kill_left_behind(photos: Path, tmp_path: Path) 
 
 def test_the_original_data_is_linked_in_when_the_folder_is_made(
         image_folder: Path, photos: Path, tmp_path: Path) -> None:
-    new = NewLabels.open(tmp_path / "new", ["cat", "dog", "fox"], photos, original=image_folder)
+    classes = ["cat", "dog", "fox"]
+    new = NewLabels.open(tmp_path / "new", classes, photos,
+                         original=linked_data(image_folder, classes, None, progress=False))
     index = scan_folder(tmp_path / "new", progress=False)
     assert index.counts() == {"cat": 4, "dog": 4, "fox": 4}
     assert all((tmp_path / "new" / r.path).is_symlink() for r in index.images)
@@ -190,12 +193,27 @@ def test_the_original_data_is_linked_in_when_the_folder_is_made(
     # linked copy of it
     one = new.photos / "p0.jpg"
     new.decide(one, sha(one), "label", "cat")
-    second = NewLabels.open(tmp_path / "new2", ["cat", "dog", "fox"], photos,
-                            original=tmp_path / "new")
+    second = NewLabels.open(tmp_path / "new2", classes, photos, original=linked_data(
+        tmp_path / "new", classes, None, progress=False))
     assert scan_folder(tmp_path / "new2", progress=False).counts()["cat"] == 5
     second.decide(one, sha(one), "label", "cat")
     second.decide(one, sha(one), "")
     assert scan_folder(tmp_path / "new2", progress=False).counts()["cat"] == 5
+
+
+def test_the_review_is_applied_to_the_photos_linked_in(image_folder: Path, photos: Path,
+                                                       tmp_path: Path) -> None:
+    """The decisions made on the review page hold in the new folder too."""
+    (tmp_path / "review.csv").write_text("path,action,label\ncat/cat0.jpg,exclude,\n"
+                                         "dog/dog1.jpg,relabel,fox\n")
+    classes = ["cat", "dog", "fox"]
+    NewLabels.open(tmp_path / "new", classes, photos, original=linked_data(
+        image_folder, classes, tmp_path / "review.csv", progress=False))
+    index = scan_folder(tmp_path / "new", progress=False)
+    assert index.counts() == {"cat": 3, "dog": 3, "fox": 5}
+    assert "fox/data/dog/dog1.jpg" in {r.path for r in index.images}
+    with pytest.raises(PetalError, match="no folder for the model's class"):
+        linked_data(image_folder, ["cat", "wolf"], None, progress=False)
 
 
 def test_the_same_photos_through_a_link_are_the_same_rows(photos: Path, tmp_path: Path) -> None:
@@ -208,9 +226,10 @@ def test_the_same_photos_through_a_link_are_the_same_rows(photos: Path, tmp_path
 
 def test_new_data_is_refused_where_it_would_write_into_photos(
         image_folder: Path, photos: Path, tmp_path: Path) -> None:
+    original = LinkedData(image_folder, [])
     for out in [photos, photos / "new", tmp_path, image_folder / "new"]:
         with pytest.raises(PetalError, match="overlap"):
-            NewLabels.open(out, ["cat"], photos, original=image_folder)
+            NewLabels.open(out, ["cat"], photos, original=original)
     (tmp_path / "a-file").write_text("")
     with pytest.raises(PetalError, match="is a file"):
         NewLabels.open(tmp_path / "a-file", ["cat"], photos)

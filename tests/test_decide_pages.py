@@ -126,7 +126,7 @@ def test_review_page_decides_by_click_and_key_and_reload_keeps_them(
         assert decisions_of(review_dir)["cat/cat0.jpg"] == ("exclude", "")
         assert "dog/dog1.jpg" in page.locator("#where").text_content()  # on to the next
         page.keyboard.press("u")  # takes back the decision just made, and goes back to it
-        wait_saved(page, "cat/cat0.jpg not decided")
+        wait_saved(page, "cat/cat0.jpg taken back")
         assert decisions_of(review_dir)["cat/cat0.jpg"] == ("", "")
         assert "cat/cat0.jpg" in page.locator("#where").text_content()
         page.keyboard.press("x")
@@ -140,7 +140,7 @@ def test_review_page_decides_by_click_and_key_and_reload_keeps_them(
         assert page.locator("#progress").text_content() == "4 of 4 decided: all done"
         page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
         page.keyboard.press("u")  # take the last back
-        wait_saved(page, "cat/cat3.jpg not decided")
+        wait_saved(page, "cat/cat3.jpg taken back")
 
         page.reload()
         page.wait_for_selector("#list li")

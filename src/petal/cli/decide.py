@@ -34,6 +34,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     label.add_argument("--data", help="when --out is made, also link this data folder's "
                        "photos into it (the folder the model was trained on), so that --out "
                        "holds the old photos and the new labels")
+    label.add_argument("--review", metavar="FILE", help="with --data: apply this review file "
+                       "(from `petal data review --out`) to the photos linked in: those marked "
+                       "exclude are left out, those marked relabel go under their new class")
     label.add_argument("--copy", action="store_true",
                        help="copy the photos into --out instead of linking them")
     add_engine(label)
@@ -75,7 +78,8 @@ def cmd_label(args: argparse.Namespace) -> int:
               "photos are there already if it was given then)")
     with writing(out):
         queue = LabelQueue(args.photos, args.model, out, copy=args.copy, original=args.data,
-                           engine=args.engine, progress=wants_progress(args))
+                           review=args.review, engine=args.engine,
+                           progress=wants_progress(args))
         if queue.rejected:
             print(f"{len(queue.rejected)} file(s) under {args.photos} are not usable images "
                   f"and are left out (first: {queue.rejected[0].path}: "

@@ -7,8 +7,9 @@
 - NEW_DATA/CLASS/STEM-XXXXXXXX.EXT: a symbolic link to each photo labelled CLASS (a copy with
   `copy=True`; XXXXXXXX from the photo's path, so that two photos of one name stay two).
   Links follow labels.csv; opening the folder mends any a kill left behind.
-- With `original=DATA` when NEW_DATA is made, every file of DATA's class folders is linked
-  under NEW_DATA/CLASS/DATA_NAME/, so that NEW_DATA holds the old photos and the new labels
+- With `original` (a data folder's photos and their labels, a review's decisions applied)
+  when NEW_DATA is made, each photo DATA/PATH of class CLASS is linked as
+  NEW_DATA/CLASS/DATA_NAME/PATH, so that NEW_DATA holds the old photos and the new labels
   together, and no decision ever touches a linked old photo.
 
 The photos themselves, and the folders they are in, are never written; a row may only name
@@ -85,6 +86,14 @@ def check_place(folder: Path, photos: Path, original: Path | None) -> None:
                          "empty folder (or one `petal label` made)")
 
 
+@dataclass(frozen=True)
+class LinkedData:
+    """A data folder's photos to link into NEW_DATA: (path under root, class) each."""
+
+    root: Path
+    photos: list[tuple[str, str]]
+
+
 @dataclass
 class NewLabels:
     folder: Path
@@ -96,12 +105,12 @@ class NewLabels:
 
     @classmethod
     def open(cls, folder: str | os.PathLike, classes: list[str], photos: Path,
-             copy: bool = False, original: Path | None = None) -> NewLabels:
+             copy: bool = False, original: LinkedData | None = None) -> NewLabels:
         """NEW_DATA at `folder`, made if new, for labelling the photos under `photos` into
         `classes`; PetalError for a folder petal must not write into. `original` is linked
         in only when the folder is made."""
         folder = Path(folder).absolute()
-        check_place(folder, photos, original)
+        check_place(folder, photos, original.root if original is not None else None)
         new = cls(folder, classes, photos.resolve(), copy, {})
         if (folder / LABELS_CSV).is_file():
             remove_stale_temporaries(folder / LABELS_CSV)
@@ -120,20 +129,12 @@ class NewLabels:
         new.save()
         return new
 
-    def link_original(self, original: Path) -> int:
-        """Link every file of `original`'s class folders under CLASS/ORIGINAL_NAME/; how
-        many."""
-        count = 0
-        self.linked_from = original.absolute().name
-        for label in self.classes:
-            for dirpath, dirnames, names in os.walk(original / label):
-                dirnames.sort()
-                for name in sorted(names):
-                    source = Path(dirpath) / name
-                    _place(source.absolute(), self.folder / label / self.linked_from /
-                           source.relative_to(original / label), self.copy)
-                    count += 1
-        return count
+    def link_original(self, original: LinkedData) -> None:
+        """Link each of `original`'s photos as CLASS/ORIGINAL_NAME/PATH."""
+        root = original.root.absolute()
+        self.linked_from = root.name
+        for path, label in original.photos:
+            _place(root / path, self.folder / label / root.name / path, self.copy)
 
     def read(self) -> dict[str, dict]:
         """labels.csv's rows by source; PetalError, naming the line, for one petal cannot

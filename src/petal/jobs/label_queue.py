@@ -6,10 +6,12 @@ between its two most probable classes) and where its labelled photos do not yet 
 one). Margin alone picks near-copies of one confusing photo in a batch; distance alone picks
 outliers the model is already sure of. So each batch is taken as Zhdanov (2019, "Diverse
 mini-batch active learning") does: the `POOL_FACTOR` x batch photos of smallest margin, and
-from them, greedily, the one farthest from the labelled photos and the ones already picked.
+from them, greedily, the one farthest from the labelled photos and the ones already picked;
+a batch is then listed least sure first. (With fewer photos than the pool, the first batch
+is a k-center cover of them all.)
 Distances are between L2-normalised penultimate features, the space petal's novelty score
-measures in. Written here (a few lines of numpy) because the libraries that have it
-(modAL, ALiPy, baal) bring their own training loops and are not maintained for torch 2.
+measures in. Written here (a few lines of numpy): the libraries that offer it (modAL, baal)
+wrap the model and a training loop of their own, and petal's loop is Lightning's.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def queue_order(probabilities: np.ndarray, features: np.ndarray, labelled: np.nd
     """
     points = l2_normalised(features.astype(np.float32))
     nearest = nearest_distance(points, l2_normalised(labelled.astype(np.float32)))
-    waiting = list(np.argsort(margins(probabilities), kind="stable"))  # least sure first
+    uncertainty = margins(probabilities)
+    waiting = list(np.argsort(uncertainty, kind="stable"))  # least sure first
     order: list[int] = []
     while waiting:
         pool = np.array(waiting[:pool_factor * batch])
@@ -63,7 +66,7 @@ def queue_order(probabilities: np.ndarray, features: np.ndarray, labelled: np.nd
             picked.append(int(pool[best]))
             reach = np.minimum(reach, np.linalg.norm(points[pool] - points[pool[best]], axis=1))
             reach[best] = -1.0
-        order += picked
+        order += sorted(picked, key=lambda i: uncertainty[i])  # the least sure first
         taken = set(picked)
         waiting = [i for i in waiting if i not in taken]
         nearest = np.minimum(nearest, nearest_distance(points, points[picked]))

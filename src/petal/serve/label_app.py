@@ -14,9 +14,10 @@ import numpy as np
 from tqdm import tqdm
 
 import petal
+from petal.data.decisions import read_review_for
 from petal.data.image import ImageLoadError
-from petal.data.new_labels import LABELS_CSV, NewLabels, check_place
-from petal.data.scan import ImageRecord, scan_unlabelled
+from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, check_place
+from petal.data.scan import ImageRecord, scan_folder, scan_unlabelled
 from petal.errors import PetalError
 from petal.inference.classifier import Classifier
 from petal.jobs.label_queue import margins, queue_order
@@ -43,34 +44,46 @@ def model_outputs(classifier: Classifier, files: list[Path], progress: bool
     return probabilities, features, novelty
 
 
+def linked_data(original: Path, classes: list[str], review: str | Path | None,
+                progress: bool) -> LinkedData:
+    """The usable photos of data folder `original` with their classes, the review file's
+    decisions applied (excluded ones left out, relabelled ones under their new class)."""
+    index = scan_folder(original, progress=progress)
+    missing = [c for c in classes if c not in index.classes]
+    if missing:
+        raise PetalError(f"{original} has no folder for the model's class(es) "
+                         f"{', '.join(missing)}: give the folder the model was trained on")
+    decisions = read_review_for(review, index) if review is not None else None
+    kept = decisions.apply(index.images) if decisions else index.images
+    return LinkedData(original, [(r.path, r.label) for r in kept])
+
+
 class LabelQueue:
     """Unlabelled photos, the model's view of them and the decisions so far, as the labelling
     page's DecisionSource."""
 
     def __init__(self, photos: str | Path, model: str | Path, out: str | Path,
                  copy: bool = False, original: str | Path | None = None,
-                 engine: str | None = None, progress: bool = True) -> None:
+                 review: str | Path | None = None, engine: str | None = None,
+                 progress: bool = True) -> None:
         self.photos = Path(photos)
         self.model = Path(model)
         check_place(Path(out).absolute(), self.photos,
                     Path(original) if original is not None else None)  # before any work
         self.classifier = petal.load(model, engine)
         self.classes = self.classifier.classes
-        if original is not None:
-            missing = [c for c in self.classes if not (Path(original) / c).is_dir()]
-            if missing:
-                raise PetalError(f"{original} has no folder for the model's class(es) "
-                                 f"{', '.join(missing)}: give the folder the model was "
-                                 "trained on")
+        if review is not None and original is None:
+            raise PetalError("--review applies to the photos of --data: give --data too")
+        made = (Path(out) / LABELS_CSV).is_file()
+        linked = (linked_data(Path(original), self.classes, review, progress)
+                  if original is not None and not made else None)
         index = scan_unlabelled(self.photos, progress=progress)
         if not index.images:
             raise PetalError(f"{self.photos} has no usable photo"
                              + (f" ({len(index.rejected)} file(s) rejected)"
                                 if index.rejected else ""))
         self.rejected = index.rejected
-        self.reopened = (Path(out) / LABELS_CSV).is_file()
-        self.new = NewLabels.open(out, self.classes, self.photos, copy,
-                                  Path(original) if original is not None else None)
+        self.new = NewLabels.open(out, self.classes, self.photos, copy, linked)
         self.images: list[ImageRecord] = index.images
         files = [self.source(i) for i in range(len(self.images))]
         try:
@@ -102,8 +115,8 @@ class LabelQueue:
     def page(self) -> dict:
         rejected = (f" {len(self.rejected)} file(s) could not be read and are left out."
                     if self.rejected else "")
-        held = (f"{self.new.folder} holds the photos of {self.new.linked_from} and the new "
-                "labels" if self.new.linked_from else
+        held = (f"{self.new.folder} holds the new labels and the photos linked from your "
+                f"folder {self.new.linked_from!r}" if self.new.linked_from else
                 f"{self.new.folder} holds the new labels alone (make it with --data DIR to "
                 "add the photos the model was trained on)")
         return {
@@ -122,6 +135,8 @@ class LabelQueue:
         }
 
     def items(self) -> list[dict]:
+        with self.lock:
+            self.new.rows = self.new.read()  # as the file says now (edited by hand, say)
         return [self._item(i, place) for place, i in enumerate(self.order)]
 
     def _item(self, i: int, place: int) -> dict:
