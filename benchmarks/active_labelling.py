@@ -122,41 +122,69 @@ def plot(sizes: list[int], curves: dict[str, list[list[float]]], path: Path) -> 
     plt.close(figure)
 
 
+def summarise(sizes: list[int], curves: dict[str, list[list[float]]]) -> dict:
+    """Mean curves, the labels each needs for 90 % and 94 %, the queue's labels for random's
+    accuracy after COMPARE_AT added, and the paired difference (same starting photos) at
+    each size: mean, standard deviation over seeds, seeds the queue wins."""
+    means = {s: [statistics.mean(c) for c in zip(*runs)] for s, runs in curves.items()}
+    start = sizes[0]
+    random_at = means["random"][sizes.index(start + COMPARE_AT)]
+    reached = labels_for(sizes, means["queue"], random_at)
+    differences = [[100 * (q - r) for q, r in zip(qs, rs)]
+                   for qs, rs in zip(zip(*curves["queue"]), zip(*curves["random"]))]
+    return {"labels": sizes, "curves": curves, "mean": means,
+            "reach": {s: {str(t): labels_for(sizes, means[s], t / 100) for t in (90, 94)}
+                      for s in STRATEGIES},
+            "random_after_compare_at": random_at, "compare_at_added": COMPARE_AT,
+            "queue_added_labels_for_it": None if reached is None else reached - start,
+            "paired_points": [{"labels": n, "mean": round(statistics.mean(d), 2),
+                               "sd": round(statistics.stdev(d), 2),
+                               "queue_wins": sum(x > 0 for x in d)}
+                              for n, d in zip(sizes[1:], differences[1:])]}
+
+
+def report(summary: dict) -> None:
+    for s in STRATEGIES:
+        print(f"{s}: " + ", ".join(f"{n} {100 * a:.2f} %" for n, a in
+                                   zip(summary["labels"], summary["mean"][s])))
+    print("queue minus random, points (paired by seed): " + ", ".join(
+        f"{p['labels']} {p['mean']:+.2f} (sd {p['sd']:.2f}, wins {p['queue_wins']})"
+        for p in summary["paired_points"]))
+    added = summary["queue_added_labels_for_it"]
+    print(f"random after {COMPARE_AT} added labels: "
+          f"{100 * summary['random_after_compare_at']:.2f} %; the queue reaches it after "
+          f"{'never' if added is None else f'{added:.0f}'} added labels")
+    print(f"labels to reach 90 % / 94 % (mean curve; None: not within the rounds): "
+          f"{summary['reach']}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=10, help="batches of 50 added")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "active_labelling")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="print and plot the figures of an earlier --json, training nothing")
     args = parser.parse_args()
 
-    split_path = args.out / "split-seed0.json"
-    if not split_path.is_file():  # the default split, as `petal train` makes it
-        args.out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([PETAL, "data", "split", str(FLOWERS), "--out", str(split_path)],
-                       check=True, stdout=subprocess.DEVNULL)
-    base = Split.load(split_path)
-    sizes = [len(base.classes) * START_PER_CLASS + BATCH * r for r in range(args.rounds + 1)]
-    curves = {s: [simulate(base, s, seed, args.rounds, args.out) for seed in range(args.seeds)]
-              for s in STRATEGIES}
-    means = {s: [statistics.mean(c) for c in zip(*runs)] for s, runs in curves.items()}
-    result = {"machine": machine(), "labels": sizes, "curves": curves, "mean": means,
-              "reach": {s: {str(t): labels_for(sizes, means[s], t / 100) for t in (90, 94)}
-                        for s in STRATEGIES}}
-    start = sizes[0]
-    random_at = means["random"][sizes.index(start + COMPARE_AT)] if start + COMPARE_AT in sizes \
-        else None
-    if random_at is not None:
-        reached = labels_for(sizes, means["queue"], random_at)
-        result["random_at_300_added"] = random_at
-        result["queue_added_labels_for_it"] = None if reached is None else reached - start
-    for s in STRATEGIES:
-        print(f"{s}: " + ", ".join(f"{n} {100 * a:.2f} %" for n, a in zip(sizes, means[s])))
-    if random_at is not None:
-        print(f"random after {COMPARE_AT} added labels: {100 * random_at:.2f} %; the queue "
-              f"reaches it after {result['queue_added_labels_for_it']} added labels")
-    print(f"labels to reach 90 % / 94 %: {result['reach']}")
-    plot(sizes, curves, ROOT / "docs" / "images" / "active_labelling.png")
+    if args.report:
+        summary = json.loads(args.report.read_text())
+        result = {"machine": summary["machine"],
+                  **summarise(summary["labels"], summary["curves"])}
+    else:
+        split_path = args.out / "split-seed0.json"
+        if not split_path.is_file():  # the default split, as `petal train` makes it
+            args.out.mkdir(parents=True, exist_ok=True)
+            subprocess.run([PETAL, "data", "split", str(FLOWERS), "--out", str(split_path)],
+                           check=True, stdout=subprocess.DEVNULL)
+        base = Split.load(split_path)
+        sizes = [len(base.classes) * START_PER_CLASS + BATCH * r for r in range(args.rounds + 1)]
+        curves = {s: [simulate(base, s, seed, args.rounds, args.out)
+                      for seed in range(args.seeds)] for s in STRATEGIES}
+        result = {"machine": machine(), **summarise(sizes, curves)}
+    report(result)
+    plot(result["labels"], result["curves"], ROOT / "docs" / "images" / "active_labelling.png")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
