@@ -1,8 +1,8 @@
 """The review page: `petal review DIR` shows the findings of `petal data review --out DIR`
 one photo at a time (petal.serve.local_page) and writes each decision to DIR/review.csv.
 
-Each decision reads review.csv again (a person may have edited it meanwhile), changes the one
-row and replaces the file atomically (petal.data.review_sheet), under a lock, before the
+Each decision reads review.csv again (a person may have edited it meanwhile), changes the
+photo's rows and replaces the file atomically (petal.data.review_sheet), under a lock, before the
 answer is sent: what the page says was saved is on disk, and killing the server never
 leaves half a file. Only the photos the review file names are served, from inside the
 reviewed folder.
