@@ -66,7 +66,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     """`petal serve` on a free port, its output (one access-log line a request) to a file."""
     command = [sys.executable, "-c", "import sys; from petal.cli import main; sys.exit(main())",
                "serve", *args.models, "--port", "0",
-               "--engine", args.engine, "--max-batch", str(args.max_batch),
+               *(["--engine", args.engine] if args.engine else []),
+               "--max-batch", str(args.max_batch),
                "--batch-wait-ms", str(args.batch_wait_ms)]
     log = Path(tempfile.mkstemp(prefix="petal-serve-", suffix=".log")[1])
     with log.open("w") as handle:
@@ -142,7 +143,8 @@ def summarise(tally: Tally, seconds: float, before: dict, after: dict, args: arg
     latencies = np.array(tally.latencies_ms or [np.nan])
     return {
         "clients": args.clients, "seconds": round(seconds, 1), "models": args.models,
-        "engine": args.engine, "max_batch": args.max_batch, "batch_wait_ms": args.batch_wait_ms,
+        "engine": args.engine or "default", "max_batch": args.max_batch,
+        "batch_wait_ms": args.batch_wait_ms,
         "good_ok": len(tally.latencies_ms),
         "good_per_s": round(len(tally.latencies_ms) / seconds, 1),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1),
@@ -173,7 +175,7 @@ async def attack_main(args: argparse.Namespace) -> dict:
             server.wait(30)
         print(format_attack(name, results[name]), flush=True)
     return {"attacks": results, "clients": args.clients, "seconds": args.seconds,
-            "models": args.models, "engine": args.engine}
+            "models": args.models, "engine": args.engine or "default"}
 
 
 def format_attack(name: str, figures: dict) -> str:
@@ -210,7 +212,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bad-fraction", type=float, default=0.2)
     parser.add_argument("--photos", default=str(FLOWERS), help="folder of .jpg photos")
     parser.add_argument("--photo-count", type=int, default=50)
-    parser.add_argument("--engine", default="torch", choices=("torch", "onnx"))
+    parser.add_argument("--engine", choices=("torch", "onnx"),
+                        help="petal serve's --engine (default: petal's own choice)")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--batch-wait-ms", type=float, default=0.0)
     parser.add_argument("--attack", choices=(*ATTACKS, "all"),

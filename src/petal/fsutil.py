@@ -4,6 +4,7 @@ one) and bounded reads (no special file can block a reader, no file can exhaust 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import stat
@@ -53,6 +54,20 @@ def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
     if info.st_size > max_bytes or len(data) > max_bytes:
         raise FileTooLarge(f"{path} is larger than {max_bytes / 2**20:g} MiB")
     return data
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of regular file `path`, read in blocks; NotARegularFile instead of blocking on
+    a named pipe or reading without end from a device."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

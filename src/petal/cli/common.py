@@ -23,8 +23,10 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def add_engine(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", help="inference engine, e.g. torch (default: chosen from "
-                        "the model path)")
+    parser.add_argument("--engine", choices=("torch", "onnx"),
+                        help="inference engine (default: onnx, through a model folder's own "
+                        "export, made once and kept beside the weights; torch for a network "
+                        "explained by Grad-CAM or one that cannot be exported)")
 
 
 def add_rejection(parser: argparse.ArgumentParser) -> None:

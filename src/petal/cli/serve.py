@@ -20,8 +20,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                        help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
     serve.add_argument("--engine", choices=("torch", "onnx"),
-                       help="onnx runs each model's exported model.onnx (see `petal export`); "
-                            "default: onnx for .onnx files, torch for everything else")
+                       help="default: onnx, through each model folder's own export (made "
+                            "once, kept beside the weights), torch for a network explained by "
+                            "Grad-CAM or one that cannot be exported")
     serve.add_argument("--max-upload-mb", type=float, default=10.0,
                        help="largest accepted upload (default 10)")
     serve.add_argument("--top-k", type=int, default=5, help="labels per model by default")

@@ -164,10 +164,16 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     """A Classifier from a run folder or model folder (engine "torch"), or from an exported
     ONNX file on ONNX Runtime, without torch (engine "onnx"; a folder means its model.onnx).
 
-    With no engine, a path ending in .onnx runs on ONNX Runtime and anything else on torch.
+    With no engine, a path ending in .onnx runs on ONNX Runtime, and a folder on ONNX
+    Runtime too, through its own export, made on first use (petal.inference.auto_engine);
+    a network explained by Grad-CAM, or one whose export cannot be made, runs on torch.
     """
     is_onnx_file = Path(path).suffix.lower() == ".onnx"
-    engine = engine or ("onnx" if is_onnx_file else "torch")
+    if engine is None and not is_onnx_file:
+        from petal.inference.auto_engine import chosen_engine
+
+        engine, path = chosen_engine(Path(path))
+    engine = engine or "onnx"
     if engine == "torch" and is_onnx_file:
         raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
     gradient_maps = None

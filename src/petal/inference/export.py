@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from petal.errors import PetalError
-from petal.fsutil import atomic_write_bytes, atomic_write_json
-from petal.inference.model_folder import ModelCard, load_model
+from petal.fsutil import atomic_write_bytes, atomic_write_json, read_limited
+from petal.inference.model_folder import ModelCard, load_model, model_digest
+from petal.inference.novelty import MAX_FILE_BYTES as MAX_NOVELTY_BYTES
 from petal.inference.novelty import NOVELTY_FILE
 from petal.inference.onnx_engine import (
     CARD_KEY,
@@ -56,6 +57,10 @@ from petal.version import __version__
 FORMATS = {"onnx": ONNX_FILE, "torchscript": "model.pt"}
 TORCHSCRIPT_CARD = "model.json"
 CHECK_BATCH = 2  # > 1, so the dynamic batch axis is exercised by the check
+
+
+class ExportFailed(PetalError):
+    """The exporter could not turn a valid model into a graph."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
             dynamo=True, verbose=False)
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
-        raise PetalError(f"ONNX export failed: {exc}") from exc
+        raise ExportFailed(f"ONNX export failed: {exc}") from exc
     proto = program.model_proto
     used = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
     card = {**card, "export": {**card["export"], "opset": used}}
@@ -159,6 +164,7 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     with torch.inference_mode():
         expected = [output.numpy() for output in model(example)]
     card_json = _export_card(card, fmt, has_maps=cam is not None)
+    card_json["export"]["source"] = model_digest(find_model_folder(model_path))
     if fmt == "onnx":
         names = [OUTPUT_NAME, FEATURES_NAME, *([MAPS_NAME] if cam is not None else [])]
         data, card_json = _onnx_bytes(model, example, card_json, opset, names)
@@ -170,6 +176,7 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     atomic_write_json(sidecar_path(path), card_json)
     if card.novelty is not None:
         scores = find_model_folder(model_path) / NOVELTY_FILE
-        atomic_write_bytes(novelty_path(path), scores.read_bytes())
+        # bounded, and refused if not a regular file: a named pipe there must not hang
+        atomic_write_bytes(novelty_path(path), read_limited(scores, MAX_NOVELTY_BYTES))
     difference = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected, strict=True))
     return ExportResult(path, sidecar_path(path), difference)

@@ -11,6 +11,7 @@ folder if a process died between them, so a good model is never replaced by a pa
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from petal.errors import PetalError
-from petal.fsutil import atomic_write_json, read_json
+from petal.fsutil import atomic_write_json, file_sha256, read_json
 from petal.models.spec import InputSpec
 from petal.run_folder import CARD_FILE, find_model_folder
 from petal.version import __version__
@@ -170,6 +171,15 @@ def card_problem(data: dict) -> str | None:
     return _split_problem(data.get("split"))
 
 
+def model_digest(folder: Path) -> str:
+    """SHA-256 over a model folder's weights and card as they are now: what an export records
+    of the model it was made from (petal.inference.auto_engine)."""
+    digest = hashlib.sha256()
+    for name in (WEIGHTS_FILE, CARD_FILE):
+        digest.update(file_sha256(folder / name).encode())
+    return digest.hexdigest()
+
+
 def read_card(path: str | os.PathLike) -> ModelCard:
     folder = find_model_folder(path)
     try:
@@ -223,6 +233,8 @@ def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape, from a safetensors file's header only (no tensor is read)."""
     from safetensors import SafetensorError, safe_open
 
+    if not weights.is_file():  # a named pipe would block safetensors' open for ever
+        raise PetalError(f"cannot load weights from {weights}: not a regular file")
     try:
         with safe_open(str(weights), framework="pt") as handle:
             return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
