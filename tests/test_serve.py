@@ -60,7 +60,8 @@ PHOTO = encoded(pattern(7, size=(120, 90)), "JPEG", quality=90)
 def server(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The tiny model twice: on torch ("tiny") and exported, on ONNX Runtime ("tiny-onnx")."""
     onnx_path = export(tiny_run, out=tmp_path_factory.mktemp("serve") / "tiny.onnx").path
-    models = load_models([f"tiny={tiny_run}", f"tiny-onnx={onnx_path}"])
+    models = (load_models([f"tiny={tiny_run}"], engine="torch")
+              + load_models([f"tiny-onnx={onnx_path}"]))
     with BackgroundServer(create_app(models, ServeOptions(max_upload_bytes=LIMIT))) as url:
         yield url
 

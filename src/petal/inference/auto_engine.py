@@ -19,7 +19,7 @@ from pathlib import Path
 
 from petal.errors import PetalWarning
 from petal.fsutil import read_json
-from petal.inference.model_folder import model_digest, read_card
+from petal.inference.model_folder import model_digest
 from petal.inference.onnx_engine import ONNX_FILE, sidecar_path
 from petal.run_folder import find_model_folder
 
@@ -42,11 +42,12 @@ def chosen_engine(path: Path) -> tuple[str, Path]:
     if section is None:
         from petal.inference.export import ExportFailed, export
 
-        read_card(folder)  # a model petal cannot use is an error on any engine
-        print(f"Exporting {folder} to ONNX, once: petal runs it on ONNX Runtime (faster, "
-              "less memory; --engine torch does not)", file=sys.stderr, flush=True)
+        def announce() -> None:  # once the model has loaded: a bad one is an error only
+            print(f"Exporting {folder} to ONNX, once: petal runs it on ONNX Runtime (faster, "
+                  "less memory; --engine torch does not)", file=sys.stderr, flush=True)
+
         try:
-            export(folder, "onnx")
+            export(folder, "onnx", announce=announce)
         except (ExportFailed, OSError) as exc:
             warnings.warn(f"{folder}: running on torch, as its ONNX export could not be made "
                           f"({exc}); `petal export` tries again", PetalWarning, stacklevel=3)

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,13 +149,17 @@ def _torchscript_outputs(data: bytes, batch: np.ndarray) -> list[np.ndarray]:
 
 
 def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
-           opset: int | None = None) -> ExportResult:
-    """Export the model of a run or model folder; returns where it went and a parity figure."""
+           opset: int | None = None, announce: Callable[[], None] | None = None
+           ) -> ExportResult:
+    """Export the model of a run or model folder; returns where it went and a parity figure.
+    `announce` is called once the model has loaded, before the (slower) export itself."""
     if fmt not in FORMATS:
         raise PetalError(f"unknown export format {fmt!r}: use {' or '.join(FORMATS)}")
     if opset is not None and fmt != "onnx":
         raise PetalError("--opset applies to ONNX only")
     network, card = load_model(model_path)
+    if announce is not None:
+        announce()
     cam = cam_layers(card.architecture["name"], network)
     model = AnswerWithFeatures(network, card.input, cam, card.temperature).eval()
     path = Path(out) if out else default_path(model_path, fmt)
