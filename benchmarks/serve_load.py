@@ -8,7 +8,7 @@ Starts `petal serve MODEL... --port 0` itself (or uses --url, and --pid for its 
 then runs --clients asyncio+httpx clients until --seconds have passed. Each request is
 good (a real flower photo) or, with probability --bad-fraction, bad: a non-image (expects
 415), an upload twice the size limit (413) or a form without the file part (422).
-Prints throughput, p50/p99 latency of good requests, good requests that failed (should be
+Prints throughput, p50/p95/p99 latency of good requests, good requests that failed (should be
 0), bad requests answered with the expected 4xx, and the server's resident memory
 (/proc/PID/status) before and after the load, plus its peak.
 
@@ -148,6 +148,7 @@ def summarise(tally: Tally, seconds: float, before: dict, after: dict, args: arg
         "good_ok": len(tally.latencies_ms),
         "good_per_s": round(len(tally.latencies_ms) / seconds, 1),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+        "p95_ms": round(float(np.percentile(latencies, 95)), 1),
         "p99_ms": round(float(np.percentile(latencies, 99)), 1),
         "mean_batch": round(float(np.mean(tally.batches)), 2) if tally.batches else None,
         "good_failed": sum(tally.good_failed.values()), "good_failures": dict(tally.good_failed),
@@ -237,7 +238,8 @@ if __name__ == "__main__":
     figures = asyncio.run(main(arguments))
     print(f"{figures['clients']} clients, {figures['seconds']} s: "
           f"{figures['good_per_s']} good requests/s, p50 {figures['p50_ms']} ms, "
-          f"p99 {figures['p99_ms']} ms, mean forward-pass batch {figures['mean_batch']}")
+          f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms, "
+          f"mean forward-pass batch {figures['mean_batch']}")
     print(f"good requests: {figures['good_ok']} answered, {figures['good_failed']} failed "
           f"{figures['good_failures'] or ''}")
     print(f"bad requests answered as expected: {figures['bad_expected']}; "
