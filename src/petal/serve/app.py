@@ -31,13 +31,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib import resources
 from typing import Annotated
 
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse
 from PIL import Image
 from starlette.datastructures import State
 
@@ -47,6 +46,7 @@ from petal.inference.explain import explain_answer, overlay
 from petal.models.spec import InputSpec
 from petal.serve.limits import BodyLimit, image_error, too_large
 from petal.serve.served import ServedModel
+from petal.serve.static_page import add_static_page
 from petal.serve.worker import Busy, InferenceWorker, Result
 
 
@@ -124,9 +124,6 @@ def _readable(exc: RequestValidationError) -> str:
 
 def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()) -> FastAPI:
     by_name = {model.name: model for model in models}
-    static = resources.files("petal.serve").joinpath("static")
-    page = static.joinpath("index.html").read_text("utf-8")
-    icon = static.joinpath("favicon.svg").read_bytes()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,14 +150,7 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _readable(exc)}, status_code=422)
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index() -> str:
-        return page
-
-    @app.get("/favicon.svg", include_in_schema=False)
-    @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon() -> Response:
-        return Response(icon, media_type="image/svg+xml")
+    add_static_page(app, "index.html")
 
     @app.get("/healthz")
     async def healthz() -> dict:

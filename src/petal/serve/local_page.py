@@ -24,13 +24,12 @@ import json
 import secrets
 import socket
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +37,7 @@ from petal.data.image import ImageLoadError, load_image, read_image_file
 from petal.errors import PetalError
 from petal.serve.limits import BodyLimit
 from petal.serve.server import bind, serve_forever, url_of
+from petal.serve.static_page import add_static_page
 
 LOOPBACK = "127.0.0.1"
 TOKEN_HEADER = "x-petal-token"
@@ -71,20 +71,10 @@ class DecisionSource(Protocol):
 
 def create_decision_app(source: DecisionSource) -> FastAPI:
     """The page and its API (module docstring) over `source`; wrap it in TokenRequired."""
-    static = resources.files("petal.serve").joinpath("static")
-    html = static.joinpath("decide.html").read_text("utf-8")
-    icon = static.joinpath("favicon.svg").read_bytes()
     app = FastAPI(title="petal", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodyLimit, max_upload_bytes=MAX_DECISION_BYTES, option="")
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index() -> str:
-        return html
-
-    @app.get("/favicon.svg", include_in_schema=False)
-    @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon() -> Response:
-        return Response(icon, media_type="image/svg+xml")
+    add_static_page(app, "decide.html")
 
     @app.get("/healthz")
     async def healthz() -> dict:
