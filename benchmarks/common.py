@@ -105,8 +105,9 @@ def _cpuinfo_field(cpuinfo: list[str], name: str) -> str | None:
 def machine() -> dict:
     """CPU model, usable cores, memory, OS, Python and torch / ONNX Runtime versions.
 
-    The CPU's family and model numbers and AVX-512 are recorded too: hosts sold under one
-    name ("AMD EPYC") have been Zen 3, 4 and 5 here, and train at different speeds.
+    The CPU's family and model numbers, AVX-512 and bfloat16 support (AMX, AVX-512 BF16)
+    are recorded too: hosts sold under one name ("AMD EPYC", "Intel Xeon") have been Zen 3,
+    4 and 5 and an Intel Xeon with AMX here, and train at different speeds.
     """
     proc_cpuinfo = Path("/proc/cpuinfo")
     cpuinfo = proc_cpuinfo.read_text().splitlines() if proc_cpuinfo.exists() else []
@@ -115,6 +116,7 @@ def machine() -> dict:
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": model, "cpu_family": _cpuinfo_field(cpuinfo, "cpu family"),
             "cpu_model": _cpuinfo_field(cpuinfo, "model"), "avx512": "avx512f" in flags,
+            "amx": "amx_tile" in flags, "avx512_bf16": "avx512_bf16" in flags,
             "cores": len(os.sched_getaffinity(0)),
             "memory_gib": round(memory_gib, 1), "platform": platform.platform(),
             "python": platform.python_version(), "torch": _version("torch"),

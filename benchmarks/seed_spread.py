@@ -79,6 +79,7 @@ def main() -> int:
     parser.add_argument("--recipe", required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="FIELD=VALUE", help="recipe override, as in `petal train`")
+    parser.add_argument("--precision", help="`petal train --precision` (default: its auto)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="training seeds")
     parser.add_argument("--split-seeds", type=int, nargs="+", default=[0],
@@ -100,6 +101,7 @@ def main() -> int:
                        "--set", f"seed={seed}", "--out", str(run), "--no-progress"]
             command += [part for item in args.overrides for part in ("--set", item)]
             command += ["--split", str(split)] if split else []
+            command += ["--precision", args.precision] if args.precision else []
             command += ["--cache-dir", str(args.cache_dir)] if args.cache_dir else []
             runs.append((split_seed, seed, run, command))
 

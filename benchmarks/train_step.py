@@ -1,11 +1,15 @@
-"""Training speed of one network on this CPU: eager vs torch.compile, channels-last or not.
+"""Training speed of one network on this CPU: eager vs torch.compile, channels-last or not,
+float32 or bfloat16 mixed precision.
 
 Times full training steps (forward, cross-entropy, backward, Adam) of a petal model on
 one random batch, after two warm-up steps, and prints images/s for each variant, so the
-choices in train/module.py (channels-last, no torch.compile) can be checked on another
-machine. Pin it to cores with taskset to compare thread counts.
+choices in train/module.py (channels-last, no torch.compile) and train/precision.py (bf16
+where the CPU has AMX) can be checked on another machine. Pin it to cores with taskset to
+compare thread counts.
 
     .venv/bin/python benchmarks/train_step.py --json benchmarks/results/train_step.json
+    .venv/bin/python benchmarks/train_step.py --model resnet9 --width 0.25 --size 64 \\
+        --batch 64 --steps 20 --json benchmarks/results/train_step_fast_resnet9.json
     taskset -c 0 .venv/bin/python benchmarks/train_step.py \\
         --json benchmarks/results/train_step_one_core.json
 """
@@ -23,18 +27,21 @@ from common import machine
 
 from petal.models import build_model
 
-VARIANTS = {  # name -> (channels-last, compiled)
-    "eager, channels-last (petal)": (True, False),
-    "eager, contiguous": (False, False),
-    "torch.compile, channels-last": (True, True),
+VARIANTS = {  # name -> (channels-last, compiled, bf16 autocast)
+    "eager, channels-last": (True, False, False),
+    "eager, contiguous": (False, False, False),
+    "torch.compile, channels-last": (True, True, False),
+    "eager, channels-last, bf16-mixed": (True, False, True),
+    "torch.compile, channels-last, bf16-mixed": (True, True, True),
 }
 
 
-def images_per_second(model_name: str, batch: int, size: int, steps: int,
-                      channels_last: bool, compiled: bool) -> tuple[float, float]:
+def images_per_second(model_name: str, batch: int, size: int, steps: int, width: float | None,
+                      channels_last: bool, compiled: bool, bf16: bool) -> tuple[float, float]:
     """(images/s over `steps` steps, seconds of the first step, compilation included)."""
     torch.manual_seed(0)
-    network, _ = build_model(model_name, 5, weights="none", input_size=size)
+    options = {"width": width} if width is not None else {}
+    network, _ = build_model(model_name, 5, weights="none", input_size=size, **options)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     network = network.to(memory_format=layout).train()
     optimizer = torch.optim.Adam(network.parameters(), 1e-4)
@@ -44,7 +51,9 @@ def images_per_second(model_name: str, batch: int, size: int, steps: int,
 
     def step() -> None:
         optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(forward(inputs), labels).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = forward(inputs)
+        torch.nn.functional.cross_entropy(logits.float(), labels).backward()
         optimizer.step()
 
     start = time.perf_counter()
@@ -63,21 +72,23 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--width", type=float, help="resnet9's channel multiplier")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
     print(f"{args.model}, batch {args.batch}, {args.size} px, {torch.get_num_threads()} threads")
     results = []
-    for name, (channels_last, compiled) in VARIANTS.items():
+    for name, (channels_last, compiled, bf16) in VARIANTS.items():
         rate, first = images_per_second(args.model, args.batch, args.size, args.steps,
-                                        channels_last, compiled)
+                                        args.width, channels_last, compiled, bf16)
         results.append({"variant": name, "images_per_s": round(rate, 1),
                         "first_step_s": round(first, 1)})
-        print(f"{name:<30} {rate:6.1f} images/s  (first step {first:.1f} s)", flush=True)
+        print(f"{name:<42} {rate:6.1f} images/s  (first step {first:.1f} s)", flush=True)
     if args.json:
         args.json.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d"), "machine": machine(), "model": args.model,
-            "batch": args.batch, "size": args.size, "threads": torch.get_num_threads(),
+            "width": args.width, "batch": args.batch, "size": args.size,
+            "threads": torch.get_num_threads(),
             "results": results}, indent=2) + "\n")
     return 0
 

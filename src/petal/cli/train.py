@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
 from petal.errors import PetalError
+from petal.train.precision import AUTO, CHOICES
 
 if TYPE_CHECKING:
     from petal.train.fit import TrainRequest
@@ -33,8 +34,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     train.add_argument("--devices", default="auto", help="number of devices (Lightning)")
     train.add_argument("--num-nodes", type=int, default=1, help="machines (Lightning)")
     train.add_argument("--strategy", default="auto", help="auto, ddp, ... (Lightning)")
-    train.add_argument("--precision", default="32-true",
-                       help="32-true, bf16-mixed, 16-mixed (Lightning)")
+    train.add_argument("--precision", default=AUTO, choices=CHOICES,
+                       help="number format (Lightning's); auto, the default: bf16-mixed on a "
+                       "GPU or a CPU with native bfloat16 (AMX), else 32-true")
     add_progress(train)
     train.set_defaults(func=cmd_train)
 

@@ -30,7 +30,7 @@ from petal.inference import novelty
 from petal.run_folder import CROSS_VALIDATION_FILE, OUT_OF_FOLD_FILE
 from petal.stats import describe_accuracy, wilson_interval
 from petal.train.batches import train_loader
-from petal.train.fit import TrainRequest, prepare, quiet_lightning, scan_and_split
+from petal.train.fit import TrainRequest, precision_of, prepare, quiet_lightning, scan_and_split
 from petal.train.outputs import OutOfFold, collect_outputs
 
 
@@ -42,7 +42,7 @@ def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, S
     recipe = dataclasses.replace(prepared.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1,
-                        precision=request.trainer.precision, max_epochs=recipe.epochs,
+                        precision=precision_of(request), max_epochs=recipe.epochs,
                         gradient_clip_val=recipe.grad_clip_value,
                         gradient_clip_algorithm="value", logger=False, enable_checkpointing=False,
                         enable_progress_bar=progress, enable_model_summary=False,

@@ -62,6 +62,7 @@ from petal.train.history import HistoryWriter
 from petal.train.lr_range import SUGGESTION_RULE, RangeTest
 from petal.train.module import ClassifierModule
 from petal.train.outputs import OutOfFold, collect_outputs, read_cross_validation
+from petal.train.precision import AUTO, describe_training, training_precision, uses_cuda
 from petal.train.recipes import Recipe, recipe_from_json
 from petal.version import __version__
 
@@ -82,7 +83,7 @@ class TrainerOptions:
     devices: str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = AUTO  # petal.train.precision: bf16 mixed where the hardware has it
 
 
 @dataclass
@@ -271,7 +272,8 @@ def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
             print(f"note: {stored.name or request.model_name} has no step "
                   f"{recipe.train_from!r}: it trains from {stored.cut!r}")
         features = trunk_features(cache_root(request.cache_dir), stored, architecture, spec,
-                                  several)
+                                  several, "cuda:0" if uses_cuda(request.trainer.accelerator)
+                                  else "cpu")
         centre.append(features.view(pixels, keys, progress=progress))
         if recipe.tta_flip:
             mirrored = features.view(pixels[n:], keys[n:], mirrored=True, progress=progress)
@@ -305,6 +307,12 @@ def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
     })
 
 
+def precision_of(request: TrainRequest) -> str:
+    """The Lightning precision the request trains at (its "auto" resolved here)."""
+    return training_precision(request.trainer.precision, request.trainer.accelerator,
+                              images_in=request.recipe.mode == "full")
+
+
 def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
     options = request.trainer
     devices: str | int = int(options.devices) if str(options.devices).isdigit() else options.devices
@@ -313,7 +321,7 @@ def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool)
         devices=devices,
         num_nodes=options.num_nodes,
         strategy=options.strategy,
-        precision=options.precision,
+        precision=precision_of(request),
         max_epochs=request.recipe.epochs,
         gradient_clip_val=request.recipe.grad_clip_value,
         gradient_clip_algorithm="value",
@@ -335,7 +343,8 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
     quiet_lightning()
     started = time.perf_counter()
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
-                        enable_checkpointing=False, enable_model_summary=False,
+                        precision=precision_of(request), enable_checkpointing=False,
+                        enable_model_summary=False,
                         enable_progress_bar=progress, default_root_dir=str(request.out))
     loader = train_loader(prepared.train_set, prepared.recipe.batch_size, prepared.recipe.seed)
     steps = min(LR_FINDER_STEPS, max(LR_FINDER_MIN_STEPS, 3 * len(loader)))
@@ -414,6 +423,7 @@ def _fit(request: TrainRequest, started: float, progress: bool, resume_from: Pat
     run = request.out
     if resume_from is None and rank_zero_only.rank == 0:
         write_run_start(request, prepared)
+    print(describe_training(request.trainer.accelerator, precision_of(request)))
     lr = _learning_rate(request, prepared, resume_from is not None, progress)
     recipe = dataclasses.replace(request.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)

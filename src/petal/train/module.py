@@ -78,7 +78,8 @@ class ClassifierModule(L.LightningModule):
             # (N, views, ...) stored features of one trunk; several trunks' come as a list
             stacked = isinstance(inputs, torch.Tensor) and inputs.dim() == 5
             views = list(inputs.unbind(1)) if stacked else [inputs]
-        probabilities = torch.stack([self(v).softmax(1) for v in views]).mean(0)
+        # .float(): under bf16 mixed precision the logits come in bfloat16
+        probabilities = torch.stack([self(v).float().softmax(1) for v in views]).mean(0)
         log_probabilities = probabilities.clamp_min(1e-12).log()
         self.val_acc(probabilities, labels)
         self.log("val_loss", nn.functional.nll_loss(log_probabilities, labels), on_epoch=True,
