@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import petal
 from petal.inference.classifier import Classifier
+from petal.inference.device import onnx_has_cuda
 from petal.inference.export import export
 from petal.inference.model_folder import ModelCard, load_model, save_model_folder
 from petal.models import architecture_config, build_model
@@ -87,6 +88,8 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=256, help="images per pass (default 256)")
     parser.add_argument("--batch-size", type=int, default=32, help="default 32, as petal predict")
     parser.add_argument("--rounds", type=int, default=3, help="passes per engine; best counts")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N; the "
+                        "bound is the CPU's either way")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
@@ -97,8 +100,9 @@ def main() -> int:
         gflops = gflops_per_image(model_path)
         peak = peak_gflops()
         bound = peak / gflops
-        engines = {"torch": petal.load(model_path, engine="torch"),
-                   "onnx": petal.load(onnx_path, engine="onnx")}
+        engines = {"torch": petal.load(model_path, engine="torch", device=args.device)}
+        if args.device == "cpu" or onnx_has_cuda():  # else ONNX Runtime cannot use the GPU
+            engines["onnx"] = petal.load(onnx_path, engine="onnx", device=args.device)
         size = engines["torch"].spec.size
         images = np.random.default_rng(0).integers(0, 256, (args.images, size, size, 3),
                                                    dtype=np.uint8)
@@ -120,6 +124,7 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d"), "machine": host,
             "model": str(args.model or f"{PRETRAINED} (ImageNet)"), "input_size": size,
+            "device": args.device,
             "batch_size": args.batch_size, "images": args.images,
             "gflop_per_image": gflops, "peak_matmul_gflops": peak, "bound_images_per_second":
             bound, "engines": results}, indent=2) + "\n")

@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 __all__ = ["Classifier", "Prediction", "__version__", "load"]
 
 
-def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None
-         ) -> Classifier:
+def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None,
+         device: str | None = None) -> Classifier:
     """A ready-to-predict Classifier from a run folder, a model folder or an exported .onnx
-    file; engine "torch" or "onnx", chosen from the path when not given."""
+    file; engine "torch" or "onnx", chosen from the path when not given; device "auto"
+    (None: a GPU when one can be used), "cpu", "cuda" or "cuda:N"."""
     from petal.inference.classifier import load as load_classifier
 
-    return load_classifier(path, engine=engine, threads=threads)
+    return load_classifier(path, engine=engine, threads=threads, device=device)
 
 
 def __getattr__(name: str) -> object:

@@ -27,6 +27,13 @@ def add_engine(parser: argparse.ArgumentParser) -> None:
                         help="inference engine (default: onnx, through a model folder's own "
                         "export, made once and kept beside the weights; torch for a network "
                         "explained by Grad-CAM or one that cannot be exported)")
+    add_device(parser)
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="auto (the default: a CUDA GPU when there is one, else the CPU), "
+                        "cpu, cuda or cuda:N")
 
 
 def add_rejection(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +64,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def load_classifier(model: str, engine: str | None) -> Classifier:
-    """petal.load with --engine when given, else petal.load's own choice for the path."""
+def load_classifier(model: str, engine: str | None, device: str = "auto") -> Classifier:
+    """petal.load with --engine when given, else petal.load's own choice for the path, on
+    --device; a GPU is said on stderr, as the CPU is what a user expects."""
     from petal.inference.classifier import load
+    from petal.inference.device import CPU, describe_device
 
-    return load(model, engine=engine)
+    classifier = load(model, engine=engine, device=device)
+    if classifier.device != CPU:
+        print(f"Running {model} on {describe_device(classifier.device)} ({classifier.engine})",
+              file=sys.stderr)
+    return classifier
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:

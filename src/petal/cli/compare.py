@@ -51,7 +51,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise PetalError(f"cannot use {args.image}: {exc.message}") from exc
     rankings = []
     for model in args.models:
-        classifier = apply_rejection(load_classifier(model, args.engine), args)
+        classifier = apply_rejection(load_classifier(model, args.engine, args.device), args)
         prediction = classifier.predict(args.image, top_k=args.top_k)
         title = model_title(model, classifier)
         rankings.append(Ranking(title, prediction.labels, prediction.probabilities,

@@ -78,7 +78,7 @@ def cmd_label(args: argparse.Namespace) -> int:
               "photos are there already if it was given then)")
     with writing(out):
         queue = LabelQueue(args.photos, args.model, out, copy=args.copy, original=args.data,
-                           review=args.review, engine=args.engine,
+                           review=args.review, engine=args.engine, device=args.device,
                            progress=wants_progress(args))
         if queue.rejected:
             print(f"{len(queue.rejected)} file(s) under {args.photos} are not usable images "

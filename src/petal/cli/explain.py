@@ -48,7 +48,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from petal.inference.explain import class_index, heat_maps, overlay
     from petal.report.figures import Ranking, plot_explanation
 
-    classifier = apply_rejection(load_classifier(args.model, args.engine), args)
+    classifier = apply_rejection(load_classifier(args.model, args.engine, args.device), args)
     target = class_index(classifier, args.label)
     out = Path(args.out)
     written = 0

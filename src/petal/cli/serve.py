@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from petal.cli.common import add_rejection, apply_rejection
+from petal.cli.common import add_device, add_rejection, apply_rejection
 from petal.errors import PetalError
 
 
@@ -23,6 +23,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                        help="default: onnx, through each model folder's own export (made "
                             "once, kept beside the weights), torch for a network explained by "
                             "Grad-CAM or one that cannot be exported")
+    add_device(serve)
     serve.add_argument("--max-upload-mb", type=float, default=10.0,
                        help="largest accepted upload (default 10)")
     serve.add_argument("--top-k", type=int, default=5, help="labels per model by default")
@@ -35,6 +36,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from petal.inference.device import describe_device
     from petal.serve.app import ServeOptions, create_app
     from petal.serve.served import load_models
     from petal.serve.server import bind, serve_forever, url_of
@@ -42,13 +44,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0 or args.top_k < 1 or args.max_batch < 1:
         raise PetalError("--max-upload-mb must be > 0, --top-k and --max-batch >= 1")
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
-    models = load_models(args.models, engine=args.engine)
+    models = load_models(args.models, engine=args.engine, device=args.device)
     for served in models:
         apply_rejection(served.classifier, args)
     options = ServeOptions(max_upload_bytes=round(args.max_upload_mb * 2**20), top_k=args.top_k,
                            max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
     url = url_of(sock)
-    served = ", ".join(f"{m.name} ({m.classifier.engine})" for m in models)
+    served = ", ".join(f"{m.name} ({m.classifier.engine} on "
+                       f"{describe_device(m.classifier.device)})" for m in models)
     print(f"Serving {served} at {url} (Ctrl-C stops)")
     if args.host in ("127.0.0.1", "localhost", "::1"):
         print(f"Bound to {args.host}: only this machine can reach it "

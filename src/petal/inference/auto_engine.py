@@ -8,7 +8,8 @@ class activation maps and the novelty score's features. An export is current whe
 records the digest of the folder's weights and card: a model saved again, or a folder
 edited by hand, is exported again. torch stays the engine, with a warning that says why,
 for a network whose explanations need Grad-CAM (torch alone has it) and when the export
-cannot be made or kept (the exporter fails, the folder cannot be written).
+cannot be made or kept (the exporter fails, the folder cannot be written), and on a GPU
+that the installed ONNX Runtime cannot drive (it has no CUDA provider).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from petal.errors import PetalWarning
 from petal.fsutil import read_json
+from petal.inference.device import CPU, onnx_has_cuda
 from petal.inference.model_folder import model_digest
 from petal.inference.onnx_engine import ONNX_FILE, sidecar_path
 from petal.run_folder import find_model_folder
@@ -35,9 +37,12 @@ def export_section(folder: Path) -> dict | None:
         return None
 
 
-def chosen_engine(path: Path) -> tuple[str, Path]:
-    """("onnx", the export) or ("torch", the model folder) for a run or model folder."""
+def chosen_engine(path: Path, device: str = CPU) -> tuple[str, Path]:
+    """("onnx", the export) or ("torch", the model folder) for a run or model folder, to run
+    on `device` ("cpu" or "cuda:N"): torch on a GPU that ONNX Runtime cannot drive."""
     folder = find_model_folder(path)
+    if device != CPU and not onnx_has_cuda():
+        return "torch", folder
     section = export_section(folder)
     if section is None:
         from petal.inference.export import ExportFailed, export

@@ -88,8 +88,9 @@ class Classifier:
 
     def __init__(self, card: ModelCard, run_batch: BatchRunner, engine: str,
                  novelty: Novelty | None = None, batch_size: int = 32,
-                 gradient_maps: GradientMaps | None = None) -> None:
+                 gradient_maps: GradientMaps | None = None, device: str = "cpu") -> None:
         self.card, self.engine, self.batch_size = card, engine, batch_size
+        self.device = device  # "cpu" or "cuda:N" (petal.inference.device)
         self.classes: list[str] = list(card.classes)
         self.spec = card.input
         self.novelty = novelty
@@ -159,20 +160,25 @@ class Classifier:
         return predictions[0] if single else predictions
 
 
-def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None
-         ) -> Classifier:
+def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None,
+         device: str | None = None) -> Classifier:
     """A Classifier from a run folder or model folder (engine "torch"), or from an exported
     ONNX file on ONNX Runtime, without torch (engine "onnx"; a folder means its model.onnx).
 
     With no engine, a path ending in .onnx runs on ONNX Runtime, and a folder on ONNX
     Runtime too, through its own export, made on first use (petal.inference.auto_engine);
     a network explained by Grad-CAM, or one whose export cannot be made, runs on torch.
+    `device`: "auto" (None), "cpu", "cuda" or "cuda:N" (petal.inference.device); on a GPU
+    that ONNX Runtime cannot drive, the default engine is torch.
     """
+    from petal.inference.device import resolve_device
+
+    device = resolve_device(device)
     is_onnx_file = Path(path).suffix.lower() == ".onnx"
     if engine is None and not is_onnx_file:
         from petal.inference.auto_engine import chosen_engine
 
-        engine, path = chosen_engine(Path(path))
+        engine, path = chosen_engine(Path(path), device)
     engine = engine or "onnx"
     if engine == "torch" and is_onnx_file:
         raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
@@ -180,13 +186,14 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     if engine == "torch":  # each engine imported only when used: ONNX Runtime needs no torch
         from petal.inference.torch_engine import torch_novelty, torch_runner
 
-        card, run_batch, gradient_maps = torch_runner(Path(path), threads)
+        card, run_batch, gradient_maps = torch_runner(Path(path), threads, device)
         novelty = torch_novelty(path, card)
     elif engine == "onnx":
         from petal.inference.onnx_engine import onnx_novelty, onnx_runner
 
-        card, run_batch = onnx_runner(path, threads)
+        card, run_batch = onnx_runner(path, threads, device)
         novelty = onnx_novelty(path, card)
     else:
         raise PetalError(f"unknown engine {engine!r}: use torch or onnx")
-    return Classifier(card, run_batch, engine, novelty, gradient_maps=gradient_maps)
+    return Classifier(card, run_batch, engine, novelty, gradient_maps=gradient_maps,
+                      device=device)

@@ -20,6 +20,7 @@ import numpy as np
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import parse_json, read_json
 from petal.inference import novelty
+from petal.inference.device import CPU, onnx_providers
 from petal.inference.engine import BatchRunner
 from petal.inference.model_folder import ModelCard
 from petal.run_folder import find_model_folder
@@ -110,9 +111,10 @@ def check_shapes(path: Path, session: ort.InferenceSession, card: ModelCard) -> 
                              f"({len(card.classes)} classes, {size} px input)")
 
 
-def onnx_runner(path: str | Path, threads: int | None = None
+def onnx_runner(path: str | Path, threads: int | None = None, device: str = CPU
                 ) -> tuple[ModelCard, BatchRunner]:
-    """(card, run_batch) for an ONNX file, or for the model.onnx of a run or model folder."""
+    """(card, run_batch) for an ONNX file, or for the model.onnx of a run or model folder,
+    on `device` ("cpu" or "cuda:N", petal.inference.device)."""
     import onnxruntime as ort
 
     path = onnx_file(path)
@@ -123,7 +125,9 @@ def onnx_runner(path: str | Path, threads: int | None = None
     if threads:
         options.intra_op_num_threads = threads
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
+    except PetalError:
+        raise
     except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
         raise PetalError(f"ONNX Runtime cannot load {path}: {exc}") from exc
     card = read_onnx_card(path, session.get_modelmeta().custom_metadata_map)

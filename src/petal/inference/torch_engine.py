@@ -22,27 +22,28 @@ from petal.models.features import AnswerWithFeatures
 from petal.run_folder import find_model_folder
 
 
-def torch_runner(path: Path, threads: int | None
+def torch_runner(path: Path, threads: int | None, device: str = "cpu"
                  ) -> tuple[ModelCard, BatchRunner, GradientMaps | None]:
-    """The card of the model folder at `path`, its batch runner and, for a network without
-    class activation maps, its Grad-CAM."""
+    """The card of the model folder at `path`, its batch runner on `device` ("cpu" or
+    "cuda:N") and, for a network without class activation maps, its Grad-CAM."""
     if threads:
         torch.set_num_threads(threads)
     network, card = load_model(path)
     cam = cam_layers(card.architecture["name"], network)
     model = AnswerWithFeatures(network, card.input, cam, card.temperature).to(
-        memory_format=torch.channels_last)
+        device, memory_format=torch.channels_last)
 
     def run_batch(batch: np.ndarray) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():
-            inputs = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-            return tuple(output.float().numpy() for output in model(inputs))
+            inputs = torch.from_numpy(batch).to(device).contiguous(
+                memory_format=torch.channels_last)
+            return tuple(output.float().cpu().numpy() for output in model(inputs))
 
     layer = gradcam_layer(card.architecture["name"], network) if cam is None else None
-    return card, run_batch, _gradcam(network, layer) if layer is not None else None
+    return card, run_batch, _gradcam(network, layer, device) if layer is not None else None
 
 
-def _gradcam(network: torch.nn.Module, layer: torch.nn.Module) -> GradientMaps:
+def _gradcam(network: torch.nn.Module, layer: torch.nn.Module, device: str) -> GradientMaps:
     """Grad-CAM at `layer` through torchcam. torchcam rather than pytorch-grad-cam: it needs
     nothing petal does not install already (the other brings OpenCV, scikit-learn and SciPy)
     and hooks only while a map is being made (and is imported only for such networks)."""
@@ -50,9 +51,9 @@ def _gradcam(network: torch.nn.Module, layer: torch.nn.Module) -> GradientMaps:
 
     def maps(batch: np.ndarray, classes: np.ndarray) -> np.ndarray:
         with GradCAM(network, target_layer=layer) as extractor, torch.enable_grad():
-            scores = network(torch.from_numpy(batch))
+            scores = network(torch.from_numpy(batch).to(device))
             found = extractor([int(c) for c in classes], scores, normalized=False)[0]
-        return found.detach().float().numpy()
+        return found.detach().float().cpu().numpy()
 
     return maps
 

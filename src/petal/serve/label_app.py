@@ -65,12 +65,12 @@ class LabelQueue:
     def __init__(self, photos: str | Path, model: str | Path, out: str | Path,
                  copy: bool = False, original: str | Path | None = None,
                  review: str | Path | None = None, engine: str | None = None,
-                 progress: bool = True) -> None:
+                 device: str | None = None, progress: bool = True) -> None:
         self.photos = Path(photos)
         self.model = Path(model)
         check_place(Path(out).absolute(), self.photos,
                     Path(original) if original is not None else None)  # before any work
-        self.classifier = petal.load(model, engine)
+        self.classifier = petal.load(model, engine, device=device)
         self.classes = self.classifier.classes
         if review is not None and original is None:
             raise PetalError("--review applies to the photos of --data: give --data too")

@@ -67,9 +67,11 @@ def unique(names: list[str]) -> list[str]:
     return result
 
 
-def load_models(arguments: list[str], engine: str | None = None) -> list[ServedModel]:
-    """Load each `PATH` or `NAME=PATH` with `petal.load`, named as described above."""
+def load_models(arguments: list[str], engine: str | None = None,
+                device: str | None = None) -> list[ServedModel]:
+    """Load each `PATH` or `NAME=PATH` with `petal.load` on `device`, named as described
+    above."""
     parsed = [split_name(argument) for argument in arguments]
     names = unique([name or default_name(path) for name, path in parsed])
-    return [ServedModel(name, load(path, engine=engine))
+    return [ServedModel(name, load(path, engine=engine, device=device))
             for name, (_, path) in zip(names, parsed)]
