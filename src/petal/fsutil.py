@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,19 @@ def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
     if info.st_size > max_bytes or len(data) > max_bytes:
         raise FileTooLarge(f"{path} is larger than {max_bytes / 2**20:g} MiB")
     return data
+
+
+def walk_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The files named, with folders walked recursively in sorted order."""
+    files = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            files.extend(Path(dirpath) / name for name in sorted(filenames))
+    return files
 
 
 def file_sha256(path: str | os.PathLike) -> str:

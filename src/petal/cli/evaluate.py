@@ -18,7 +18,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     evaluate = verbs.add_parser(
         "evaluate", help="metrics and figures on the validation split or another folder",
         description=__doc__)
-    evaluate.add_argument("model", help="run folder or model folder")
+    evaluate.add_argument("model", help="run folder or model folder, or an exported .onnx "
+                          "file in one (model.int8.onnx)")
     evaluate.add_argument("--data", help="another image folder (one sub-folder per class) to "
                           "evaluate on; class folders are matched to the model's classes by "
                           "name, singular or plural, any case")

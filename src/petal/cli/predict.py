@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from petal.cli.common import (
     wants_progress,
 )
 from petal.errors import PetalError
+from petal.fsutil import walk_files
 from petal.spreadsheet import escape_cell
 
 if TYPE_CHECKING:
@@ -52,19 +52,6 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     add_engine(predict)
     add_progress(predict)
     predict.set_defaults(func=cmd_predict, format="table")
-
-
-def input_files(paths: Sequence[str]) -> list[Path]:
-    """The files named, with folders walked recursively in sorted order."""
-    files = []
-    for path in map(Path, paths):
-        if not path.is_dir():
-            files.append(path)
-            continue
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            files.extend(Path(dirpath) / name for name in sorted(filenames))
-    return files
 
 
 def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
@@ -105,9 +92,9 @@ def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.explain and not args.figure:
         raise PetalError("--explain draws into the --figure: give --figure OUT.png too")
-    classifier = apply_rejection(load_classifier(args.model, args.engine), args)
+    classifier = apply_rejection(load_classifier(args.model, args.engine, args.device), args)
     classifier.batch_size = args.batch_size
-    files = input_files(args.paths)
+    files = walk_files(args.paths)
     if not files:
         raise PetalError(f"no files in {', '.join(args.paths)}")
     widths = (max(len(str(f)) for f in files),

@@ -16,6 +16,9 @@ of the averaged probabilities (petal.models.mirror). Normalisation stays outside
 so that every engine receives the same tensor from the same NumPy preprocessing
 (`petal.inference.preprocess`) and their outputs can be compared directly.
 
+`--quantize` writes an int8 copy instead (model.int8.onnx), called the same way
+(petal.inference.quantize).
+
 The model card (classes, input spec, metrics, plus an "export" section describing the
 tensors) is embedded (ONNX metadata_props["petal.card"], TorchScript extra file
 "model.json") and written beside the file as FILE.json. Both files are written
@@ -27,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,8 +54,15 @@ from petal.inference.onnx_engine import (
     novelty_path,
     sidecar_path,
 )
+from petal.inference.quantize import (
+    INT8_FILE,
+    calibration_inputs,
+    calibration_photos,
+    quantize_onnx,
+)
 from petal.models import cam_layers
 from petal.models.features import AnswerWithFeatures
+from petal.models.spec import InputSpec
 from petal.run_folder import find_model_folder
 from petal.version import __version__
 
@@ -69,11 +80,14 @@ class ExportResult:
     path: Path
     sidecar: Path
     max_abs_diff: float  # on logits and features: the exported model vs torch, a random batch
+    # int8 (--quantize): of the calibration photos, how many it labels as float32 does
+    agreement: tuple[int, int] | None = None
 
 
-def default_path(model: str | os.PathLike, fmt: str) -> Path:
-    """model.onnx / model.pt inside the model folder (RUN/model/ for a run folder)."""
-    return find_model_folder(model) / FORMATS[fmt]
+def default_path(model: str | os.PathLike, fmt: str, quantize: bool = False) -> Path:
+    """model.onnx / model.pt (model.int8.onnx quantised) inside the model folder (RUN/model/
+    for a run folder)."""
+    return find_model_folder(model) / (INT8_FILE if quantize else FORMATS[fmt])
 
 
 def _export_card(card: ModelCard, fmt: str, has_maps: bool) -> dict:
@@ -149,20 +163,28 @@ def _torchscript_outputs(data: bytes, batch: np.ndarray) -> list[np.ndarray]:
 
 
 def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
-           opset: int | None = None, announce: Callable[[], None] | None = None
+           opset: int | None = None, announce: Callable[[], None] | None = None,
+           quantize: bool = False, calibration: str | os.PathLike | None = None
            ) -> ExportResult:
     """Export the model of a run or model folder; returns where it went and a parity figure.
-    `announce` is called once the model has loaded, before the (slower) export itself."""
+    `announce` is called once the model has loaded, before the (slower) export itself.
+    `quantize`: an int8 ONNX file, calibrated on the run's training photos or on the photos
+    in `calibration` (petal.inference.quantize)."""
     if fmt not in FORMATS:
         raise PetalError(f"unknown export format {fmt!r}: use {' or '.join(FORMATS)}")
     if opset is not None and fmt != "onnx":
         raise PetalError("--opset applies to ONNX only")
+    if (quantize or calibration is not None) and fmt != "onnx":
+        raise PetalError("--quantize and --calibration apply to ONNX only")
+    if calibration is not None and not quantize:
+        raise PetalError("--calibration sets the photos --quantize calibrates on: give both")
+    photos = calibration_photos(model_path, calibration) if quantize else []
     network, card = load_model(model_path)
     if announce is not None:
         announce()
     cam = cam_layers(card.architecture["name"], network)
     model = AnswerWithFeatures(network, card.input, cam, card.temperature).eval()
-    path = Path(out) if out else default_path(model_path, fmt)
+    path = Path(out) if out else default_path(model_path, fmt, quantize)
     size = card.input.size
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(CHECK_BATCH, 3, size, size, generator=generator)
@@ -170,9 +192,12 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
         expected = [output.numpy() for output in model(example)]
     card_json = _export_card(card, fmt, has_maps=cam is not None)
     card_json["export"]["source"] = model_digest(find_model_folder(model_path))
+    agreement = None
     if fmt == "onnx":
         names = [OUTPUT_NAME, FEATURES_NAME, *([MAPS_NAME] if cam is not None else [])]
         data, card_json = _onnx_bytes(model, example, card_json, opset, names)
+        if quantize:
+            data, card_json, agreement = _quantized(data, card_json, card.input, photos, path)
         actual = _onnx_outputs(data, example.numpy())
     else:
         data = _torchscript_bytes(model, example, card_json)
@@ -184,4 +209,29 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
         # bounded, and refused if not a regular file: a named pipe there must not hang
         atomic_write_bytes(novelty_path(path), read_limited(scores, MAX_NOVELTY_BYTES))
     difference = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected, strict=True))
-    return ExportResult(path, sidecar_path(path), difference)
+    return ExportResult(path, sidecar_path(path), difference, agreement)
+
+
+def _quantized(data: bytes, card: dict, spec: InputSpec, photos: list[Path], path: Path
+               ) -> tuple[bytes, dict, tuple[int, int]]:
+    """The int8 file of float32 ONNX `data`, its card, and on how many calibration photos it
+    gives float32's label."""
+    inputs, skipped = calibration_inputs(photos, spec)
+    card = {**card, "export": {**card["export"], "quantized": {
+        "weights": "int8, per output channel", "activations": "uint8, min-max ranges",
+        "calibration_photos": len(inputs), "unusable_skipped": skipped}}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(suffix=".onnx", dir=path.parent) as source:
+        source.write(data)
+        source.flush()
+        quantized = quantize_onnx(Path(source.name), path, inputs, card)
+    same = int((_onnx_labels(data, inputs) == _onnx_labels(quantized, inputs)).sum())
+    return quantized, card, (same, len(inputs))
+
+
+def _onnx_labels(data: bytes, inputs: np.ndarray, batch: int = 32) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: inputs[i:i + batch]})[0]
+                           for i in range(0, len(inputs), batch)]).argmax(1)

@@ -207,8 +207,10 @@ def folder_set(data: Path, classes: Sequence[str], class_map: Mapping[str, str],
 
 
 def _default_out(run: Path, data: Path | None, split_file: Path | None,
-                 own_split: Path | None, part: str) -> Path:
+                 own_split: Path | None, part: str, exported: Path | None = None) -> Path:
     parts = [EVAL_DIR]
+    if exported is not None:  # eval-model.int8, beside the weights' own eval
+        parts.append(exported.stem)
     if data is not None:
         parts.append(data.resolve().name)
     if split_file is not None and split_file.resolve() != own_split:
@@ -401,15 +403,17 @@ def leave_out_training(chosen: EvalSet, trained_on: set[str] | None, include: bo
 
 
 def evaluate(request: EvalRequest) -> dict:
-    """Evaluate a run or model folder (see the module docstring); returns what metrics.json holds.
+    """Evaluate a run or model folder, or an exported .onnx file in a model folder (see the
+    module docstring); returns what metrics.json holds.
 
     Photos the model trained on (by content, from its split) are left out unless
     `include_training`; metrics.json says how many there were.
     Raises PetalError for a missing or foreign model, data that does not match the split,
     class folders that match no class, or a class map naming unknown classes.
     """
-    model_folder = find_model_folder(request.model)
-    classifier = load(model_folder)
+    exported = Path(request.model).suffix.lower() == ".onnx"  # e.g. model.int8.onnx
+    model_folder = find_model_folder(Path(request.model).parent if exported else request.model)
+    classifier = load(request.model if exported else model_folder)
     card, classes = classifier.card, classifier.classes
     data = Path(request.data) if request.data is not None else None
     split_file = Path(request.split_file) if request.split_file is not None else None
@@ -419,7 +423,7 @@ def evaluate(request: EvalRequest) -> dict:
     seen = leave_out_training(chosen, trained_on, request.include_training)
     out = (Path(request.out) if request.out is not None
            else _default_out(run_of_model(model_folder), data, split_file, own_split,
-                             request.part))
+                             request.part, Path(request.model) if exported else None))
     squares = decoded_squares(chosen, classifier.spec.resize_size, request.cache_dir,
                               request.progress)
     tta = request.tta and not classifier.spec.mirror  # a model that mirrors itself gains nothing
@@ -428,7 +432,7 @@ def evaluate(request: EvalRequest) -> dict:
                         for _, folder, _ in chosen.items])
     paths = [str(chosen.root.resolve() / path) for path, _, _ in chosen.items]
     metrics = {
-        "model": str(model_folder.resolve()),
+        "model": str(Path(request.model if exported else model_folder).resolve()),
         "architecture": card.architecture.get("name"),
         "classes": classes,
         "data": str(chosen.root.resolve()),
