@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/serve_load.py runs/my-run --attack all --json attack.json
 
 Starts `petal serve MODEL... --port 0` itself (or uses --url, and --pid for its memory),
-then runs --clients asyncio+httpx clients until --seconds have passed. Each request is
+then runs --clients asyncio+httpx clients (and --explain-clients asking for explanations,
+whose latencies are kept apart) until --seconds have passed. Each request is
 good (a real flower photo) or, with probability --bad-fraction, bad: a non-image (expects
 415), an upload twice the size limit (413) or a form without the file part (422).
 Prints throughput, p50/p95/p99 latency of good requests, good requests that failed (should be
@@ -45,6 +46,7 @@ EXPECTED = {"not_image": 415, "oversized": 413, "missing_part": 422}
 @dataclass
 class Tally:
     latencies_ms: list[float] = field(default_factory=list)  # good requests answered 200
+    explain_ms: list[float] = field(default_factory=list)  # --explain-clients' answered 200
     batches: list[int] = field(default_factory=list)  # forward-pass sizes the server reported
     good_failed: Counter = field(default_factory=Counter)  # status or exception name
     bad_expected: Counter = field(default_factory=Counter)
@@ -67,7 +69,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-c", "import sys; from petal.cli import main; sys.exit(main())",
                "serve", *args.models, "--port", "0",
                *(["--engine", args.engine] if args.engine else []),
-               "--max-batch", str(args.max_batch),
+               "--device", args.device, "--max-batch", str(args.max_batch),
                "--batch-wait-ms", str(args.batch_wait_ms)]
     log = Path(tempfile.mkstemp(prefix="petal-serve-", suffix=".log")[1])
     with log.open("w") as handle:
@@ -124,6 +126,21 @@ async def client(url: str, deadline: float, photos: list[bytes], bad: dict[str, 
                 tally.bad_unexpected[f"{kind}:{response.status_code}"] += 1
 
 
+async def explaining_client(url: str, deadline: float, photos: list[bytes], seed: int,
+                            tally: Tally) -> None:
+    """Good photos with ?explain=true, one after another; their latencies kept apart."""
+    rng = random.Random(1000 + seed)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as session:
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            response = await session.post("/api/predict", params={"explain": "true"},
+                                          files={"file": ("photo.jpg", rng.choice(photos))})
+            if response.status_code == 200:
+                tally.explain_ms.append((time.perf_counter() - start) * 1000)
+            else:
+                tally.good_failed[f"explain:{response.status_code}"] += 1
+
+
 async def run_load(url: str, args: argparse.Namespace, max_upload: int) -> tuple[Tally, float]:
     photos = load_photos(Path(args.photos), args.photo_count)
     bad = {"not_image": {"files": {"file": ("notes.txt", b"not an image\n" * 50, "text/plain")}},
@@ -134,6 +151,8 @@ async def run_load(url: str, args: argparse.Namespace, max_upload: int) -> tuple
     deadline = start + args.seconds
     clients = [client(url, deadline, photos, bad, args.bad_fraction, seed, tally)
                for seed in range(args.clients)]
+    clients += [explaining_client(url, deadline, photos, seed, tally)
+                for seed in range(args.explain_clients)]
     await asyncio.wait_for(asyncio.gather(*clients), args.seconds + 120)
     return tally, time.monotonic() - start
 
@@ -143,7 +162,7 @@ def summarise(tally: Tally, seconds: float, before: dict, after: dict, args: arg
     latencies = np.array(tally.latencies_ms or [np.nan])
     return {
         "clients": args.clients, "seconds": round(seconds, 1), "models": args.models,
-        "engine": args.engine or "default", "max_batch": args.max_batch,
+        "engine": args.engine or "default", "device": args.device, "max_batch": args.max_batch,
         "batch_wait_ms": args.batch_wait_ms,
         "good_ok": len(tally.latencies_ms),
         "good_per_s": round(len(tally.latencies_ms) / seconds, 1),
@@ -151,6 +170,9 @@ def summarise(tally: Tally, seconds: float, before: dict, after: dict, args: arg
         "p95_ms": round(float(np.percentile(latencies, 95)), 1),
         "p99_ms": round(float(np.percentile(latencies, 99)), 1),
         "mean_batch": round(float(np.mean(tally.batches)), 2) if tally.batches else None,
+        "explain_clients": args.explain_clients, "explain_ok": len(tally.explain_ms),
+        "explain_p95_ms": round(float(np.percentile(tally.explain_ms, 95)), 1)
+        if tally.explain_ms else None,
         "good_failed": sum(tally.good_failed.values()), "good_failures": dict(tally.good_failed),
         "bad_expected": dict(tally.bad_expected), "bad_unexpected": dict(tally.bad_unexpected),
         "rss_before_mib": round(before["VmRSS"] / 1024, 1) if before else None,
@@ -209,12 +231,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--url", help="load an already running server instead")
     parser.add_argument("--pid", type=int, help="with --url: the server's process id, for RSS")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--explain-clients", type=int, default=0,
+                        help="more clients asking ?explain=true, beside --clients; the "
+                        "latency figures stay those of the plain requests")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--bad-fraction", type=float, default=0.2)
     parser.add_argument("--photos", default=str(FLOWERS), help="folder of .jpg photos")
     parser.add_argument("--photo-count", type=int, default=50)
     parser.add_argument("--engine", choices=("torch", "onnx"),
                         help="petal serve's --engine (default: petal's own choice)")
+    parser.add_argument("--device", default="auto", help="petal serve's --device")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--batch-wait-ms", type=float, default=0.0)
     parser.add_argument("--attack", choices=(*ATTACKS, "all"),
@@ -240,6 +266,9 @@ if __name__ == "__main__":
           f"{figures['good_per_s']} good requests/s, p50 {figures['p50_ms']} ms, "
           f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms, "
           f"mean forward-pass batch {figures['mean_batch']}")
+    if figures["explain_clients"]:
+        print(f"beside them {figures['explain_clients']} clients asking ?explain=true: "
+              f"{figures['explain_ok']} answered, p95 {figures['explain_p95_ms']} ms")
     print(f"good requests: {figures['good_ok']} answered, {figures['good_failed']} failed "
           f"{figures['good_failures'] or ''}")
     print(f"bad requests answered as expected: {figures['bad_expected']}; "
