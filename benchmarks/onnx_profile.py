@@ -64,15 +64,18 @@ def rate(run: ort.InferenceSession, inputs: np.ndarray, batch: int, rounds: int)
     return len(inputs) / best
 
 
-def validation_accuracy(model: Path, run: Path) -> tuple[int, int]:
-    """(correct, photos) of `model` (an .onnx file) on `run`'s validation photos."""
+def validation_accuracy(model: Path, run: Path) -> tuple[int, int, int]:
+    """(correct, photos, called unknown) of `model` (an .onnx file) on `run`'s validation
+    photos (the unknown threshold is the float32 model's, set on its validation photos)."""
     classifier = petal.load(model, engine="onnx")
     data = Path(read_json(run / CONFIG_FILE)["data"])
     items = Split.load(run / SPLIT_FILE).val
     arrays = np.stack([classifier.prepare(data / item.path) for item in items])
     labels = np.array([classifier.classes.index(item.label) for item in items])
-    predicted = classifier.answer(arrays).probabilities.argmax(1)
-    return int((predicted == labels).sum()), len(items)
+    answer = classifier.answer(arrays)
+    unknown = (0 if answer.novelty is None or classifier.novelty is None
+               else int((answer.novelty > classifier.novelty.threshold).sum()))
+    return int((answer.probabilities.argmax(1) == labels).sum()), len(items), unknown
 
 
 def main() -> int:
@@ -132,7 +135,8 @@ def main() -> int:
                                "accuracy": accuracy}
             print(f"\nint8: {fast:.1f} images/s ({results['int8']['speedup']:.2f}x float32 at "
                   f"batch 32); validation accuracy float32 {accuracy['fp32'][0]} of "
-                  f"{accuracy['fp32'][1]}, int8 {accuracy['int8'][0]} of {accuracy['int8'][1]}")
+                  f"{accuracy['fp32'][1]}, int8 {accuracy['int8'][0]} of {accuracy['int8'][1]}; "
+                  f"called unknown: float32 {accuracy['fp32'][2]}, int8 {accuracy['int8'][2]}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({

@@ -141,7 +141,8 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d"), "machine": machine(), "recipe": args.recipe,
-            "overrides": args.overrides, "jobs": args.jobs, "data": str(args.data),
+            "overrides": args.overrides, "precision": args.precision or "auto",
+            "jobs": args.jobs, "data": str(args.data),
             "results": results, **summary}, indent=2) + "\n")
     return 0
 

@@ -82,3 +82,21 @@ def test_bf16_training_saves_float32_weights_that_predict(tmp_path: Path,
     assert dtypes <= {"F32", "I64"}, dtypes
     prediction = petal.load(result.run_dir).predict(tmp_path / "data" / "cat" / "cat0.jpg")
     assert prediction.label in {"cat", "dog"} and 0 < prediction.probability <= 1
+
+
+def test_auto_picks_a_gpu_only_for_an_engine_that_can_drive_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision, on a machine with a GPU that torch drives and ONNX Runtime (no
+    onnxruntime-gpu) cannot: the probes are replaced, as this machine has no GPU."""
+    from petal.inference import device
+
+    monkeypatch.setattr(device, "driver_sees_gpu", lambda: True)
+    monkeypatch.setattr(device, "torch_has_cuda", lambda: True)
+    monkeypatch.setattr(device, "onnx_has_cuda", lambda: False)
+    assert resolve_device("auto") == resolve_device("auto", "torch") == "cuda:0"
+    assert resolve_device("auto", "onnx") == "cpu"  # an .onnx file stays on the CPU
+    assert resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(PetalError, match="install onnxruntime-gpu"):
+        onnx_providers("cuda:0")
+    monkeypatch.setattr(device, "driver_sees_gpu", lambda: False)
+    assert resolve_device("auto") == "cpu"

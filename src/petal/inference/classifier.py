@@ -173,8 +173,8 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     """
     from petal.inference.device import resolve_device
 
-    device = resolve_device(device)
     is_onnx_file = Path(path).suffix.lower() == ".onnx"
+    device = resolve_device(device, "onnx" if is_onnx_file else engine)
     if engine is None and not is_onnx_file:
         from petal.inference.auto_engine import chosen_engine
 

@@ -43,13 +43,18 @@ def driver_sees_gpu() -> bool:
     return torch_has_cuda()
 
 
-def resolve_device(requested: str | None) -> str:
-    """"cpu" or "cuda:N" for `requested` (None or "auto": a GPU when one can be used)."""
+def resolve_device(requested: str | None, engine: str | None = None) -> str:
+    """"cpu" or "cuda:N" for `requested` (None or "auto": a GPU when `engine`, "onnx" or
+    "torch", or either when None, can use one)."""
     text = (requested or AUTO).strip().lower()
     if text == CPU:
         return CPU
     if text == AUTO:
-        return "cuda:0" if driver_sees_gpu() and (torch_has_cuda() or onnx_has_cuda()) else CPU
+        if not driver_sees_gpu():
+            return CPU
+        usable = {"onnx": onnx_has_cuda, "torch": torch_has_cuda}
+        wanted = [usable[engine]] if engine in usable else list(usable.values())
+        return "cuda:0" if any(has_cuda() for has_cuda in wanted) else CPU
     name, _, number = text.partition(":")
     if name != "cuda" or not (number == "" or number.isdigit()):
         raise PetalError(f"device {requested!r}: use auto, cpu, cuda or cuda:N")
