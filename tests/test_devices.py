@@ -24,13 +24,16 @@ no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has 
 
 @no_gpu
 def test_auto_is_the_cpu_without_a_gpu_and_cuda_is_refused_clearly() -> None:
-    assert resolve_device(None) == resolve_device("auto") == resolve_device(" CPU ") == "cpu"
+    assert resolve_device(None) == resolve_device("auto") == resolve_device("CPU") == "cpu"
     for asked in ("cuda", "cuda:1"):
         with pytest.raises(PetalError, match="no CUDA GPU can be used here"):
             resolve_device(asked)
-    for nonsense in ("tpu", "cuda:x", "cuda:-1", ""):
+    for nonsense in ("tpu", "cuda:x", "cuda:-1", "", " cpu"):
         with pytest.raises(PetalError, match="use auto, cpu, cuda or cuda:N"):
-            resolve_device(nonsense or "gpu0")
+            resolve_device(nonsense)
+    for odd in (0, 1.5):
+        with pytest.raises(PetalError, match="give a string"):
+            resolve_device(odd)
     assert onnx_providers("cpu") == ["CPUExecutionProvider"]
     assert describe_device("cpu") == "CPU"
 
@@ -55,8 +58,10 @@ def test_auto_precision_is_bf16_only_for_images_on_hardware_made_for_it() -> Non
     fast_cpu = "bf16-mixed" if cpu_has_fast_bf16() else "32-true"
     assert training_precision("auto", "cpu", images_in=True) == fast_cpu
     assert training_precision("auto", "cpu", images_in=False) == "32-true"  # cached features
-    for asked in ("32-true", "bf16-mixed", "16-mixed"):
+    for asked in ("32-true", "bf16-mixed", "64-true"):
         assert training_precision(asked, "cpu", images_in=True) == asked
+    with pytest.raises(PetalError, match="16-mixed needs a GPU"):
+        training_precision("16-mixed", "cpu", images_in=True)
     if not torch.cuda.is_available():
         assert training_precision("auto", "auto", images_in=True) == fast_cpu
 

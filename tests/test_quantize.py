@@ -13,7 +13,7 @@ import pytest
 import petal
 from conftest import write_image
 from petal.cli import main
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.inference.export import export
 
 
@@ -79,3 +79,26 @@ def test_bad_quantize_requests_are_refused_clearly(tiny_run: Path, tmp_path: Pat
     with pytest.raises(PetalError, match="only 3 usable calibration photos"):
         export(tiny_run, quantize=True, calibration=few, out=tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_stale_or_loose_int8_file_and_a_moved_data_set(tiny_run: Path, tmp_path: Path,
+                                                         flowers_run: Path) -> None:
+    run = Path(shutil.copytree(flowers_run, tmp_path / "run"))
+    config = json.loads((run / "config.json").read_text())
+    data = Path(config["data"])
+    (run / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / "gone")}))
+    with pytest.raises(PetalError, match="no longer at .*gone: give --calibration"):
+        export(run, quantize=True)
+    with pytest.raises(PetalError, match="not a folder"):
+        (tmp_path / "afile").write_text("x")
+        export(run, quantize=True, calibration=data, out=tmp_path / "afile" / "q.onnx")
+
+    loose = export(run, quantize=True, calibration=data, out=tmp_path / "loose" / "q.onnx").path
+    assert not list(run.rglob("tmp*")) and not list((tmp_path / "loose").glob("tmp*"))
+    assert main(["evaluate", str(loose), "--data", str(data), "--no-progress"]) == 0
+    assert len(list((tmp_path / "loose").glob("eval-q*/metrics.json"))) == 1
+
+    int8 = export(run, quantize=True, calibration=data).path
+    shutil.copy(tiny_run / "model" / "model.safetensors", run / "model" / "model.safetensors")
+    with pytest.warns(PetalWarning, match="exported from an earlier state"):
+        petal.load(int8)

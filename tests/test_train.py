@@ -377,3 +377,35 @@ def test_petal_recipes_lists_every_recipe_with_every_field(capsys: pytest.Captur
         assert line == "  " + ", ".join(f"{f.name}={getattr(recipe, f.name)}"
                                         for f in dataclasses.fields(recipe)
                                         if f.name not in ("name", "summary"))
+
+
+def test_sigterm_stops_training_with_a_failing_status(image_folder: Path,
+                                                       tmp_path: Path) -> None:
+    """Lightning stops on SIGTERM by raising a SystemExit without a code: petal must not
+    exit 0 as if the model had been trained."""
+    import signal
+
+    petal_cli = Path(sys.executable).with_name("petal")
+    process = subprocess.Popen(
+        [petal_cli, "train", "--data", str(image_folder), "--recipe", "fast-resnet9",
+         "--set", "width=0.125", "--set", "input_size=32", "--set", "batch_size=4",
+         "--set", "epochs=1000", "--folds", "0", "--out", str(tmp_path / "run"),
+         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("Training on"):
+            break
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and "--resume" in stderr
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_model_path_of_dot_is_the_folder_it_names(tiny_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    photo = tiny_run.parent / "data" / "cat" / "cat0.jpg"
+    for folder in (run, run / "model"):
+        done = subprocess.run([Path(sys.executable).with_name("petal"), "predict", ".",
+                               str(photo)], cwd=folder, capture_output=True, text=True)
+        assert done.returncode == 0 and "cat0.jpg" in done.stdout, done.stderr

@@ -81,8 +81,10 @@ def find_model_folder(path: str | os.PathLike) -> Path:
     for candidate in (path, path / MODEL_DIR):
         if (candidate / CARD_FILE).is_file():
             return candidate
+        if candidate.exists() or not candidate.name:  # "." has no name to add to
+            continue
         previous = candidate.with_name(candidate.name + ".previous")
-        if not candidate.exists() and (previous / CARD_FILE).is_file():
+        if (previous / CARD_FILE).is_file():
             return previous
     if not path.exists():
         raise PetalError(f"model path {path} does not exist")

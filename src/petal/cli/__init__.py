@@ -90,6 +90,14 @@ def _run(args: argparse.Namespace, start: float) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted after {time.perf_counter() - start:.0f} s", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        # Lightning stops training on SIGTERM by raising SIGTERMException, a SystemExit
+        # without a code: the process would exit 0 as if training had finished
+        if exc.code is not None or not type(exc).__module__.startswith("lightning"):
+            raise
+        print(f"\nstopped by SIGTERM after {time.perf_counter() - start:.0f} s (`petal train "
+              "--resume RUN` continues a run from its last epoch)", file=sys.stderr)
+        return 143
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -36,6 +36,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         same, n = result.agreement
         print(f"Exported int8 ONNX: {result.path} (model card: {result.sidecar}); it gives "
-              f"float32's label to {same} of {n} calibration photos. Check its accuracy with "
-              f"`petal evaluate {result.path}` before using it")
+              f"float32's label to {same} of {n} usable calibration photos. Check its accuracy "
+              f"on photos it did not calibrate on before using it: `petal evaluate "
+              f"{result.path}` (add --data DIR for a file outside its model folder)")
     return 0

@@ -23,7 +23,7 @@ from petal.fsutil import read_json
 from petal.inference.device import CPU, onnx_has_cuda
 from petal.inference.model_folder import model_digest
 from petal.inference.onnx_engine import ONNX_FILE, sidecar_path
-from petal.run_folder import find_model_folder
+from petal.run_folder import CARD_FILE, find_model_folder
 
 
 def export_section(folder: Path) -> dict | None:
@@ -35,6 +35,20 @@ def export_section(folder: Path) -> dict | None:
         return section if section.get("source") == model_digest(folder) else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def warn_if_stale(exported: Path) -> None:
+    """A PetalWarning when the exported file sits in a model folder whose weights or card
+    changed since it was exported (its card records the digest it was made from)."""
+    folder = exported.parent
+    try:
+        source = read_json(sidecar_path(exported))["export"].get("source")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    if source is not None and (folder / CARD_FILE).is_file() and source != model_digest(folder):
+        warnings.warn(f"{exported} was exported from an earlier state of the model in "
+                      f"{folder}: it answers as that model did; export it again", PetalWarning,
+                      stacklevel=3)
 
 
 def chosen_engine(path: Path, device: str = CPU) -> tuple[str, Path]:

@@ -182,6 +182,10 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     engine = engine or "onnx"
     if engine == "torch" and is_onnx_file:
         raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
+    if is_onnx_file:
+        from petal.inference.auto_engine import warn_if_stale
+
+        warn_if_stale(Path(path))
     gradient_maps = None
     if engine == "torch":  # each engine imported only when used: ONNX Runtime needs no torch
         from petal.inference.torch_engine import torch_novelty, torch_runner

@@ -46,7 +46,9 @@ def driver_sees_gpu() -> bool:
 def resolve_device(requested: str | None, engine: str | None = None) -> str:
     """"cpu" or "cuda:N" for `requested` (None or "auto": a GPU when `engine`, "onnx" or
     "torch", or either when None, can use one)."""
-    text = (requested or AUTO).strip().lower()
+    if requested is not None and not isinstance(requested, str):
+        raise PetalError(f"device {requested!r}: give a string, auto, cpu, cuda or cuda:N")
+    text = AUTO if requested is None else requested.lower()
     if text == CPU:
         return CPU
     if text == AUTO:
@@ -59,8 +61,8 @@ def resolve_device(requested: str | None, engine: str | None = None) -> str:
     if name != "cuda" or not (number == "" or number.isdigit()):
         raise PetalError(f"device {requested!r}: use auto, cpu, cuda or cuda:N")
     if not (torch_has_cuda() or onnx_has_cuda()):
-        raise PetalError(f"--device {requested}: no CUDA GPU can be used here (torch sees "
-                         "none and ONNX Runtime has no CUDA provider); use --device cpu")
+        raise PetalError(f"device {requested!r}: no CUDA GPU can be used here (torch sees "
+                         "none and ONNX Runtime has no CUDA provider); use the cpu")
     return f"cuda:{number or 0}"
 
 
@@ -75,7 +77,7 @@ def onnx_providers(device: str) -> list:
         return ["CPUExecutionProvider"]
     if not onnx_has_cuda():
         raise PetalError(f"ONNX Runtime here has no CUDA provider for {device}: install "
-                         "onnxruntime-gpu, or use --engine torch (or --device cpu)")
+                         "onnxruntime-gpu, or use the torch engine (or the cpu)")
     return [("CUDAExecutionProvider", {"device_id": device_index(device)}),
             "CPUExecutionProvider"]
 

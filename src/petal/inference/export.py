@@ -30,7 +30,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,12 +178,13 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     if calibration is not None and not quantize:
         raise PetalError("--calibration sets the photos --quantize calibrates on: give both")
     photos = calibration_photos(model_path, calibration) if quantize else []
+    path = Path(out) if out else default_path(model_path, fmt, quantize)
+    _check_writable_folder(path.parent)  # before minutes of work, not after
     network, card = load_model(model_path)
     if announce is not None:
         announce()
     cam = cam_layers(card.architecture["name"], network)
     model = AnswerWithFeatures(network, card.input, cam, card.temperature).eval()
-    path = Path(out) if out else default_path(model_path, fmt, quantize)
     size = card.input.size
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(CHECK_BATCH, 3, size, size, generator=generator)
@@ -212,6 +212,16 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     return ExportResult(path, sidecar_path(path), difference, agreement)
 
 
+def _check_writable_folder(folder: Path) -> None:
+    """PetalError unless `folder` is (or can be made) a folder this process may write."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise PetalError(f"cannot write into {folder}: it is not a folder") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PetalError(f"cannot write into {folder}: permission denied")
+
+
 def _quantized(data: bytes, card: dict, spec: InputSpec, photos: list[Path], path: Path
                ) -> tuple[bytes, dict, tuple[int, int]]:
     """The int8 file of float32 ONNX `data`, its card, and on how many calibration photos it
@@ -220,11 +230,7 @@ def _quantized(data: bytes, card: dict, spec: InputSpec, photos: list[Path], pat
     card = {**card, "export": {**card["export"], "quantized": {
         "weights": "int8, per output channel", "activations": "uint8, min-max ranges",
         "calibration_photos": len(inputs), "unusable_skipped": skipped}}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(suffix=".onnx", dir=path.parent) as source:
-        source.write(data)
-        source.flush()
-        quantized = quantize_onnx(Path(source.name), path, inputs, card)
+    quantized = quantize_onnx(data, inputs, card)
     same = int((_onnx_labels(data, inputs) == _onnx_labels(quantized, inputs)).sum())
     return quantized, card, (same, len(inputs))
 

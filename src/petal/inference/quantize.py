@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from petal.data.image import ImageLoadError, load_image
 from petal.data.split import Split
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import read_json, walk_files
 from petal.inference.onnx_engine import CARD_KEY, INPUT_NAME
 from petal.inference.preprocess import image_to_array, to_input
@@ -53,6 +54,9 @@ def calibration_photos(model: str | os.PathLike, folder: str | os.PathLike | Non
                              "unknown: give --calibration FOLDER (a few hundred photos like "
                              "the ones it will see)")
         data = Path(read_json(run / CONFIG_FILE)["data"])
+        if not data.is_dir():
+            raise PetalError(f"the photos {run} trained on are no longer at {data}: give "
+                             "--calibration FOLDER (a few hundred photos like them)")
         photos = [data / item.path for item in Split.load(run / SPLIT_FILE).train]
     step = max(1, len(photos) // count)
     return photos[::step][:count]
@@ -67,14 +71,18 @@ def calibration_inputs(photos: list[Path], spec: InputSpec) -> tuple[np.ndarray,
             arrays.append(image_to_array(load_image(photo, min_size=spec.resize_size), spec))
         except (ImageLoadError, OSError):
             skipped += 1
+    if skipped:
+        warnings.warn(f"{skipped} of {len(photos)} calibration photos are not usable images "
+                      "and were left out", PetalWarning, stacklevel=3)
     if len(arrays) < 10:
         raise PetalError(f"only {len(arrays)} usable calibration photos (of {len(photos)}): "
                          "int8 ranges need at least 10, a few hundred to be reliable")
     return to_input(np.stack(arrays), spec), skipped
 
 
-def quantize_onnx(source: Path, out: Path, inputs: np.ndarray, card: dict) -> bytes:
-    """The int8 file for float32 `source`, calibrated on `inputs`, with `card` embedded."""
+def quantize_onnx(source: bytes, inputs: np.ndarray, card: dict) -> bytes:
+    """The int8 file for float32 ONNX `source`, calibrated on `inputs`, with `card`
+    embedded."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -92,15 +100,18 @@ def quantize_onnx(source: Path, out: Path, inputs: np.ndarray, card: dict) -> by
             batch = next(self.batches, None)
             return None if batch is None else {INPUT_NAME: batch}
 
-    with tempfile.TemporaryDirectory(prefix="petal-quantize-", dir=out.parent) as scratch:
+    # scratch files in the system's temporary folder: a killed run leaves none in the model's
+    with tempfile.TemporaryDirectory(prefix="petal-quantize-") as scratch:
+        original = Path(scratch) / "float32.onnx"
+        original.write_bytes(source)
         prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
         try:
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            quant_pre_process(str(original), str(prepared), skip_symbolic_shape=True)
             quantize_static(str(prepared), str(quantized), Reader(),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         except Exception as exc:  # ORT's quantiser raises many types
-            raise PetalError(f"int8 quantisation of {source} failed: {exc}") from exc
+            raise PetalError(f"int8 quantisation failed: {exc}") from exc
         proto = onnx.load(str(quantized))
     kept = [p for p in proto.metadata_props if p.key != CARD_KEY]
     del proto.metadata_props[:]

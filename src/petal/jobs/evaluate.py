@@ -402,6 +402,17 @@ def leave_out_training(chosen: EvalSet, trained_on: set[str] | None, include: bo
     return seen
 
 
+def _folder_of_export(file: Path) -> Path | None:
+    """The model folder an exported file sits in (its split says which photos it trained
+    on), or None for a file on its own (then --data or --split names the photos)."""
+    if not file.is_file():
+        raise PetalError(f"ONNX file {file} does not exist")
+    try:
+        return find_model_folder(file.parent)
+    except PetalError:
+        return None
+
+
 def evaluate(request: EvalRequest) -> dict:
     """Evaluate a run or model folder, or an exported .onnx file in a model folder (see the
     module docstring); returns what metrics.json holds.
@@ -412,17 +423,20 @@ def evaluate(request: EvalRequest) -> dict:
     class folders that match no class, or a class map naming unknown classes.
     """
     exported = Path(request.model).suffix.lower() == ".onnx"  # e.g. model.int8.onnx
-    model_folder = find_model_folder(Path(request.model).parent if exported else request.model)
+    model_folder = (_folder_of_export(Path(request.model)) if exported
+                    else find_model_folder(request.model))
     classifier = load(request.model if exported else model_folder)
     card, classes = classifier.card, classifier.classes
     data = Path(request.data) if request.data is not None else None
     split_file = Path(request.split_file) if request.split_file is not None else None
-    own_split = (model_folder / card.split).resolve() if card.split else None
+    own_split = ((model_folder / card.split).resolve()
+                 if card.split and model_folder is not None else None)
     chosen = _chosen_set(request, data, split_file, own_split, card, classes)
     trained_on = training_hashes(own_split)
     seen = leave_out_training(chosen, trained_on, request.include_training)
     out = (Path(request.out) if request.out is not None
-           else _default_out(run_of_model(model_folder), data, split_file, own_split,
+           else _default_out(run_of_model(model_folder) if model_folder is not None
+                             else Path(request.model).parent, data, split_file, own_split,
                              request.part, Path(request.model) if exported else None))
     squares = decoded_squares(chosen, classifier.spec.resize_size, request.cache_dir,
                               request.progress)

@@ -10,6 +10,8 @@ mode) trains one small head, where a narrower format saves nothing: it stays flo
 
 from __future__ import annotations
 
+from petal.errors import PetalError
+
 # torch is imported inside the functions: the command line reads AUTO and CHOICES at start-up
 AUTO = "auto"
 CHOICES = (AUTO, "32-true", "bf16-mixed", "16-mixed", "64-true")
@@ -34,6 +36,9 @@ def training_precision(requested: str, accelerator: str, images_in: bool) -> str
     CPU with native bfloat16 when images go in (full mode), else 32-true."""
     import torch
 
+    if requested == "16-mixed" and not uses_cuda(accelerator):
+        raise PetalError("precision 16-mixed needs a GPU (float16 has no fast path on a CPU, "
+                         "where Lightning would switch to bf16-mixed): use bf16-mixed or 32-true")
     if requested != AUTO:
         return requested
     if not images_in:
