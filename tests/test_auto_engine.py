@@ -93,3 +93,16 @@ def test_a_named_pipe_in_the_folder_is_refused_without_hanging(tiny_run: Path, t
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert "refused:" in done.stdout, done.stderr
+
+
+def test_a_process_without_torch_exports_in_a_child_and_stays_without_it(
+        tiny_run: Path, tmp_path: Path) -> None:
+    """`petal serve` of a fresh run: the export needs torch (1 GB resident), which the
+    serving process must not keep."""
+    run = fresh_copy(tiny_run, tmp_path / "run")
+    code = (f"import sys, petal\nc = petal.load({str(run)!r})\n"
+            "print(c.engine, 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.split() == ["onnx", "False"], done.stderr
+    assert "Exporting" in done.stderr and (run / "model" / "model.onnx").is_file()
