@@ -2,10 +2,11 @@
 mixed precision where the hardware has native bfloat16 arithmetic, else float32.
 
 Measured on a 2-core Intel Xeon with AMX (benchmarks/train_step.py, docs/RESULTS.md): the
-fast-resnet9 step ran 2.3 times faster in bf16-mixed, channels-last, with the same accuracy
-over three splits. Without AMX, PyTorch emulates bf16 convolutions on the CPU, which is
-slower than float32, so such CPUs keep float32. Training on stored trunk features (cached
-mode) trains one small head, where a narrower format saves nothing: it stays float32.
+fast-resnet9 step ran 2.1 times faster in bf16-mixed, channels-last, with the same accuracy
+over three splits and three seeds (0.26 points lower on average, within the spread). Without
+AMX, PyTorch emulates bf16 convolutions on the CPU, which is slower than float32, so such
+CPUs keep float32. Training on stored trunk features (cached mode) trains one small head,
+where a narrower format saves nothing: it stays float32.
 """
 
 from __future__ import annotations
