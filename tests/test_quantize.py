@@ -4,6 +4,7 @@ folder, loaded and evaluated like the float32 export (petal.inference.quantize).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -59,10 +60,11 @@ def test_a_model_folder_alone_needs_calibration_photos(tiny_run: Path, tmp_path:
         write_image(photos / f"{i}.jpg", seed=i)
     (photos / "notes.txt").write_text("not a photo")
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff truncated")
+    os.mkfifo(photos / "pipe.jpg")  # must be skipped, not read forever
     result = export(alone, quantize=True, calibration=photos)
     assert result.path == alone / "model.int8.onnx" and result.agreement[1] == 12
     card = json.loads((alone / "model.int8.onnx.json").read_text())
-    assert card["export"]["quantized"]["unusable_skipped"] == 2
+    assert card["export"]["quantized"]["unusable_skipped"] == 3
     assert petal.load(result.path).predict(photos / "0.jpg").label in {"cat", "dog", "fox"}
 
 

@@ -136,11 +136,14 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
     return proto.SerializeToString(), card
 
 
-def _onnx_outputs(data: bytes, batch: np.ndarray) -> list[np.ndarray]:
+def _onnx_outputs(data: bytes, inputs: np.ndarray, batch: int = 32) -> list[np.ndarray]:
+    """Every output of ONNX model `data` for `inputs`, run `batch` at a time."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {INPUT_NAME: batch})
+    parts = [session.run(None, {INPUT_NAME: inputs[i:i + batch]})
+             for i in range(0, len(inputs), batch)]
+    return [np.concatenate(outputs) for outputs in zip(*parts)]
 
 
 def _torchscript_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict) -> bytes:
@@ -197,7 +200,7 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
         names = [OUTPUT_NAME, FEATURES_NAME, *([MAPS_NAME] if cam is not None else [])]
         data, card_json = _onnx_bytes(model, example, card_json, opset, names)
         if quantize:
-            data, card_json, agreement = _quantized(data, card_json, card.input, photos, path)
+            data, card_json, agreement = _quantized(data, card_json, card.input, photos)
         actual = _onnx_outputs(data, example.numpy())
     else:
         data = _torchscript_bytes(model, example, card_json)
@@ -222,7 +225,7 @@ def _check_writable_folder(folder: Path) -> None:
         raise PetalError(f"cannot write into {folder}: permission denied")
 
 
-def _quantized(data: bytes, card: dict, spec: InputSpec, photos: list[Path], path: Path
+def _quantized(data: bytes, card: dict, spec: InputSpec, photos: list[Path]
                ) -> tuple[bytes, dict, tuple[int, int]]:
     """The int8 file of float32 ONNX `data`, its card, and on how many calibration photos it
     gives float32's label."""
@@ -231,13 +234,6 @@ def _quantized(data: bytes, card: dict, spec: InputSpec, photos: list[Path], pat
         "weights": "int8, per output channel", "activations": "uint8, min-max ranges",
         "calibration_photos": len(inputs), "unusable_skipped": skipped}}}
     quantized = quantize_onnx(data, inputs, card)
-    same = int((_onnx_labels(data, inputs) == _onnx_labels(quantized, inputs)).sum())
+    full, small = (_onnx_outputs(model, inputs)[0].argmax(1) for model in (data, quantized))
+    same = int((full == small).sum())
     return quantized, card, (same, len(inputs))
-
-
-def _onnx_labels(data: bytes, inputs: np.ndarray, batch: int = 32) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: inputs[i:i + batch]})[0]
-                           for i in range(0, len(inputs), batch)]).argmax(1)
