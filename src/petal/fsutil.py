@@ -57,6 +57,16 @@ def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
     return data
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` (a class name, say) cannot be one component of a path, or None: an empty
+    name, `.` or `..`, or one holding `/`, `\\` or NUL would name another folder (or none)."""
+    if name in ("", ".", ".."):
+        return f"{name!r} is not a name"
+    if any(char in name for char in "/\\\0"):
+        return f"{name!r} holds a '/', a '\\' or a NUL character"
+    return None
+
+
 def walk_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """The files named, with folders walked recursively in sorted order."""
     files = []
@@ -84,9 +94,26 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def check_writable_file(path: str | os.PathLike) -> None:
+    """NotARegularFile when `path` exists as anything but a regular file: a rename over it
+    would replace a device (/dev/null), a named pipe, a symbolic link or a folder with a file
+    (as root, /dev/null itself); petal writes only a new or a regular file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a named pipe, socket or device")
+        raise NotARegularFile(f"{path} is {kind}: petal writes only regular files (give the "
+                              "path of a new or a regular file)")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`."""
+    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`;
+    NotARegularFile, before anything is written, when `path` is not a regular file."""
     target = Path(path)
+    check_writable_file(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

@@ -106,8 +106,9 @@ def writing(run: Path) -> Iterator[None]:
     """Hold run folder `run` while this process writes it: another process asking for it
     meanwhile gets a PetalError naming this one. Nested uses in one process share the hold.
     The lock is the operating system's (flock on RUN/.petal.lock, removed on release): it
-    goes with the process, so a run whose process was killed is free again at once. A folder
-    made here and left empty (the start failed) is removed again."""
+    goes with the process, so a run whose process was killed is free again at once. The
+    folders made here (the run's and any missing above it) that are left empty (the start
+    failed) are removed again."""
     key = run.resolve()
     if key in _held:
         _held[key] += 1
@@ -116,7 +117,7 @@ def writing(run: Path) -> Iterator[None]:
         finally:
             _held[key] -= 1
         return
-    made = not run.exists()
+    made = _missing(run)
     fd = _lock(run)
     _held[key] = 1
     try:
@@ -124,10 +125,19 @@ def writing(run: Path) -> Iterator[None]:
     finally:
         del _held[key]
         (run / LOCK_FILE).unlink(missing_ok=True)  # still held: see _lock
-        with contextlib.suppress(OSError):  # a folder not empty (or gone) stays as it is
-            if made:
-                run.rmdir()
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):  # a folder not empty (or gone) stays as it is
+                folder.rmdir()
         os.close(fd)  # releases the lock
+
+
+def _missing(folder: Path) -> list[Path]:
+    """`folder` and its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _lock(run: Path) -> int:

@@ -43,8 +43,10 @@ def model_title(model: str, classifier: Classifier) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from petal.data.image import ImageLoadError
+    from petal.fsutil import check_writable_file
     from petal.report.figures import Ranking, plot_comparison, thumbnail
 
+    check_writable_file(args.out)  # before any model is loaded
     try:
         image = thumbnail(args.image, side=384)
     except ImageLoadError as exc:

@@ -75,7 +75,12 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     from petal.data.decisions import read_review_for
     from petal.data.scan import require_usable, scan_folder
     from petal.data.split import make_split
+    from petal.fsutil import check_writable_file
+    from petal.paths import refuse_inside
 
+    out = Path(args.out or "split.json")
+    refuse_inside(out, args.dir)
+    check_writable_file(out)  # before the scan
     index = scan_folder(args.dir, progress=wants_progress(args))
     require_usable(index)
     decisions = read_review_for(args.review, index) if args.review else None
@@ -84,7 +89,6 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     split = make_split(index, seed=args.seed, val_fraction=args.val_fraction,
                        test_fraction=args.test_fraction, keep_conflicts=args.keep_conflicts,
                        decisions=decisions)
-    out = Path(args.out or "split.json")
     split.save(out)
     sizes = ", ".join(f"{part} {sum(c.values())}" for part, c in split.counts().items())
     print(f"Split of {args.dir} (seed {args.seed}): {sizes}; "
@@ -98,6 +102,10 @@ def cmd_data_review(args: argparse.Namespace) -> int:
 
     if args.serve and not args.out:
         raise PetalError("--serve shows the findings written to --out: give --out DIR too")
+    if args.out:
+        from petal.paths import refuse_inside
+
+        refuse_inside(args.out, args.dir)
     if args.serve:
         from petal.serve.local_page import listen
 

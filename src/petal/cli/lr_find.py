@@ -28,6 +28,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    from petal.paths import refuse_inside
     from petal.run_folder import LR_FIND_PLOT
     from petal.train.fit import TrainRequest, find_lr, prepare
     from petal.train.recipes import get_recipe
@@ -37,6 +38,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     recipe = get_recipe(args.recipe, args.set)
     data, _ = resolve_data(args.data, args.cache_dir)
     out = Path(args.out)
+    refuse_inside(out, data)
     request = TrainRequest(data=data, recipe=recipe, out=out, model=args.model,
                            weights=args.weights, cache_dir=args.cache_dir,
                            split_file=Path(args.split) if args.split else None,

@@ -40,9 +40,11 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from petal.jobs.main_job import MainJob, run_main_job
+    from petal.paths import refuse_inside
 
     data, description = resolve_data(args.data, args.cache_dir)
     out = Path(args.out or f"runs/main_{time.strftime('%Y%m%d-%H%M%S')}")
+    refuse_inside(out, data)
     job = MainJob(data=data, out=out, data_description=description,
                   scratch_model=args.scratch_model, transfer_model=args.transfer_model,
                   weights=args.weights, recipes=args.recipes,

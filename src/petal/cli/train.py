@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
 from petal.errors import PetalError
+from petal.paths import refuse_inside
 from petal.train.precision import AUTO, CHOICES
 
 if TYPE_CHECKING:
@@ -63,9 +64,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from petal.train.recipes import get_recipe
 
     if args.resume:
-        if args.folds is not None or args.final is not None:
-            raise PetalError("--folds and --final are chosen when a run starts: --resume "
-                             "continues the run as it was started")
+        if given := _options_given(args, besides=("resume", "progress")):
+            raise PetalError(f"--resume continues {args.resume} as it was started (its "
+                             f"config.json): leave out {', '.join(given)}, or start a new run "
+                             "with them")
         resume(Path(args.resume), args.started, progress=wants_progress(args))
         return 0
     if not args.data:
@@ -76,6 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data, description = resolve_data(args.data, args.cache_dir)
     model = args.model or recipe.model
     out = Path(args.out or os.environ.get("PETAL_RUN_DIR") or _default_run_dir(recipe.name, model))
+    refuse_inside(out, data)
     request = TrainRequest(data=data, recipe=recipe, out=out, model=model, weights=args.weights,
                            split_file=Path(args.split) if args.split else None,
                            review_file=Path(args.review) if args.review else None, lr=_lr(args.lr),
@@ -121,6 +124,15 @@ def _train(request: TrainRequest, args: argparse.Namespace) -> None:
         train_validated(request, args.started, scanned, folds, args.final or "all", progress)
     finally:
         os.environ.pop("PETAL_RUN_DIR", None)
+
+
+def _options_given(args: argparse.Namespace, besides: tuple[str, ...]) -> list[str]:
+    """The options of `petal train` given other than at their defaults, `besides` aside."""
+    from petal.cli import build_parser
+
+    defaults = vars(build_parser().parse_args(["train"]))
+    return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+            if name in defaults and name not in besides and value != defaults[name]]
 
 
 def _several_processes(request: TrainRequest) -> bool:

@@ -47,7 +47,7 @@ from petal.inference.classifier import Classifier, load
 from petal.inference.explain import overlays_if_any
 from petal.inference.model_folder import ModelCard
 from petal.inference.preprocess import center_crop
-from petal.paths import cache_root
+from petal.paths import cache_root, refuse_inside
 from petal.report.figures import (
     GALLERY_MAX,
     Mistake,
@@ -66,7 +66,7 @@ from petal.run_folder import (
     find_model_folder,
     run_of_model,
 )
-from petal.spreadsheet import escape_cell, unescape_cell
+from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 from petal.stats import (
     FEW_PHOTOS,
     INTERVAL_BELOW,
@@ -336,7 +336,7 @@ def write_predictions(path: Path, paths: Sequence[str], truths: Sequence[str],
                       predicted: Sequence[str], confidences: np.ndarray) -> None:
     """predictions.csv: one row per photo (module docstring)."""
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    writer = csv_writer(text)
     writer.writerow(["path", "true", "predicted", "confidence"])
     writer.writerows([escape_cell(p), escape_cell(t), escape_cell(q), f"{c:.6f}"]
                      for p, t, q, c in zip(paths, truths, predicted, confidences))
@@ -422,6 +422,8 @@ def evaluate(request: EvalRequest) -> dict:
     Raises PetalError for a missing or foreign model, data that does not match the split,
     class folders that match no class, or a class map naming unknown classes.
     """
+    if request.out is not None and request.data is not None:
+        refuse_inside(request.out, request.data)  # before the model is loaded
     exported = Path(request.model).suffix.lower() == ".onnx"  # e.g. model.int8.onnx
     model_folder = (_folder_of_export(Path(request.model)) if exported
                     else find_model_folder(request.model))
@@ -438,6 +440,7 @@ def evaluate(request: EvalRequest) -> dict:
            else _default_out(run_of_model(model_folder) if model_folder is not None
                              else Path(request.model).parent, data, split_file, own_split,
                              request.part, Path(request.model) if exported else None))
+    refuse_inside(out, chosen.root)  # the model's own data, by default
     squares = decoded_squares(chosen, classifier.spec.resize_size, request.cache_dir,
                               request.progress)
     tta = request.tta and not classifier.spec.mirror  # a model that mirrors itself gains nothing
