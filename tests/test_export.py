@@ -6,6 +6,7 @@ must stay under 1e-4, at batch size 1 and at a larger batch (the batch axis is d
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -24,7 +25,7 @@ from petal.cli import main
 from petal.errors import PetalError, PetalWarning
 from petal.inference.export import export
 from petal.inference.model_folder import ModelCard, load_model, save_model_folder
-from petal.inference.onnx_engine import CARD_KEY
+from petal.inference.onnx_engine import CARD_KEY, FILE_DIGEST, NOVELTY_DIGEST, novelty_path
 from petal.inference.preprocess import to_input
 from petal.models import architecture_config, build_model
 
@@ -110,7 +111,10 @@ def test_card_in_metadata_and_sidecar(tiny_run: Path, tiny_onnx: Path) -> None:
     assert json.loads(metadata["input_spec"]) == card.input.to_json()
     assert embedded["export"]["input"]["shape"] == ["N", 3, 32, 32]
     sidecar = json.loads(tiny_onnx.with_name("tiny.onnx.json").read_text())
-    assert sidecar == embedded
+    # the card beside the file binds it and its novelty file by their digests
+    digests = {FILE_DIGEST: hashlib.sha256(tiny_onnx.read_bytes()).hexdigest(),
+               NOVELTY_DIGEST: hashlib.sha256(novelty_path(tiny_onnx).read_bytes()).hexdigest()}
+    assert sidecar == {**embedded, "export": {**embedded["export"], **digests}}
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert proto.graph.input[0].name == "input" and dims[0].dim_param  # symbolic batch axis
     classifier = petal.load(tiny_onnx)

@@ -15,7 +15,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     export.add_argument("model", help="run folder or model folder")
     export.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     export.add_argument("--out", help="output file (default: MODEL_FOLDER/model.onnx or model.pt)")
-    export.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    export.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's, 18; "
+                        "an older one where the exporter can convert the model, else refused)")
     export.add_argument("--quantize", action="store_true",
                         help="an int8 ONNX file (default MODEL_FOLDER/model.int8.onnx): about "
                         "twice as fast on a CPU, calibrated on 200 of the run's training photos")

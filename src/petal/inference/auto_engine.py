@@ -20,21 +20,34 @@ import warnings
 from pathlib import Path
 
 from petal.errors import PetalWarning
-from petal.fsutil import read_json
+from petal.fsutil import file_sha256, read_json
 from petal.inference.device import CPU, onnx_has_cuda
-from petal.inference.model_folder import model_digest
-from petal.inference.onnx_engine import ONNX_FILE, sidecar_path
+from petal.inference.model_folder import model_digest, read_card
+from petal.inference.onnx_engine import (
+    FILE_DIGEST,
+    NOVELTY_DIGEST,
+    ONNX_FILE,
+    novelty_path,
+    sidecar_path,
+)
 from petal.run_folder import CARD_FILE, find_model_folder
 
 
 def export_section(folder: Path) -> dict | None:
-    """The export section of the folder's model.onnx card when that export is current."""
-    if not (folder / ONNX_FILE).is_file():
-        return None
+    """The export section of the folder's model.onnx card when that export is current and
+    whole: its card records the digest of the folder's weights and card and of the graph and
+    novelty files beside it as they are now. A part missing, cut short, swapped in from
+    another run or left from an interrupted export means None: export again."""
+    exported = folder / ONNX_FILE
     try:
-        section = read_json(sidecar_path(folder / ONNX_FILE))["export"]
-        return section if section.get("source") == model_digest(folder) else None
-    except (OSError, ValueError, KeyError, TypeError):
+        card = read_json(sidecar_path(exported))
+        section = card["export"]
+        current = (section.get("source") == model_digest(folder)
+                   and section.get(FILE_DIGEST) == file_sha256(exported)
+                   and (card.get("novelty") is None or section.get(NOVELTY_DIGEST)
+                        == file_sha256(novelty_path(exported))))
+        return section if current else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -63,12 +76,16 @@ def _export(folder: Path) -> str | None:
     The exporter needs torch, about 1 GB resident that a process serving on ONNX Runtime
     would then keep for good: a process that has not imported torch exports in a child
     process (measured: `petal serve` held 1.0 GB after exporting in-process, 0.3 GB
-    otherwise). One that has (training, evaluation) exports in-process, its model loaded
-    first so that a model petal cannot use is an error without an "Exporting" line.
+    otherwise). One that has (training, evaluation) exports in-process. Either way a model
+    petal cannot use is an error before any "Exporting" line: its card is checked first (and
+    in-process, its weights loaded).
     """
     if "torch" not in sys.modules:
+        read_card(folder)  # PetalError for a card petal cannot use
         _announce(folder)
-        command = [sys.executable, "-c", "import sys; from petal.cli import main; "
+        # -P: `-c` would put the current folder first on sys.path, so a petal/ package
+        # there would be imported (and run) instead of the installed one
+        command = [sys.executable, "-P", "-c", "import sys; from petal.cli import main; "
                    "sys.exit(main(sys.argv[1:]))", "export", str(folder)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode == 0:

@@ -21,17 +21,23 @@ so that every engine receives the same tensor from the same NumPy preprocessing
 
 The model card (classes, input spec, metrics, plus an "export" section describing the
 tensors) is embedded (ONNX metadata_props["petal.card"], TorchScript extra file
-"model.json") and written beside the file as FILE.json. Both files are written
-atomically; the export is then run once on a random batch and compared with torch.
+"model.json") and written beside the file as FILE.json. The files are written atomically,
+that card last: it records the digests of the file and of its novelty file, so an export cut
+short or pieced together from two is never taken for a current one
+(petal.inference.auto_engine). The export is run once on a random batch and compared with
+torch before it is written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
+import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,15 +45,23 @@ import numpy as np
 import torch
 
 from petal.errors import PetalError
-from petal.fsutil import atomic_write_bytes, atomic_write_json, read_limited
+from petal.fsutil import (
+    NotARegularFile,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_writable_file,
+    read_limited,
+)
 from petal.inference.model_folder import ModelCard, load_model, model_digest
 from petal.inference.novelty import MAX_FILE_BYTES as MAX_NOVELTY_BYTES
 from petal.inference.novelty import NOVELTY_FILE
 from petal.inference.onnx_engine import (
     CARD_KEY,
     FEATURES_NAME,
+    FILE_DIGEST,
     INPUT_NAME,
     MAPS_NAME,
+    NOVELTY_DIGEST,
     ONNX_FILE,
     OUTPUT_NAME,
     novelty_path,
@@ -113,6 +127,21 @@ def _export_card(card: ModelCard, fmt: str, has_maps: bool) -> dict:
     }}
 
 
+@contextlib.contextmanager
+def _exporter_quiet() -> Iterator[None]:
+    """Keep the exporter's own log quiet: it logs each attempt to convert to an opset below
+    its own (18), a traceback when one fails; petal checks and says the outcome itself."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
                 opset: int | None, outputs: list[str]) -> tuple[bytes, dict]:
     """The serialised ONNX model, and the card with the opset the exporter chose added."""
@@ -120,14 +149,18 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
     # one is deprecated). Only the batch axis is dynamic: the spatial size is fixed by the
     # input spec, so TF-"same" padding (EfficientNet-Lite) is resolved at export time.
     try:
-        program = torch.onnx.export(
-            model, (example,), input_names=[INPUT_NAME], output_names=outputs,
-            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
-            dynamo=True, verbose=False)
+        with _exporter_quiet():
+            program = torch.onnx.export(
+                model, (example,), input_names=[INPUT_NAME], output_names=outputs,
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
+                dynamo=True, verbose=False)
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
         raise ExportFailed(f"ONNX export failed: {exc}") from exc
     proto = program.model_proto
     used = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+    if opset is not None and used != opset:
+        raise ExportFailed(f"--opset {opset}: the exporter could not convert this model to it "
+                           f"(it wrote opset {used}); leave --opset out")
     card = {**card, "export": {**card["export"], "opset": used}}
     metadata = {CARD_KEY: json.dumps(card), "classes": json.dumps(card["classes"]),
                 "input_spec": json.dumps(card["input"])}
@@ -136,11 +169,21 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, card: dict,
     return proto.SerializeToString(), card
 
 
+def _max_opset() -> int:
+    """The newest opset the installed onnx package defines (the exporter's conversion's)."""
+    import onnx
+
+    return onnx.defs.onnx_opset_version()
+
+
 def _onnx_outputs(data: bytes, inputs: np.ndarray, batch: int = 32) -> list[np.ndarray]:
     """Every output of ONNX model `data` for `inputs`, run `batch` at a time."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own types
+        raise ExportFailed(f"ONNX Runtime cannot run the exported graph: {exc}") from exc
     parts = [session.run(None, {INPUT_NAME: inputs[i:i + batch]})
              for i in range(0, len(inputs), batch)]
     return [np.concatenate(outputs) for outputs in zip(*parts)]
@@ -176,13 +219,15 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
         raise PetalError(f"unknown export format {fmt!r}: use {' or '.join(FORMATS)}")
     if opset is not None and fmt != "onnx":
         raise PetalError("--opset applies to ONNX only")
+    if opset is not None and not 1 <= opset <= _max_opset():
+        raise PetalError(f"--opset {opset}: ONNX defines opsets 1 to {_max_opset()}")
     if (quantize or calibration is not None) and fmt != "onnx":
         raise PetalError("--quantize and --calibration apply to ONNX only")
     if calibration is not None and not quantize:
         raise PetalError("--calibration sets the photos --quantize calibrates on: give both")
     photos = calibration_photos(model_path, calibration) if quantize else []
     path = Path(out) if out else default_path(model_path, fmt, quantize)
-    _check_writable_folder(path.parent)  # before minutes of work, not after
+    _check_writable(path)  # before minutes of work, not after
     network, card = load_model(model_path)
     if announce is not None:
         announce()
@@ -205,24 +250,43 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     else:
         data = _torchscript_bytes(model, example, card_json)
         actual = _torchscript_outputs(data, example.numpy())
-    atomic_write_bytes(path, data)
-    atomic_write_json(sidecar_path(path), card_json)
-    if card.novelty is not None:
-        scores = find_model_folder(model_path) / NOVELTY_FILE
-        # bounded, and refused if not a regular file: a named pipe there must not hang
-        atomic_write_bytes(novelty_path(path), read_limited(scores, MAX_NOVELTY_BYTES))
+    _write_export(path, data, card_json, find_model_folder(model_path) / NOVELTY_FILE
+                  if card.novelty is not None else None)
     difference = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected, strict=True))
     return ExportResult(path, sidecar_path(path), difference, agreement)
 
 
-def _check_writable_folder(folder: Path) -> None:
-    """PetalError unless `folder` is (or can be made) a folder this process may write."""
+def _write_export(path: Path, data: bytes, card: dict, scores: Path | None) -> None:
+    """The exported file, then its novelty file (a copy of `scores`), then the card beside
+    them, which records both files' digests: written last, it marks the export whole, so a
+    kill or a full disk midway leaves an export that auto_engine.export_section treats as
+    not made (a card of an earlier export names other digests)."""
+    atomic_write_bytes(path, data)
+    digests = {FILE_DIGEST: hashlib.sha256(data).hexdigest()}
+    if scores is not None:
+        # bounded, and refused if not a regular file: a named pipe there must not hang
+        novelty = read_limited(scores, MAX_NOVELTY_BYTES)
+        atomic_write_bytes(novelty_path(path), novelty)
+        digests[NOVELTY_DIGEST] = hashlib.sha256(novelty).hexdigest()
+    atomic_write_json(sidecar_path(path), {**card, "export": {**card["export"], **digests}})
+
+
+def _check_writable(path: Path) -> None:
+    """ExportFailed unless the export's three files can be written at `path` and beside it:
+    in a folder this process may write, each new or a regular file
+    (fsutil.check_writable_file)."""
+    folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError as exc:
-        raise PetalError(f"cannot write into {folder}: it is not a folder") from exc
+        raise ExportFailed(f"cannot write into {folder}: it is not a folder") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PetalError(f"cannot write into {folder}: permission denied")
+        raise ExportFailed(f"cannot write into {folder}: permission denied")
+    for target in (path, sidecar_path(path), novelty_path(path)):
+        try:
+            check_writable_file(target)
+        except NotARegularFile as exc:
+            raise ExportFailed(str(exc)) from exc
 
 
 def _quantized(data: bytes, card: dict, spec: InputSpec, photos: list[Path]

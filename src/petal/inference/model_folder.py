@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from petal.errors import PetalError
-from petal.fsutil import atomic_write_json, file_sha256, read_json
+from petal.fsutil import atomic_write_json, file_sha256, name_problem, read_json
 from petal.models.spec import InputSpec
 from petal.run_folder import CARD_FILE, find_model_folder
 from petal.version import __version__
@@ -98,8 +98,6 @@ class ModelCard:
         return cls(**values)
 
 
-def _is_file_name(text: str) -> bool:
-    return text not in ("", ".", "..") and "/" not in text and "\\" not in text
 
 
 def _split_problem(split: Any) -> str | None:
@@ -107,7 +105,7 @@ def _split_problem(split: Any) -> str | None:
     if split is None:
         return None
     parts = PurePosixPath(split).parts if isinstance(split, str) else ()
-    if not (parts and _is_file_name(parts[-1]) and parts[:-1] in ((), ("..",))):
+    if not (parts and name_problem(parts[-1]) is None and parts[:-1] in ((), ("..",))):
         return (f"split {split!r} must be a file name in the model folder or '../NAME' "
                 "in its run folder")
     return None
@@ -148,6 +146,9 @@ def card_problem(data: dict) -> str | None:
     classes, architecture = data.get("classes"), data.get("architecture")
     if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
         return "classes must be a list of non-empty names"
+    # a class name becomes a folder name (petal label): none may climb out of a folder
+    if problem := next(filter(None, map(name_problem, classes)), None):
+        return f"class {problem}: a class name must be usable as a folder name"
     if not 1 <= len(classes) <= MAX_CLASSES or len(set(classes)) != len(classes):
         return f"classes must be 1 to {MAX_CLASSES:,} distinct names"
     if not isinstance(architecture, dict) or not isinstance(architecture.get("name"), str):

@@ -34,6 +34,8 @@ OUTPUT_NAME = "logits"
 FEATURES_NAME = "features"
 MAPS_NAME = "class_maps"
 CARD_KEY = "petal.card"
+# what the card beside an export (not the one inside it) records of the files it describes
+FILE_DIGEST, NOVELTY_DIGEST = "file_sha256", "novelty_sha256"
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -129,7 +131,8 @@ def onnx_runner(path: str | Path, threads: int | None = None, device: str = CPU
     except PetalError:
         raise
     except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
-        raise PetalError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+        raise PetalError(f"ONNX Runtime cannot load {path} (damaged or cut short? export it "
+                         f"again with `petal export`): {exc}") from exc
     card = read_onnx_card(path, session.get_modelmeta().custom_metadata_map)
     check_shapes(path, session, card)
     input_name = session.get_inputs()[0].name
