@@ -81,7 +81,8 @@ def test_sheet_keeps_a_persons_columns_and_escapes_what_it_writes(tmp_path: Path
         sheet.decide("cat/0.jpg", "delete")
 
 
-@pytest.mark.parametrize("path", ["../x.jpg", "/etc/passwd", "a/../../x.jpg", "", "a\\..\\x"])
+@pytest.mark.parametrize("path", ["../x.jpg", "/etc/passwd", "a/../../x.jpg", "", "a\\..\\x",
+                                  "cat/x\0.jpg"])
 def test_paths_that_leave_the_folder_are_refused(path: str) -> None:
     with pytest.raises(PetalError):
         relative_image_path(path)
@@ -110,6 +111,48 @@ def test_a_new_review_keeps_earlier_decisions(image_folder: Path, tmp_path: Path
     decisions = read_review_for(path, index)
     assert decisions.excluded == ("cat/cat0.jpg",)
     assert decisions.relabelled == {"dog/dog1.jpg": "fox"}
+
+
+
+def test_a_new_review_keeps_a_persons_own_columns(image_folder: Path, tmp_path: Path) -> None:
+    """`petal data review --out` again: the columns a person added stay, with their cells,
+    on rows found again and on rows only they filled in."""
+    out = review_folder(image_folder, tmp_path / "review")
+    sheet = out / "review.csv"
+    lines = sheet.read_text().splitlines()
+    sheet.write_text("\r\n".join([lines[0] + ",my_note,Reviewer",
+                                   lines[1] + ",=odd ear,ana", lines[2] + ",,"]
+                                  + ["fox/fox1.jpg,,,,,,,seen twice,bo"]) + "\r\n")
+    review_folder(image_folder, out)
+    rows = {r["path"]: r for r in ReviewSheet.read(sheet).findings()}
+    assert ReviewSheet.read(sheet).own_columns() == ["my_note", "Reviewer"]
+    assert (rows["cat/cat0.jpg"]["my_note"], rows["cat/cat0.jpg"]["Reviewer"]) == ("=odd ear",
+                                                                                  "ana")
+    assert rows["dog/dog1.jpg"]["my_note"] == ""
+    assert (rows["fox/fox1.jpg"]["my_note"], rows["fox/fox1.jpg"]["action"]) == ("seen twice",
+                                                                                 "")
+
+
+def test_names_with_line_breaks_keep_their_rows(tmp_path: Path) -> None:
+    """A carriage return or a newline in a file name is quoted in every CSV petal writes, so
+    each row reads back whole."""
+    odd = ["cat/cr\rname.jpg", "cat/lf\nname.jpg", "cat/crlf\r\nname.jpg"]
+    path = tmp_path / "review.csv"
+    write_review_file(path, [{"path": p, "given": "cat", "suggested": "dog", "score": 0.5}
+                             for p in odd], [])
+    sheet = ReviewSheet.read(path)
+    assert [r["path"] for r in sheet.findings()] == odd
+    sheet.decide(odd[0], "exclude")
+    sheet.save()
+    assert [r["action"] for r in ReviewSheet.read(path).findings()] == ["exclude", "", ""]
+    photos = tmp_path / "photos"
+    names = [write_image(photos / name.split("/")[1], seed=i) for i, name in enumerate(odd)]
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    for photo in names:
+        new.decide(new.photos / photo.name, sha(photo), "label", "dog")
+    again = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    assert sorted(again.rows) == sorted(str(new.photos / p.name) for p in names)
+    assert len(list((tmp_path / "new/dog").iterdir())) == 3
 
 
 # ---- NEW_DATA, the folder `petal label` fills
@@ -147,8 +190,13 @@ def test_labels_become_links_and_move_with_the_decision(photos: Path, tmp_path: 
     assert [(r["source"], r["decision"], r["label"]) for r in rows] == [(str(other), "none", "")]
     with pytest.raises(PetalError, match="label 'fox'"):
         new.decide(one, sha(one), "label", "fox")
-    with pytest.raises(PetalError, match="changed since it was labelled"):
-        new.decide(one, "0" * 64, "label", "dog")
+    # a photo that changed since the scan: refused, and nothing saved (not even the row)
+    before = (tmp_path / "new" / LABELS_CSV).read_bytes()
+    for decision, label in [("label", "dog"), ("none", "")]:
+        with pytest.raises(PetalError, match="changed since petal read it: nothing was saved"):
+            new.decide(one, "0" * 64, decision, label)
+    assert (tmp_path / "new" / LABELS_CSV).read_bytes() == before
+    assert not (tmp_path / "new/dog").exists()
 
 
 def test_a_hand_edit_of_the_labels_file_is_kept(photos: Path, tmp_path: Path) -> None:
@@ -174,10 +222,31 @@ def test_reopening_mends_links_a_kill_left_behind(photos: Path, tmp_path: Path) 
     (tmp_path / "new" / LABELS_CSV).write_text(text)
     (tmp_path / "new" / f".{LABELS_CSV}.x1y2.tmp").write_text("half a file")
     (tmp_path / "new/dog" / ".p9-00000000.jpg.abcd.tmp").write_text("half a link")
-    NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
+    with pytest.warns(PetalWarning, match="1 link.*does not ask for.*dog/p1-"):
+        NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
     assert not copied.exists()
     assert (tmp_path / "new/cat" / file_name(one)).is_file()
     assert not list((tmp_path / "new").rglob("*.tmp"))  # what the kill left is gone
+
+
+def test_reopening_removes_links_labels_csv_does_not_ask_for(photos: Path,
+                                                            tmp_path: Path) -> None:
+    """A row deleted by hand, or a take-back killed between labels.csv and the unlink: the
+    link goes, said in one line; a person's own file in a class folder stays."""
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    one, two = new.photos / "p1.jpg", new.photos / "p2.jpg"
+    new.decide(one, sha(one), "label", "cat")
+    new.decide(two, sha(two), "label", "cat")
+    (tmp_path / "new/cat/mine.jpg").write_bytes(one.read_bytes())  # put there by a person
+    labels = tmp_path / "new" / LABELS_CSV
+    labels.write_text("".join(line for line in labels.read_text().splitlines(keepends=True)
+                              if "p2.jpg" not in line))
+    with pytest.warns(PetalWarning, match="1 link.*does not ask for.*cat/p2-"):
+        again = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    assert sorted(p.name for p in (tmp_path / "new/cat").iterdir()) == sorted(
+        [file_name(one), "mine.jpg"])
+    assert list(again.rows) == [str(one)]
+    assert scan_folder(tmp_path / "new", progress=False).counts() == {"cat": 2}
 
 
 def test_the_original_data_is_linked_in_when_the_folder_is_made(

@@ -8,9 +8,16 @@ spreadsheet shows as text; petal does that, and also prefixes a cell that itself
 with a quote, so that `unescape_cell(escape_cell(text)) == text` for every text and a file
 petal wrote reads back unchanged. (The csv module already quotes cells that hold a comma,
 a quote or a line break.) Numbers petal writes are not text cells and are left alone.
+
+`csv_writer` ends lines with CRLF, as RFC 4180 does: the csv module quotes a cell holding a
+character of the line ending, so with a bare `\n` a carriage return in a file name went
+unquoted and split the row on reading.
 """
 
 from __future__ import annotations
+
+import csv
+from typing import Any, TextIO
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
@@ -26,3 +33,8 @@ def unescape_cell(cell: str) -> str:
     if cell.startswith(QUOTE) and cell[1:].startswith((*FORMULA_STARTS, QUOTE)):
         return cell[1:]
     return cell
+
+
+def csv_writer(text: TextIO) -> Any:
+    """A csv writer whose rows end with CRLF, so that a cell holding `\r` or `\n` is quoted."""
+    return csv.writer(text, lineterminator="\r\n")

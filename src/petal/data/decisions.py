@@ -24,7 +24,7 @@ from typing import TypeVar
 from petal.data.scan import DatasetIndex
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_bytes, read_limited
-from petal.spreadsheet import escape_cell, unescape_cell
+from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 
 REVIEW_CSV = "review.csv"
 COLUMNS = ("path", "finding", "given", "suggested", "score", "action", "label")
@@ -66,13 +66,15 @@ class Decisions:
 
 def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
                       outliers: Iterable[dict], hard: Iterable[dict] = (),
-                      earlier: Iterable[dict] = ()) -> None:
+                      earlier: Iterable[dict] = (), own_columns: Sequence[str] = ()) -> None:
     """review.csv: a row per photo found, undecided: the likely label mistakes, the hard or
     ambiguous photos (the label column holds the suggested class), then the outliers. A photo
     found twice is one row (finding `label+outlier`, `hard+outlier`), so a decision on it is
     never contradicted by a row left undecided. `earlier` rows (an earlier review file's,
-    as ReviewSheet.findings gives them) keep their decisions: a decided photo this review no
-    longer finds keeps its row. Text cells are escaped for spreadsheets (petal.spreadsheet)."""
+    as ReviewSheet.findings gives them) keep their decisions and their cells of a person's
+    `own_columns` (written after petal's): a photo this review no longer finds keeps its row
+    when it was decided or has such a cell filled in. Text cells are escaped for spreadsheets
+    (petal.spreadsheet)."""
     rows: dict[str, dict] = {}
     for finding, found in (("label", label_issues), ("hard", hard)):
         for item in found:
@@ -85,16 +87,20 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
         given = outlier["path"].split("/")[0]
         rows[outlier["path"]] = {**outlier, "finding": "outlier", "given": given,
                                  "suggested": "", "action": "", "label": given}
-    for decided in earlier:
-        if decided["action"]:
-            row = rows.setdefault(decided["path"], dict(decided))
-            row["action"], row["label"] = decided["action"], decided["label"]
+    for old in earlier:
+        own = {c: old[c] for c in own_columns if old.get(c)}
+        if not (old["action"] or own):
+            continue
+        row = rows.setdefault(old["path"], dict(old))
+        row.update(own)
+        if old["action"]:
+            row["action"], row["label"] = old["action"], old["label"]
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer = csv_writer(text)
+    writer.writerow([*COLUMNS, *own_columns])
     for row in rows.values():
-        writer.writerow([escape_cell(row[c]) if isinstance(row[c], str) else row[c]
-                         for c in COLUMNS])
+        writer.writerow([escape_cell(row.get(c, "")) if isinstance(row.get(c, ""), str)
+                         else row[c] for c in (*COLUMNS, *own_columns)])
     atomic_write_bytes(path, text.getvalue().encode())
 
 

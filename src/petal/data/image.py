@@ -70,6 +70,9 @@ def read_image_file(path: str | PathLike) -> bytes:
     except OSError as exc:
         raise ImageLoadError("unreadable", f"cannot read file: {exc.strerror or exc}",
                              name) from exc
+    except ValueError as exc:  # a NUL in the name: no file can have it
+        raise ImageLoadError("missing", "no file has a NUL character in its name",
+                             name) from exc
     if not data:
         raise ImageLoadError("empty", "file is empty (0 bytes)", name)
     return data

@@ -18,7 +18,6 @@ a photo under the folder being labelled, with the content it had when it was lab
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
@@ -32,20 +31,34 @@ from pathlib import Path
 from petal.data.decisions import read_records
 from petal.data.image import ImageLoadError, read_image_file
 from petal.errors import PetalError, PetalWarning
-from petal.fsutil import atomic_write_bytes, read_limited, remove_stale_temporaries
-from petal.spreadsheet import escape_cell, unescape_cell
+from petal.fsutil import (
+    atomic_write_bytes,
+    name_problem,
+    read_limited,
+    remove_stale_temporaries,
+)
+from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 
 LABELS_CSV = "labels.csv"
 COLUMNS = ("source", "sha256", "decision", "label")
 DECISIONS = ("label", "none")
 MAX_LABELS_BYTES = 64 * 2**20
 SHA256 = re.compile(r"[0-9a-f]{64}")
+LINK_NAME = re.compile(r".*-[0-9a-f]{8}(\.[^.]*)?", re.DOTALL)  # file_name's pattern
 
 
 def file_name(source: Path) -> str:
     """The name of a labelled photo's link: its own, with a hash of its path."""
     mark = hashlib.sha256(str(source).encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{source.stem}-{mark}{source.suffix}"
+
+
+def _unchanged(source: Path, sha256: str) -> bool:
+    """Whether the photo at `source` is still there with content `sha256`."""
+    try:
+        return hashlib.sha256(read_image_file(source)).hexdigest() == sha256
+    except ImageLoadError:
+        return False
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -110,6 +123,8 @@ class NewLabels:
         `classes`; PetalError for a folder petal must not write into. `original` is linked
         in only when the folder is made."""
         folder = Path(folder).absolute()
+        if problem := next(filter(None, map(name_problem, classes)), None):
+            raise PetalError(f"class {problem}: it cannot name a folder in {folder}")
         check_place(folder, photos, original.root if original is not None else None)
         new = cls(folder, classes, photos.resolve(), copy, {})
         if (folder / LABELS_CSV).is_file():
@@ -120,6 +135,7 @@ class NewLabels:
             new.rows = new.read()
             new.linked_from = next((p.name for c in classes if (folder / c).is_dir()
                                     for p in (folder / c).iterdir() if p.is_dir()), None)
+            new.remove_unrecorded()
             for source in list(new.rows):
                 new.mend(source)
             return new
@@ -167,11 +183,15 @@ class NewLabels:
 
     def decide(self, source: Path, sha256: str, decision: str, label: str = "") -> None:
         """Record `decision` (label, none, or "" to take it back) for the photo at `source`
-        (under self.photos), on disk: labels.csv first, then its link."""
+        (under self.photos) whose content had `sha256`, on disk: labels.csv first, then its
+        link. PetalError, with nothing written, when the photo is no longer that content."""
         if decision not in (*DECISIONS, ""):
             raise PetalError(f"decision {decision!r}: use label or none")
         if decision == "label" and label not in self.classes:
             raise PetalError(f"label {label!r}: use one of {', '.join(self.classes)}")
+        if decision and not _unchanged(source, sha256):
+            raise PetalError(f"{source} is missing or changed since petal read it: nothing "
+                             "was saved; start petal label again to see it as it is now")
         self.rows = self.read()
         key = str(source)
         if decision:
@@ -189,22 +209,52 @@ class NewLabels:
         wanted = row["label"] if row and row["decision"] == "label" else None
         name = file_name(source)
         for label in self.classes:
-            target = self.folder / label / name
-            if label != wanted and (target.is_symlink() or target.exists()):
-                target.unlink()
-                if not any(target.parent.iterdir()):
-                    target.parent.rmdir()  # no empty class folder: training would refuse it
+            if label != wanted:
+                self._remove(self.folder / label / name)
         target = self.folder / str(wanted) / name
         if wanted is None or target.exists():
             return
-        try:
-            same = hashlib.sha256(read_image_file(source)).hexdigest() == row["sha256"]
-        except ImageLoadError:
-            same = False
-        if not same:
+        if not _unchanged(source, row["sha256"]):
             raise PetalError(f"{source} is missing or changed since it was labelled: label it "
                              "again")
         _place(source, target, self.copy)
+
+    @staticmethod
+    def _remove(target: Path) -> None:
+        """Delete a photo's link (or copy), and its class folder if that leaves it empty: a
+        class folder with no photo would stop training."""
+        if target.is_symlink() or target.exists():
+            target.unlink()
+            if not any(target.parent.iterdir()):
+                target.parent.rmdir()
+
+    def remove_unrecorded(self) -> None:
+        """Delete the links (or copies) in the class folders that no row of labels.csv asks
+        for: a row a person deleted, or a take-back a kill cut short between the file and the
+        unlink. Only what petal makes is touched: a link to a photo under self.photos named
+        as petal names it, or, with copies, a file of that name's pattern."""
+        wanted = {(row["label"], file_name(Path(source))) for source, row in self.rows.items()
+                  if row["decision"] == "label"}
+        removed = []
+        for label in self.classes:
+            folder = self.folder / label
+            entries = sorted(folder.iterdir()) if folder.is_dir() else []
+            for entry in entries:
+                if (label, entry.name) not in wanted and self._made_here(entry):
+                    self._remove(entry)
+                    removed.append(f"{label}/{entry.name}")
+        if removed:
+            warnings.warn(f"{len(removed)} link(s) in {self.folder} that {LABELS_CSV} does "
+                          "not ask for (a row deleted or changed by hand, or a decision cut "
+                          f"short) were removed: {', '.join(removed[:3])}"
+                          + (" ..." if len(removed) > 3 else ""), PetalWarning, stacklevel=3)
+
+    def _made_here(self, entry: Path) -> bool:
+        """Whether `entry` in a class folder is one of the labelled photos petal placed."""
+        if entry.is_symlink():
+            target = Path(os.readlink(entry))
+            return _inside(target, self.photos) and file_name(target) == entry.name
+        return self.copy and entry.is_file() and LINK_NAME.fullmatch(entry.name) is not None
 
     def mend(self, source: str) -> None:
         """sync, when reopening: a photo that changed is warned about and left out."""
@@ -215,7 +265,7 @@ class NewLabels:
 
     def save(self) -> None:
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        writer = csv_writer(text)
         writer.writerow(COLUMNS)
         for row in self.rows.values():
             writer.writerow([escape_cell(row[c]) for c in COLUMNS])

@@ -7,7 +7,6 @@ page can say how many are decided. `petal.data.decisions` reads the file for tra
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from petal.data.decisions import (
 )
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, read_limited
-from petal.spreadsheet import escape_cell, unescape_cell
+from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 
 UNDECIDED = ""
 
@@ -30,7 +29,8 @@ def relative_image_path(path: str) -> str:
     """`path` if it names a file inside a folder ('a/b.jpg'); PetalError for an absolute path
     or one that climbs out ('..'), whatever a file petal reads may say."""
     parts = PurePosixPath(path).parts
-    if not parts or PurePosixPath(path).is_absolute() or ".." in parts or "\\" in path:
+    if (not parts or PurePosixPath(path).is_absolute() or ".." in parts
+            or "\\" in path or "\0" in path):
         raise PetalError(f"{path!r} is not a path inside the data folder")
     return path
 
@@ -62,17 +62,30 @@ class ReviewSheet:
 
     def _column(self, name: str) -> int:
         names = [cell.strip().lower() for cell in self.header]
+        name = name.strip().lower()
         return names.index(name) if name in names else -1
 
     def _cell(self, row: list[str], name: str) -> str:
         at = self._column(name)
         return unescape_cell(row[at]) if at >= 0 else ""
 
+    def own_columns(self) -> list[str]:
+        """The columns a person added, by name, in order (each name once)."""
+        seen = set(COLUMNS)  # names compare as _column does: stripped, in lower case
+        own = []
+        for name in (cell.strip() for cell in self.header):
+            if name and name.lower() not in seen:
+                seen.add(name.lower())
+                own.append(name)
+        return own
+
     def findings(self) -> list[dict]:
-        """Each row as {path, finding, given, suggested, score, action, label} (text)."""
+        """Each row as {path, finding, given, suggested, score, action, label, and a person's
+        own columns} (text)."""
         found = []
+        own = self.own_columns()
         for row in self.rows:
-            item = {name: self._cell(row, name) for name in COLUMNS}
+            item = {name: self._cell(row, name) for name in (*COLUMNS, *own)}
             item["action"] = item["action"].strip().lower()
             found.append(item)
         return found
@@ -95,7 +108,7 @@ class ReviewSheet:
 
     def save(self) -> None:
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        writer = csv_writer(text)
         writer.writerow(self.header)
         writer.writerows(self.rows)
         atomic_write_bytes(self.path, text.getvalue().encode())

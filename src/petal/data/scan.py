@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from petal.data.image import ImageLoadError, load_image, open_image, read_image_file
 from petal.errors import PetalError
+from petal.fsutil import name_problem
 from petal.system import usable_cores, worker_context
 
 # Size at which the perceptual hash is computed; JPEGs are decoded at reduced scale.
@@ -100,6 +101,9 @@ def list_class_folders(root: Path) -> list[str]:
             f"{root} has no class folders: put each class's images in a sub-folder "
             f"named after the class (e.g. {root}/daisy/001.jpg)"
         )
+    for name in classes:  # a '\\' is a separator elsewhere: the name would not travel
+        if problem := name_problem(name):
+            raise PetalError(f"class folder {root / name}: {problem}; rename the folder")
     return classes
 
 

@@ -106,14 +106,14 @@ def _disagreement(item: dict) -> str:
 
 def write_review(result: Review, out: Path) -> list[str]:
     """Into `out`: review.json; review.csv, the file of decisions to edit (keeping the
-    decisions of one already there); review.html, the findings as thumbnails; contact sheets
-    of the first label mistakes and outliers."""
+    decisions and a person's own columns of one already there); review.html, the findings as
+    thumbnails; contact sheets of the first label mistakes and outliers."""
     out.mkdir(parents=True, exist_ok=True)
-    earlier = ReviewSheet.read(out / REVIEW_CSV).findings() if (out / REVIEW_CSV).exists() \
-        else []
+    earlier = ReviewSheet.read(out / REVIEW_CSV) if (out / REVIEW_CSV).exists() else None
     atomic_write_json(out / "review.json", result.to_json())
     write_review_file(out / REVIEW_CSV, result.label_issues, result.outliers, result.hard,
-                      earlier)
+                      earlier.findings() if earlier else [],
+                      earlier.own_columns() if earlier else [])
     write_review_page(result, out / "review.html")
     root = Path(result.root)
     sheets = {

@@ -17,7 +17,7 @@ from shlex import quote
 from petal.data.decisions import ACTIONS, REVIEW_CSV
 from petal.data.review_sheet import ReviewSheet, relative_image_path
 from petal.errors import PetalError
-from petal.fsutil import read_json, remove_stale_temporaries
+from petal.fsutil import name_problem, read_json, remove_stale_temporaries
 from petal.serve.local_page import Decision
 
 FINDINGS = {"label": "likely label mistake", "hard": "hard or ambiguous",
@@ -37,6 +37,8 @@ class ReviewFolder:
             summary = read_json(self.folder / "review.json")
             self.root = Path(str(summary["root"]))
             self.classes = [str(c) for c in summary["classes"]]
+            if problem := next(filter(None, map(name_problem, self.classes)), None):
+                raise ValueError(f"class {problem}")
             self.summary = (f"{int(summary['n_images'])} photos in {len(self.classes)} classes;"
                             f" {int(summary['folds'])}-fold out-of-fold predictions agree with "
                             f"the given label for {100 * float(summary['oof_accuracy']):.1f} %.")
