@@ -41,6 +41,8 @@ class PageServer:
             if found:
                 self.base, self.token = found.groups()
                 self.url = f"{self.base}/?token={self.token}"
+                # printed once the page answers, not before
+                assert httpx.get(f"{self.base}/healthz").status_code == 200
                 break
         else:
             raise AssertionError("the page did not start:\n" + "".join(lines))
@@ -270,12 +272,14 @@ def test_a_review_file_that_names_a_path_outside_the_folder_serves_nothing(
         (review_dir.parent / "data/cat/cat1.jpg").read_bytes())
     with open(review_dir / "review.csv", "a") as sheet:
         sheet.write("../outside.jpg,outlier,cat,,1.0,,cat\n")
+        sheet.write("cat/cat1.jpg\0.png,outlier,cat,,1.0,,cat\n")  # a NUL byte
     server = PageServer("review", str(review_dir))
     try:
-        answer = httpx.get(f"{server.base}/api/photo", params={"key": "../outside.jpg"},
-                           headers={"X-Petal-Token": server.token})
-        assert answer.status_code == 422
-        assert "not a path inside the data folder" in answer.json()["detail"]
+        for key in ["../outside.jpg", "cat/cat1.jpg\0.png"]:
+            answer = httpx.get(f"{server.base}/api/photo", params={"key": key},
+                               headers={"X-Petal-Token": server.token})
+            assert answer.status_code == 422, answer.text
+            assert "not a path inside the data folder" in answer.json()["detail"]
     finally:
         server.stop()
 

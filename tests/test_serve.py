@@ -343,7 +343,7 @@ def test_cli_serves_until_interrupted(tiny_run: Path) -> None:
         output = "".join(lines)
         match = re.search(r"at (http://127\.0\.0\.1:\d+)", output)
         assert match and "only this machine can reach it" in output, output
-        assert _wait_for(lambda: _healthy(match[1]), 60)
+        assert _healthy(match[1])  # the address is printed once the server answers
         models = httpx.get(f"{match[1]}/api/models").json()["models"]
         assert [m["name"] for m in models] == ["run"]  # the run folder's name
         process.send_signal(signal.SIGINT)
@@ -359,6 +359,23 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/healthz").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_bound_port_is_held_until_served() -> None:
+    """bind() listens at once: the port cannot be taken while petal works before serving
+    (as another program with SO_REUSEADDR could take a port bound but not listened on)."""
+    from petal.serve.server import bind
+
+    held = bind("127.0.0.1", 0)
+    try:
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                other.bind(held.getsockname())
+        with socket.create_connection(held.getsockname(), timeout=5):
+            pass  # a client waits in the queue instead of being refused
+    finally:
+        held.close()
 
 
 def test_cli_port_in_use(tiny_run: Path) -> None:

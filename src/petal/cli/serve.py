@@ -49,14 +49,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         apply_rejection(served.classifier, args)
     options = ServeOptions(max_upload_bytes=round(args.max_upload_mb * 2**20), top_k=args.top_k,
                            max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
-    url = url_of(sock)
     served = ", ".join(f"{m.name} ({m.classifier.engine} on "
                        f"{describe_device(m.classifier.device)})" for m in models)
-    print(f"Serving {served} at {url} (Ctrl-C stops)")
-    if args.host in ("127.0.0.1", "localhost", "::1"):
-        print(f"Bound to {args.host}: only this machine can reach it "
-              "(--host 0.0.0.0 exposes it to the network).", flush=True)
-    else:
-        print(f"Bound to {args.host}: other machines can reach it.", flush=True)
-    serve_forever(create_app(models, options), sock)
+
+    def say_address() -> None:  # once it answers
+        print(f"Serving {served} at {url_of(sock)} (Ctrl-C stops)")
+        if args.host in ("127.0.0.1", "localhost", "::1"):
+            print(f"Bound to {args.host}: only this machine can reach it "
+                  "(--host 0.0.0.0 exposes it to the network).", flush=True)
+        else:
+            print(f"Bound to {args.host}: other machines can reach it.", flush=True)
+
+    serve_forever(create_app(models, options), sock, ready=say_address)
     return 0

@@ -171,9 +171,12 @@ def listen(port: int) -> socket.socket:
 
 
 def serve_page(app: ASGIApp, sock: socket.socket, what: str) -> None:
-    """Print the page's address with a new token, then serve until Ctrl-C. Requests are not
-    logged: their lines would carry the token and bury the address."""
+    """Serve until Ctrl-C, printing the page's address with a new token once it answers.
+    Requests are not logged: their lines would carry the token and bury the address."""
     token = new_token()
-    print(f"{what}: open {url_of(sock)}/?token={token}  (Ctrl-C stops it; every decision is "
-          "already on disk)", flush=True)
-    serve_forever(TokenRequired(app, token), sock, log_level="warning")
+
+    def say_address() -> None:
+        print(f"{what}: open {url_of(sock)}/?token={token}  (Ctrl-C stops it; every decision "
+              "is already on disk)", flush=True)
+
+    serve_forever(TokenRequired(app, token), sock, log_level="warning", ready=say_address)

@@ -20,6 +20,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -114,7 +115,9 @@ class GuardedProtocol(H11Protocol):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port (port 0: any free one), or a PetalError saying why not."""
+    """A socket bound to host:port (port 0: any free one) and listening, so that the port
+    is this process's from now on, however long it works before serving (connections wait
+    in the queue); or a PetalError saying why not."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # An explicit IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so, and
     # without it each keep-alive response waits ~40 ms for a delayed ACK (Nagle).
@@ -122,6 +125,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(ConnectionLimits.max_connections)
     except OSError as exc:
         sock.close()
         raise PetalError(f"cannot listen on {host}:{port} ({exc.strerror}): "
@@ -134,19 +138,34 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _server(app: FastAPI, log_level: str, limits: ConnectionLimits) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling `ready` once it answers on its sockets."""
+
+    def __init__(self, config: uvicorn.Config, ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.ready is not None:
+            self.ready()
+
+
+def _server(app: FastAPI, log_level: str, limits: ConnectionLimits,
+            ready: Callable[[], None] | None = None) -> uvicorn.Server:
     protocol = functools.partial(GuardedProtocol, limits=limits)
-    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, http=protocol,
-                                         backlog=limits.max_connections,
-                                         timeout_graceful_shutdown=5))
+    return _Server(uvicorn.Config(app, log_level=log_level, http=protocol,
+                                  backlog=limits.max_connections, timeout_graceful_shutdown=5),
+                   ready)
 
 
 def serve_forever(app: FastAPI, sock: socket.socket,
-                  limits: ConnectionLimits = ConnectionLimits(), log_level: str = "info"
-                  ) -> None:
+                  limits: ConnectionLimits = ConnectionLimits(), log_level: str = "info",
+                  ready: Callable[[], None] | None = None) -> None:
     """Serve on `sock` until Ctrl-C; then raise KeyboardInterrupt (petal exits 130).
-    log_level "info" logs every request; "warning" only problems."""
-    server = _server(app, log_level, limits)
+    log_level "info" logs every request; "warning" only problems. `ready` is called once
+    the server answers (to print its address then, not before)."""
+    server = _server(app, log_level, limits, ready)
     server.run(sockets=[sock])
     # uvicorn re-raises the Ctrl-C it caught once shut down, but asyncio's own SIGINT
     # handler can turn that into a cancellation of an already finished task and lose it
