@@ -19,7 +19,12 @@ time, less those of the same command on harmless input, are the case's cost.
 - CSV (`petal predict --csv` on a photo filed under a folder named `=cmd|' -C calc'!A0`):
   whether a cell of the output starts with a formula character;
 - writers: two `petal train` started together into one --out, and `--resume` of a run
-  while it trains: which ones are refused, and with what.
+  while it trains: which ones are refused, and with what;
+- paths (each checked for what it must leave as it was): a symbolic link, a named pipe and a
+  folder as `--out FILE`, an `--out` inside the photo folder, `--resume` with options it
+  cannot honour, a first `petal predict` (its export in a child process) run from a folder
+  holding a `petal/` package, `petal label` with a model card whose class is `../../escaped`,
+  and review and label files whose photo names hold a carriage return.
 
 Prints one row per case and exits 1 if any case costs over 1 GiB, or over 2 CPU seconds
 (the targets of issue 21) but for a review file petal admits, whose parsing grows with its
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -251,11 +257,105 @@ def writers_section(folder: Path) -> dict:
     return result
 
 
+def _ran(args: list[str], cwd: Path | None = None) -> tuple[int, str]:
+    done = subprocess.run([PETAL, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+    return done.returncode, (done.stderr.strip().splitlines() or ["done"])[-1][:110]
+
+
+def paths_section(model: Path, folder: Path) -> dict:
+    """Hostile output paths, working folders and names (module docstring): each case's exit
+    status, last line, and whether what it must not touch is as it was."""
+    print("paths: what each case must leave as it was")
+    data = linked(FLOWERS, folder / "data", per_class=6)
+    (folder / "mine.txt").write_text("a person's file")
+    (folder / "link.json").symlink_to(folder / "mine.txt")
+    os.mkfifo(folder / "pipe.json")
+    (folder / "folder.onnx").mkdir()
+    fresh = folder / "fresh"  # the model without its export: the first use exports it
+    shutil.copytree(model, fresh, ignore=shutil.ignore_patterns("model.onnx*"))
+    work = folder / "work" / "petal"
+    work.mkdir(parents=True)
+    (work / "__init__.py").write_text(f"open({str(folder / 'ran')!r}, 'w').write('ran')\n")
+    crafted = folder / "crafted"
+    shutil.copytree(model, crafted)
+    card = json.loads((crafted / "model.json").read_text())
+    card["classes"][0] = "../../escaped"
+    (crafted / "model.json").write_text(json.dumps(card))
+    (folder / "unlabelled").mkdir()
+    shutil.copyfile(FLOWER, folder / "unlabelled" / "a.jpg")
+    photos = sorted(p.name for p in data.rglob("*"))
+    cases = {
+        "a symbolic link as data split --out": (
+            ["data", "split", str(data), "--out", str(folder / "link.json")], None, 1,
+            lambda: (folder / "link.json").is_symlink()
+            and (folder / "mine.txt").read_text() == "a person's file"),
+        "a named pipe as data split --out": (
+            ["data", "split", str(data), "--out", str(folder / "pipe.json")], None, 1,
+            lambda: (folder / "pipe.json").is_fifo()),
+        "a folder as export --out": (
+            ["export", str(model), "--out", str(folder / "folder.onnx")], None, 1,
+            lambda: not any((folder / "folder.onnx").iterdir())),
+        "data review --out inside the photos": (
+            ["data", "review", str(data), "--out", str(data / "rev")], None, 1,
+            lambda: sorted(p.name for p in data.rglob("*")) == photos),
+        "train --resume with other options": (
+            ["train", "--resume", str(model.parent), "--set", "epochs=30", "--lr", "0.5",
+             "--data", "/nonexistent"], None, 1, lambda: True),
+        "a petal/ package in the working folder": (
+            ["predict", str(fresh), str(FLOWER)], folder / "work", 0,
+            lambda: not (folder / "ran").exists() and (fresh / "model.onnx").is_file()),
+        "a model card's class ../../escaped": (
+            ["label", str(folder / "unlabelled"), "--model", str(crafted), "--out",
+             str(folder / "labels" / "new")], None, 1,
+            lambda: not (folder / "escaped").exists() and not (folder / "labels").exists()),
+    }
+    rows = {}
+    for name, (args, cwd, expected, untouched) in cases.items():
+        status, said = _ran(args, cwd)
+        rows[name] = {"exit": status, "said": said.replace(str(folder), "TMP"),
+                      "as_expected": status == expected and untouched()}
+        print(f"  {name:40} exit {status}{'' if rows[name]['as_expected'] else ' (UNEXPECTED)'}"
+              f"  {rows[name]['said']}", flush=True)
+    rows["names with a carriage return"] = _carriage_return(folder)
+    return {"cases": rows, "as_expected": all(row["as_expected"] for row in rows.values())}
+
+
+def _carriage_return(folder: Path) -> dict:
+    """A review file and a labels file whose photo names hold CR and LF: each row reads back
+    whole after a decision."""
+    from petal.data.decisions import write_review_file
+    from petal.data.new_labels import NewLabels
+    from petal.data.review_sheet import ReviewSheet
+
+    names = ["cr\rname.jpg", "lf\nname.jpg"]
+    write_review_file(folder / "review.csv", [{"path": f"daisy/{n}", "given": "daisy",
+                                               "suggested": "rose", "score": 0.5}
+                                              for n in names], [])
+    sheet = ReviewSheet.read(folder / "review.csv")
+    sheet.decide(f"daisy/{names[0]}", "exclude")
+    sheet.save()
+    rows = [r["path"] for r in ReviewSheet.read(folder / "review.csv").findings()]
+    photos = folder / "odd"
+    photos.mkdir()
+    for name in names:
+        shutil.copyfile(FLOWER, photos / name)
+    new = NewLabels.open(folder / "odd-labels", ["daisy", "rose"], photos)
+    for name in names:
+        new.decide(new.photos / name, hashlib.sha256(FLOWER.read_bytes()).hexdigest(),
+                   "label", "rose")
+    again = NewLabels.open(folder / "odd-labels", ["daisy", "rose"], photos)
+    row = {"review_rows": len(rows), "label_rows": len(again.rows),
+           "as_expected": rows == [f"daisy/{n}" for n in names] and len(again.rows) == 2}
+    print(f"  {'names with a carriage return':40} review rows {row['review_rows']}, label "
+          f"rows {row['label_rows']}{'' if row['as_expected'] else ' (UNEXPECTED)'}")
+    return row
+
+
 def _plain(figures: dict) -> dict:
     return {key: value for key, value in figures.items() if key != "output"}
 
 
-SECTIONS = ("images", "review", "novelty", "csv", "writers")
+SECTIONS = ("images", "review", "novelty", "csv", "writers", "paths")
 
 
 def main() -> int:
@@ -279,6 +379,7 @@ def main() -> int:
                 "novelty": lambda: novelty_section(model, where),
                 "csv": lambda: csv_section(str(model), where),
                 "writers": lambda: writers_section(where),
+                "paths": lambda: paths_section(model, where),
             }[section]()
     rows = {f"{section}: {name}": row for section in ("images", "review", "novelty")
             if section in results for name, row in results[section]["cases"].items()}
@@ -286,7 +387,7 @@ def main() -> int:
     over = [name for name, row in rows.items() if row["extra_mib"] > LIMIT_MIB or (
         row["extra_cpu_s"] > LIMIT_CPU_S and not (name.startswith("review") and not row["exit"]))]
     unexpected = [name for name, row in rows.items() if not row["as_expected"]] + [
-        section for section in ("csv", "writers")
+        section for section in ("csv", "writers", "paths")
         if section in results and not results[section]["as_expected"]]
     print(f"over {LIMIT_MIB} MiB or {LIMIT_CPU_S} s: {', '.join(over) or 'none'}; "
           f"not ended as they should: {', '.join(unexpected) or 'none'}")
