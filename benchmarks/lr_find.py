@@ -4,7 +4,7 @@
         --json benchmarks/results/lr_find.json
 
 For each fast recipe and split seed: the range test's time and every rule's suggestion
-(petal.train.lr_range.RULES) on petal's curve and on fastai's (an exponential average, which
+(petal.training.lr_range.RULES) on petal's curve and on fastai's (an exponential average, which
 lags), and Lightning's own on its own curve, next to the recipe's LR;
 with --train, the validation accuracy of a training at the shipped rule's suggestion (what
 `--lr auto` does) and at the recipe's LR, same split, same seed.
@@ -25,9 +25,9 @@ from common import FLOWERS, machine
 
 from petal.data.scan import scan_folder
 from petal.data.split import make_split
-from petal.train.fit import TrainRequest, find_lr, fit, prepare
-from petal.train.lr_range import RULES, SUGGESTION_RULE, smoothed
-from petal.train.recipes import get_recipe
+from petal.training.fit import TrainRequest, find_lr, fit, prepare
+from petal.training.lr_range import RULES, SUGGESTION_RULE, smoothed
+from petal.training.recipes import get_recipe
 
 
 def fastai_curve(losses: list[float], beta: float = 0.98) -> np.ndarray:

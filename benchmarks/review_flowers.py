@@ -30,8 +30,8 @@ from petal.data.scan import scan_folder
 from petal.data.split import make_split
 from petal.jobs.review import review
 from petal.report.figures import plot_gallery, thumbnail
-from petal.train.fit import TrainRequest, fit
-from petal.train.recipes import get_recipe
+from petal.training.fit import TrainRequest, fit
+from petal.training.recipes import get_recipe
 
 SHEET_SIZE = 30
 

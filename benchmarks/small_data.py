@@ -31,7 +31,7 @@ from common import FLOWERS, machine, train
 
 import petal
 from petal.inference.export import export
-from petal.train.calibration import expected_calibration_error
+from petal.training.calibration import expected_calibration_error
 
 TEST_PHOTOS = 1000
 MODES = {"one split": ["--folds", "0"], "default": []}

@@ -49,8 +49,8 @@ from petal.jobs.evaluate import auroc, central_crops, decoded_squares, split_set
 from petal.models.features import AnswerWithFeatures
 from petal.paths import cache_root
 from petal.run_folder import SPLIT_FILE
-from petal.train.cut import cut_trunks
-from petal.train.feature_cache import trunk_features
+from petal.training.cut import cut_trunks
+from petal.training.feature_cache import trunk_features
 
 LITE = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 # name -> (model, recipe overrides); "@" sizes about 1.25 times each trunk's own

@@ -49,8 +49,8 @@ def flowers() -> Path:
 
 
 def _fit(data: Path, out: Path, overrides: list[str]) -> Path:
-    from petal.train.fit import TrainRequest, fit
-    from petal.train.recipes import get_recipe
+    from petal.training.fit import TrainRequest, fit
+    from petal.training.recipes import get_recipe
 
     recipe = get_recipe("original-resnet9", overrides)
     fit(TrainRequest(data=data, recipe=recipe, out=out, cache_dir=str(out.parent / "cache")),
@@ -110,8 +110,8 @@ def colour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, rgb in COLOURS.items():
         colour_photos(root / "data", name, rgb, 20)
     colour_photos(root / "other", "green", (30, 190, 40), 6)
-    from petal.train.fit import TrainRequest, fit
-    from petal.train.recipes import get_recipe
+    from petal.training.fit import TrainRequest, fit
+    from petal.training.recipes import get_recipe
 
     recipe = get_recipe("fast-resnet9", ["width=0.125", "input_size=32", "batch_size=8",
                                          "epochs=4"])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from petal.train.fit import TrainRequest, fit
-from petal.train.recipes import get_recipe
+from petal.training.fit import TrainRequest, fit
+from petal.training.recipes import get_recipe
 
 pytestmark = pytest.mark.slow
 

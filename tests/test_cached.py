@@ -16,10 +16,10 @@ from petal.errors import PetalError, PetalWarning
 from petal.inference.model_folder import load_model
 from petal.inference.preprocess import center_crop, to_input
 from petal.models import build_model
-from petal.train.cut import cut_network
-from petal.train.feature_cache import CachedFeatures, FeatureCache, features_key, view_crop
-from petal.train.fit import TrainRequest, fit
-from petal.train.recipes import get_recipe
+from petal.training.cut import cut_network
+from petal.training.feature_cache import CachedFeatures, FeatureCache, features_key, view_crop
+from petal.training.fit import TrainRequest, fit
+from petal.training.recipes import get_recipe
 
 
 @pytest.mark.parametrize(("name", "cuts"), [

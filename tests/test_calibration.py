@@ -16,7 +16,7 @@ from petal.inference.export import export
 from petal.inference.model_folder import load_model
 from petal.inference.preprocess import to_input
 from petal.stats import softmax
-from petal.train.calibration import calibrate, expected_calibration_error, fit_temperature
+from petal.training.calibration import calibrate, expected_calibration_error, fit_temperature
 
 
 def _sampled(temperature: float, n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

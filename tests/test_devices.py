@@ -1,5 +1,5 @@
 """Where petal computes: the device inference runs on (petal.inference.device) and the number
-format training runs at (petal.train.precision). The suite runs on CPU-only machines: a GPU
+format training runs at (petal.training.precision). The suite runs on CPU-only machines: a GPU
 is checked by benchmarks/gpu.sh, and here what a user without one sees."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import petal
 from conftest import write_image
 from petal.errors import PetalError
 from petal.inference.device import describe_device, onnx_providers, resolve_device
-from petal.train.precision import cpu_has_fast_bf16, training_precision
+from petal.training.precision import cpu_has_fast_bf16, training_precision
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 
@@ -68,8 +68,8 @@ def test_auto_precision_is_bf16_only_for_images_on_hardware_made_for_it() -> Non
 
 def test_bf16_training_saves_float32_weights_that_predict(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture) -> None:
-    from petal.train.fit import TrainerOptions, TrainRequest, fit
-    from petal.train.recipes import get_recipe
+    from petal.training.fit import TrainerOptions, TrainRequest, fit
+    from petal.training.recipes import get_recipe
 
     for c, label in enumerate(["cat", "dog"]):
         for i in range(8):

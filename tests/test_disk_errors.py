@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import petal
-from petal.train.checkpoints import read_checkpoint
+from petal.training.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.integration  # whole trainings in subprocesses
 PETAL = Path(sys.executable).with_name("petal")

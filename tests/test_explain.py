@@ -42,8 +42,8 @@ def _peak_quadrant(heat: np.ndarray) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def quadrant_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from petal.train.fit import TrainRequest, fit
-    from petal.train.recipes import get_recipe
+    from petal.training.fit import TrainRequest, fit
+    from petal.training.recipes import get_recipe
 
     root = tmp_path_factory.mktemp("quadrants")
     for c, (name, quadrant) in enumerate(QUADRANTS.items()):

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import colour_photos
 from petal.cli import main
-from petal.train.lr_range import RULES, RangeTest, smoothed, suggest
+from petal.training.lr_range import RULES, RangeTest, smoothed, suggest
 
 
 def lightning_curve(losses: list[float], beta: float = 0.98) -> list[float]:
@@ -77,9 +77,9 @@ def test_the_suggestion_trains_well(colours: Path, tmp_path: Path) -> None:
     apart and calls good those whose final training loss gets at least 3/4 of the way from
     where the smallest LR leaves it (1e-5: hardly trained) to the best; the range test's
     suggestion must lie within the good ones."""
-    from petal.train.batches import train_loader
-    from petal.train.fit import TrainRequest, find_lr, prepare
-    from petal.train.recipes import get_recipe
+    from petal.training.batches import train_loader
+    from petal.training.fit import TrainRequest, find_lr, prepare
+    from petal.training.recipes import get_recipe
 
     request = TrainRequest(data=colours, recipe=get_recipe("fast-transfer"), out=tmp_path,
                            cache_dir=str(tmp_path / "cache"))

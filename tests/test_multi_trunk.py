@@ -28,9 +28,9 @@ from petal.models.multi_trunk import NORM_EPS, MultiTrunk
 from petal.serve.app import ServeOptions, create_app
 from petal.serve.served import load_models
 from petal.serve.server import BackgroundServer
-from petal.train.cut import cut_trunks
-from petal.train.fit import TrainRequest, fit
-from petal.train.recipes import get_recipe
+from petal.training.cut import cut_trunks
+from petal.training.fit import TrainRequest, fit
+from petal.training.recipes import get_recipe
 
 TWO = "efficientnet_lite0@64+efficientnet_lite1@48"  # small sizes: seconds on a CPU
 THREE = "efficientnet_lite0@64+efficientnet_lite1@48+efficientnet_lite2@56"

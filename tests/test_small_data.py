@@ -18,9 +18,9 @@ from conftest import card_edited_copy, colour_photos
 from petal.cli import main
 from petal.inference import novelty
 from petal.run_folder import OUT_OF_FOLD_FILE
-from petal.train.calibration import calibrate
-from petal.train.outputs import OutOfFold
-from petal.train.validated import chosen_folds
+from petal.training.calibration import calibrate
+from petal.training.outputs import OutOfFold
+from petal.training.validated import chosen_folds
 
 
 def test_the_final_model_trained_on_every_photo(small_cv_run: Path) -> None:

@@ -27,9 +27,9 @@ from petal.jobs.evaluate import EvalRequest, evaluate
 from petal.models.features import classifier_head
 from petal.models.registry import build_model
 from petal.run_folder import HISTORY_COLUMNS, find_model_folder, read_history
-from petal.train.fit import TrainRequest, fit, request_from_run, resume
-from petal.train.module import build_optimizer, parameter_groups
-from petal.train.recipes import RECIPES, get_recipe
+from petal.training.fit import TrainRequest, fit, request_from_run, resume
+from petal.training.module import build_optimizer, parameter_groups
+from petal.training.recipes import RECIPES, get_recipe
 
 # A ResNet9 at 1/8 width on 32 px images: the real architecture, seconds to train.
 TINY = ["--set", "width=0.125", "--set", "input_size=32", "--set", "batch_size=4"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from petal.cli.common import add_progress, resolve_data, wants_progress
 from petal.cli.train import add_training_args
 from petal.errors import PetalError
-from petal.train.lr_range import RULES, SUGGESTION_RULE
+from petal.training.lr_range import RULES, SUGGESTION_RULE
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -30,8 +30,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from petal.paths import refuse_inside
     from petal.run_folder import LR_FIND_PLOT
-    from petal.train.fit import TrainRequest, find_lr, prepare
-    from petal.train.recipes import get_recipe
+    from petal.training.fit import TrainRequest, find_lr, prepare
+    from petal.training.recipes import get_recipe
 
     if not args.data:
         raise PetalError("--data DIR is required: the range test trains on it")

@@ -11,7 +11,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from petal.train.recipes import describe_recipes
+    from petal.training.recipes import describe_recipes
 
     print(describe_recipes())
     return 0

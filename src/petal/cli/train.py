@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
 from petal.errors import PetalError
 from petal.paths import refuse_inside
-from petal.train.precision import AUTO, CHOICES
+from petal.training.precision import AUTO, CHOICES
 
 if TYPE_CHECKING:
-    from petal.train.fit import TrainRequest
+    from petal.training.fit import TrainRequest
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def _trainer_options(args: argparse.Namespace):
-    from petal.train.fit import TrainerOptions
+    from petal.training.fit import TrainerOptions
 
     return TrainerOptions(accelerator=args.accelerator, devices=args.devices,
                           num_nodes=args.num_nodes, strategy=args.strategy,
@@ -60,8 +60,8 @@ def _lr(text: str | None) -> float | str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from petal.train.fit import TrainRequest, holding, resume
-    from petal.train.recipes import get_recipe
+    from petal.training.fit import TrainRequest, holding, resume
+    from petal.training.recipes import get_recipe
 
     if args.resume:
         if given := _options_given(args, besides=("resume", "progress")):
@@ -90,12 +90,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(request: TrainRequest, args: argparse.Namespace) -> None:
-    """Check everything, say what will happen, then train (petal.train.validated)."""
+    """Check everything, say what will happen, then train (petal.training.validated)."""
     from lightning.pytorch.utilities import rank_zero_only
 
     from petal.run_folder import is_run_folder
-    from petal.train.fit import scan_and_split
-    from petal.train.validated import chosen_folds, plan, train_validated
+    from petal.training.fit import scan_and_split
+    from petal.training.validated import chosen_folds, plan, train_validated
 
     out, progress = request.out, wants_progress(args)
     if rank_zero_only.rank == 0 and is_run_folder(out):

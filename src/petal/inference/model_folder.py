@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # torch is imported only where weights are read or written
 MODEL_FORMAT = "petal-model/1"
 WEIGHTS_FILE = "model.safetensors"
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,843
-# the temperatures petal fits (petal.train.calibration); NaN or 0 would ruin every answer
+# the temperatures petal fits (petal.training.calibration); NaN or 0 would ruin every answer
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
 
@@ -49,7 +49,7 @@ class ModelCard:
     data: str = ""
     split: str | None = None  # the split file, relative to this model folder
     novelty: dict | None = None  # the novelty score's settings (petal.inference.novelty), if fitted
-    # temperature scaling (petal.train.calibration): temperature, fitted_on, n, ece before
+    # temperature scaling (petal.training.calibration): temperature, fitted_on, n, ece before
     # and after; None for a model trained before petal 0.3 (temperature 1)
     calibration: dict | None = None
     petal_version: str = __version__

@@ -130,7 +130,7 @@ def with_scores(train_features: np.ndarray, val_scores: np.ndarray, keep: float 
                 k: int = KNN_K) -> Novelty:
     """A novelty score whose reference is `train_features` and whose threshold comes from
     scores computed elsewhere: out-of-fold ones, each photo scored by a model that never
-    trained on it (petal.train.cross_validate)."""
+    trained on it (petal.training.cross_validate)."""
     check_keep(keep)
     reference = reference_features(train_features)
     return Novelty(reference, np.asarray(val_scores, np.float32), keep, min(k, len(reference)))

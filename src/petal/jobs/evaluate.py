@@ -74,7 +74,7 @@ from petal.stats import (
     softmax,
     wilson_interval,
 )
-from petal.train.calibration import expected_calibration_error
+from petal.training.calibration import expected_calibration_error
 
 N_BINS = 15  # calibration bins, for ECE and the reliability diagram
 

@@ -55,11 +55,11 @@ from petal.run_folder import (
 )
 from petal.stats import describe_accuracy, mcnemar_p
 from petal.system import usable_cores
-from petal.train.cross_validate import cross_validate, format_cross_validation
-from petal.train.fit import TrainRequest, find_lr, fit, prepare
-from petal.train.outputs import OutOfFold
-from petal.train.recipes import get_recipe
-from petal.train.validated import chosen_folds, plan
+from petal.training.cross_validate import cross_validate, format_cross_validation
+from petal.training.fit import TrainRequest, find_lr, fit, prepare
+from petal.training.outputs import OutOfFold
+from petal.training.recipes import get_recipe
+from petal.training.validated import chosen_folds, plan
 
 T = TypeVar("T")
 RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"),

@@ -34,8 +34,8 @@ from petal.models import architecture_config, build_model, default_weights
 from petal.models.features import AnswerWithFeatures
 from petal.paths import cache_root
 from petal.stats import softmax
-from petal.train.cut import cut_trunks
-from petal.train.feature_cache import trunk_features
+from petal.training.cut import cut_trunks
+from petal.training.feature_cache import trunk_features
 
 FOLDS = 5
 TRAIN_FROM = "conv_head"  # fast-transfer's cut: its cached features serve the review too
@@ -140,7 +140,7 @@ def outlier_scores(features: np.ndarray) -> np.ndarray:
 def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: str,
                     cache_dir: str | os.PathLike | None, progress: bool) -> np.ndarray:
     """(N, D) pooled penultimate features of a pretrained `model`: the trunk's cached
-    outputs (petal.train.feature_cache) through the rest of the network's pretrained layers."""
+    outputs (petal.training.feature_cache) through the rest of the network's pretrained layers."""
     weights = default_weights(model)
     if weights is None:
         raise PetalError(f"{model} has no pretrained weights: review with a pretrained model "

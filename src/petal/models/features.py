@@ -65,7 +65,7 @@ class AnswerWithFeatures(nn.Module):
                  temperature: float = 1.0) -> None:
         super().__init__()
         self.answer = answering(network, spec)
-        self.temperature = temperature  # logits / T: calibrated (petal.train.calibration)
+        self.temperature = temperature  # logits / T: calibrated (petal.training.calibration)
         head = classifier_head(network)
         # a distilled timm model's two heads: the first (the class token's) is hooked
         self.head = head[0] if isinstance(head, nn.ModuleList) else head
@@ -73,7 +73,7 @@ class AnswerWithFeatures(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # a mirroring answer runs [images, mirrors]: the first rows; stored features of
-        # several trunks come as a list (petal.train.cut)
+        # several trunks come as a list (petal.training.cut)
         count = len(images[0]) if isinstance(images, list) else images.shape[0]
         seen: list[torch.Tensor] = []
         taps: list[torch.Tensor] = []

@@ -140,7 +140,7 @@ class MultiTrunk(nn.Module):
 
 class MultiTop(nn.Module):
     """The trained part of a cut MultiTrunk: each trunk's top, from its stored features, then
-    the shared classifier (petal.train.cut); it shares the model's parameters."""
+    the shared classifier (petal.training.cut); it shares the model's parameters."""
 
     def __init__(self, tops: Sequence[nn.Module], classifier: nn.Linear) -> None:
         super().__init__()

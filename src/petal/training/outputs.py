@@ -1,6 +1,6 @@
 """What a trained network says of photos, as inference will compute it: logits and
 penultimate features, from which the end of training fits the novelty score
-(petal.inference.novelty) and the temperature (petal.train.calibration); and what
+(petal.inference.novelty) and the temperature (petal.training.calibration); and what
 cross-validation's models said of the photos each did not train on (OutOfFold), from which
 a final model trained on every photo fits them."""
 
@@ -20,8 +20,8 @@ from petal.errors import PetalError
 from petal.fsutil import atomic_write_bytes, read_json, read_limited
 from petal.models.features import AnswerWithFeatures
 from petal.models.spec import InputSpec
-from petal.train.batches import eval_loader
-from petal.train.module import ClassifierModule
+from petal.training.batches import eval_loader
+from petal.training.module import ClassifierModule
 
 MAX_OUT_OF_FOLD_BYTES = 256 * 2**20  # a million photos of 60 classes
 

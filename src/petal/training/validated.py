@@ -17,8 +17,8 @@ import dataclasses
 from petal.data.scan import DatasetIndex
 from petal.data.split import Split, check_folds
 from petal.run_folder import LR_FIND_PLOT
-from petal.train.cross_validate import cross_validate, format_cross_validation
-from petal.train.fit import (
+from petal.training.cross_validate import cross_validate, format_cross_validation
+from petal.training.fit import (
     SMALL_HELD_OUT,
     TrainRequest,
     TrainResult,

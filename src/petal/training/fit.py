@@ -53,17 +53,17 @@ from petal.run_folder import (
     writing,
 )
 from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
-from petal.train.batches import CachedImages, eval_loader, train_loader
-from petal.train.calibration import calibrate
-from petal.train.checkpoints import SafeCheckpointIO, read_checkpoint
-from petal.train.cut import cut_trunks
-from petal.train.feature_cache import CachedFeatures, trunk_features
-from petal.train.history import HistoryWriter
-from petal.train.lr_range import SUGGESTION_RULE, RangeTest
-from petal.train.module import ClassifierModule
-from petal.train.outputs import OutOfFold, collect_outputs, read_cross_validation
-from petal.train.precision import AUTO, describe_training, training_precision, uses_cuda
-from petal.train.recipes import Recipe, recipe_from_json
+from petal.training.batches import CachedImages, eval_loader, train_loader
+from petal.training.calibration import calibrate
+from petal.training.checkpoints import SafeCheckpointIO, read_checkpoint
+from petal.training.cut import cut_trunks
+from petal.training.feature_cache import CachedFeatures, trunk_features
+from petal.training.history import HistoryWriter
+from petal.training.lr_range import SUGGESTION_RULE, RangeTest
+from petal.training.module import ClassifierModule
+from petal.training.outputs import OutOfFold, collect_outputs, read_cross_validation
+from petal.training.precision import AUTO, describe_training, training_precision, uses_cuda
+from petal.training.recipes import Recipe, recipe_from_json
 from petal.version import __version__
 
 # Held-out photos below which one split cannot set an accuracy, a threshold or a
@@ -83,7 +83,7 @@ class TrainerOptions:
     devices: str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = AUTO  # petal.train.precision: bf16 mixed where the hardware has it
+    precision: str = AUTO  # petal.training.precision: bf16 mixed where the hardware has it
 
 
 @dataclass
@@ -339,7 +339,7 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
             progress: bool = True, rule: str = SUGGESTION_RULE) -> RangeTest:
     """The LR range test on the training data; saves the plot (unless `plot_path` is None).
     Lightning's tuner runs it (and restores the weights afterwards); the curve and the
-    suggestion come from the raw losses (petal.train.lr_range says why)."""
+    suggestion come from the raw losses (petal.training.lr_range says why)."""
     quiet_lightning()
     started = time.perf_counter()
     trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,

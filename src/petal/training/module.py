@@ -10,7 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from petal.inference.preprocess import scale_and_shift
 from petal.models.features import classifier_head
 from petal.models.spec import InputSpec
-from petal.train.recipes import Recipe
+from petal.training.recipes import Recipe
 
 # onecycle: the share of steps spent raising the LR (every recipe used 0.25 when it was a
 # field; docs/TUNING.md)
@@ -64,7 +64,7 @@ class ClassifierModule(L.LightningModule):
                       batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
         loss = self.criterion(self(inputs), labels)
-        if self.step_losses is not None:  # the LR range test reads them (petal.train.lr_range)
+        if self.step_losses is not None:  # the LR range test reads them (petal.training.lr_range)
             self.step_losses.append(float(loss.detach()))
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)

@@ -29,9 +29,9 @@ from petal.fsutil import atomic_write_json
 from petal.inference import novelty
 from petal.run_folder import CROSS_VALIDATION_FILE, OUT_OF_FOLD_FILE
 from petal.stats import describe_accuracy, wilson_interval
-from petal.train.batches import train_loader
-from petal.train.fit import TrainRequest, precision_of, prepare, quiet_lightning, scan_and_split
-from petal.train.outputs import OutOfFold, collect_outputs
+from petal.training.batches import train_loader
+from petal.training.fit import TrainRequest, precision_of, prepare, quiet_lightning, scan_and_split
+from petal.training.outputs import OutOfFold, collect_outputs
 
 
 def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, Split],

@@ -43,7 +43,7 @@ from petal.inference.device import CPU, onnx_has_cuda, onnx_providers
 from petal.inference.preprocess import to_input
 from petal.models.spec import InputSpec
 from petal.system import usable_cores
-from petal.train.cut import StoredTrunk
+from petal.training.cut import StoredTrunk
 
 FEATURE_FORMAT = 1  # bump when the meaning of stored features changes
 BATCH = 32
@@ -160,7 +160,7 @@ Features = np.ndarray | RowView
 
 def trunk_features(root: str | os.PathLike, stored: StoredTrunk, architecture: dict,
                    spec: InputSpec, several: bool, device: str = CPU) -> FeatureCache:
-    """The feature cache of one trunk of a cut model (petal.train.cut.cut_trunks): keyed by
+    """The feature cache of one trunk of a cut model (petal.training.cut.cut_trunks): keyed by
     the model's `architecture`, or, for one of several trunks, by that trunk alone; its
     missing features computed on `device`."""
     described = {"trunk": stored.name} if several else architecture
