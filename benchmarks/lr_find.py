@@ -25,8 +25,9 @@ from common import FLOWERS, machine
 
 from petal.data.scan import scan_folder
 from petal.data.split import make_split
-from petal.training.fit import TrainRequest, find_lr, fit, prepare
+from petal.training.fit import TrainRequest, find_lr, prepare
 from petal.training.lr_range import RULES, SUGGESTION_RULE, smoothed
+from petal.training.orchestrator import train_model
 from petal.training.recipes import get_recipe
 
 
@@ -90,10 +91,10 @@ def main() -> int:
                                                      for k, v in rules.items()), flush=True)
                 if args.train:
                     for label, lr in (("recipe", None), ("auto", test.suggestion)):
-                        trained = fit(TrainRequest(
+                        request = TrainRequest(
                             data=args.data, recipe=recipe, out=Path(scratch) / f"{name}{seed}"
-                            f"{label}", split_file=split_file, lr=lr, cache_dir=args.cache_dir),
-                            time.perf_counter(), progress=False)
+                            f"{label}", split_file=split_file, lr=lr, cache_dir=args.cache_dir)
+                        trained = train_model(request, folds=0, progress=False)
                         row[f"val_acc_{label}"] = round(trained.val_acc, 6)
                         row[f"train_seconds_{label}"] = round(trained.seconds, 1)
                     row["range_test_share"] = round(test.seconds / row["train_seconds_recipe"], 3)

@@ -30,7 +30,8 @@ from petal.data.scan import scan_folder
 from petal.data.split import make_split
 from petal.jobs.review import review
 from petal.report.figures import plot_gallery, thumbnail
-from petal.training.fit import TrainRequest, fit
+from petal.training.fit import TrainRequest
+from petal.training.orchestrator import train_model
 from petal.training.recipes import get_recipe
 
 SHEET_SIZE = 30
@@ -52,7 +53,7 @@ def write_sheet(found: list[dict], root: Path, path: Path) -> None:
 def accuracy(data: Path, split_file: Path, out: Path, cache_dir: str | None) -> float:
     request = TrainRequest(data=data, recipe=get_recipe("fast-transfer"), out=out,
                            split_file=split_file, cache_dir=cache_dir)
-    return fit(request, time.perf_counter(), progress=False).val_acc
+    return train_model(request, folds=0, progress=False).val_acc
 
 
 def main() -> int:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from petal.cli.terminal import show_on_terminal
+
+show_on_terminal()  # petal's lines where a test reads them (capsys), as the CLI shows them
 
 FLOWERS = Path(os.environ.get("PETAL_FLOWERS",
                               Path(__file__).resolve().parents[2] / "shared/data/flowers"))
@@ -49,12 +52,10 @@ def flowers() -> Path:
 
 
 def _fit(data: Path, out: Path, overrides: list[str]) -> Path:
-    from petal.training.fit import TrainRequest, fit
-    from petal.training.recipes import get_recipe
+    import petal
 
-    recipe = get_recipe("original-resnet9", overrides)
-    fit(TrainRequest(data=data, recipe=recipe, out=out, cache_dir=str(out.parent / "cache")),
-        time.perf_counter(), progress=False)
+    petal.train(data, out=out, recipe="original-resnet9", overrides=overrides,
+                cache_dir=out.parent / "cache", folds=0, progress=False)
     return out
 
 
@@ -110,13 +111,11 @@ def colour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, rgb in COLOURS.items():
         colour_photos(root / "data", name, rgb, 20)
     colour_photos(root / "other", "green", (30, 190, 40), 6)
-    from petal.training.fit import TrainRequest, fit
-    from petal.training.recipes import get_recipe
+    import petal
 
-    recipe = get_recipe("fast-resnet9", ["width=0.125", "input_size=32", "batch_size=8",
-                                         "epochs=4"])
-    fit(TrainRequest(data=root / "data", recipe=recipe, out=root / "run",
-                     cache_dir=str(root / "cache")), time.perf_counter(), progress=False)
+    petal.train(root / "data", out=root / "run", recipe="fast-resnet9",
+                overrides=["width=0.125", "input_size=32", "batch_size=8", "epochs=4"],
+                cache_dir=root / "cache", folds=0, progress=False)
     return root / "run"
 
 

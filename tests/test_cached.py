@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ from petal.inference.preprocess import center_crop, to_input
 from petal.models import build_model
 from petal.training.cut import cut_network
 from petal.training.feature_cache import CachedFeatures, FeatureCache, features_key, view_crop
-from petal.training.fit import TrainRequest, fit
+from petal.training.fit import TrainRequest
+from petal.training.orchestrator import train_model
 from petal.training.recipes import get_recipe
 
 
@@ -108,9 +108,9 @@ def test_cached_recipe_saves_an_ordinary_model(image_folder: Path, tmp_path: Pat
     recipe = get_recipe("original-transfer", ["mode=cached", "eval_crop=center",
                                               "train_from=blocks.6", "input_size=64",
                                               "batch_size=4", "epochs=2", "tta_flip=true"])
-    result = fit(TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
-                              cache_dir=str(tmp_path / "cache")), time.perf_counter(),
-                 progress=False)
+    result = train_model(TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
+                                      cache_dir=str(tmp_path / "cache")), folds=0,
+                         progress=False)
     views = sorted(p.name for p in (tmp_path / "cache" / "features").glob("*/view*"))
     assert views == ["view0", "view1"]  # the central crops, and their mirrors for validation
     classifier = petal.load(result.run_dir)

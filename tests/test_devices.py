@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -68,7 +67,8 @@ def test_auto_precision_is_bf16_only_for_images_on_hardware_made_for_it() -> Non
 
 def test_bf16_training_saves_float32_weights_that_predict(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture) -> None:
-    from petal.training.fit import TrainerOptions, TrainRequest, fit
+    from petal.training.fit import TrainerOptions, TrainRequest
+    from petal.training.orchestrator import train_model
     from petal.training.recipes import get_recipe
 
     for c, label in enumerate(["cat", "dog"]):
@@ -76,10 +76,10 @@ def test_bf16_training_saves_float32_weights_that_predict(tmp_path: Path,
             write_image(tmp_path / "data" / label / f"{label}{i}.jpg", seed=10 * c + i)
     recipe = get_recipe("fast-resnet9", ["width=0.125", "input_size=32", "batch_size=4",
                                          "epochs=1"])
-    result = fit(TrainRequest(data=tmp_path / "data", recipe=recipe, out=tmp_path / "run",
-                              cache_dir=str(tmp_path / "cache"),
-                              trainer=TrainerOptions(precision="bf16-mixed")),
-                 time.perf_counter(), progress=False)
+    result = train_model(TrainRequest(data=tmp_path / "data", recipe=recipe,
+                                      out=tmp_path / "run", cache_dir=str(tmp_path / "cache"),
+                                      trainer=TrainerOptions(precision="bf16-mixed")),
+                         folds=0, progress=False)
     said = capsys.readouterr().out
     assert "Training on CPU" in said and "bfloat16 mixed precision" in said
     with safe_open(str(result.model_dir / "model.safetensors"), "pt") as weights:

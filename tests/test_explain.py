@@ -3,7 +3,6 @@ torch and from an exported ONNX file, and clear errors."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,8 @@ def _peak_quadrant(heat: np.ndarray) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def quadrant_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from petal.training.fit import TrainRequest, fit
+    from petal.training.fit import TrainRequest
+    from petal.training.orchestrator import train_model
     from petal.training.recipes import get_recipe
 
     root = tmp_path_factory.mktemp("quadrants")
@@ -53,8 +53,8 @@ def quadrant_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             _patch_photo(root / "test" / name / f"{i}.png", quadrant, 10_000 + 100 * c + i)
     recipe = get_recipe("fast-resnet9", [f"input_size={SIDE}", "batch_size=16", "epochs=8",
                                          "flip=false", "tta_flip=false"])
-    fit(TrainRequest(data=root / "data", recipe=recipe, out=root / "run",
-                     cache_dir=str(root / "cache")), time.perf_counter(), progress=False)
+    train_model(TrainRequest(data=root / "data", recipe=recipe, out=root / "run",
+                             cache_dir=str(root / "cache")), folds=0, progress=False)
     return root / "run"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import colour_photos
 from petal.cli import main
-from petal.training.lr_range import RULES, RangeTest, smoothed, suggest
+from petal.training.lr_range import RULES, LRFinding, smoothed, suggest
 
 
 def lightning_curve(losses: list[float], beta: float = 0.98) -> list[float]:
@@ -59,7 +59,7 @@ def test_every_rule_lands_in_the_falling_stretch(seed: int) -> None:
 
 def test_no_suggestion_without_a_curve() -> None:
     assert suggest([1e-3, 1e-2], [1.0, 0.9]) is None
-    test = RangeTest.from_steps([1e-3, 1e-2, 1e-1], [1.0, math.inf, math.nan])
+    test = LRFinding.from_steps([1e-3, 1e-2, 1e-1], [1.0, math.inf, math.nan])
     assert test.to_json()["losses"] == [1.0, None, None]  # plain JSON
 
 

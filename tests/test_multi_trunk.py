@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -29,7 +28,8 @@ from petal.serve.app import ServeOptions, create_app
 from petal.serve.served import load_models
 from petal.serve.server import BackgroundServer
 from petal.training.cut import cut_trunks
-from petal.training.fit import TrainRequest, fit
+from petal.training.fit import TrainRequest
+from petal.training.orchestrator import train_model
 from petal.training.recipes import get_recipe
 
 TWO = "efficientnet_lite0@64+efficientnet_lite1@48"  # small sizes: seconds on a CPU
@@ -44,8 +44,8 @@ def train_colours(root: Path, model: str, cache: Path, *overrides: str,
             colour_photos(root / "data", name, rgb, 20, side=48)
     run = root / f"run-{len(list(root.glob('run-*')))}"
     recipe = get_recipe("fast-transfer", ["epochs=2", "batch_size=8", *overrides])
-    fit(TrainRequest(data=root / "data", recipe=recipe, out=run, model=model, weights=weights,
-                     cache_dir=str(cache)), time.perf_counter(), progress=False)
+    train_model(TrainRequest(data=root / "data", recipe=recipe, out=run, model=model,
+                             weights=weights, cache_dir=str(cache)), folds=0, progress=False)
     return run
 
 

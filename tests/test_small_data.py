@@ -19,8 +19,8 @@ from petal.cli import main
 from petal.inference import novelty
 from petal.run_folder import OUT_OF_FOLD_FILE
 from petal.training.calibration import calibrate
+from petal.training.orchestrator import chosen_folds
 from petal.training.outputs import OutOfFold
-from petal.training.validated import chosen_folds
 
 
 def test_the_final_model_trained_on_every_photo(small_cv_run: Path) -> None:

@@ -27,8 +27,9 @@ from petal.jobs.evaluate import EvalRequest, evaluate
 from petal.models.features import classifier_head
 from petal.models.registry import build_model
 from petal.run_folder import HISTORY_COLUMNS, find_model_folder, read_history
-from petal.training.fit import TrainRequest, fit, request_from_run, resume
+from petal.training.fit import TrainRequest, request_from_run, resume
 from petal.training.module import build_optimizer, parameter_groups
+from petal.training.orchestrator import train_model
 from petal.training.recipes import RECIPES, get_recipe
 
 # A ResNet9 at 1/8 width on 32 px images: the real architecture, seconds to train.
@@ -153,7 +154,7 @@ def test_model_folder_round_trip_without_pickle(image_folder: Path, tmp_path: Pa
                                                 tiny_recipe) -> None:
     request = TrainRequest(data=image_folder, recipe=tiny_recipe, out=tmp_path / "run",
                            cache_dir=str(tmp_path / "cache"))
-    result = fit(request, time.perf_counter(), progress=False)
+    result = train_model(request, folds=0, progress=False)
     trained = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("model folders never unpickle"))
     model, card = load_model(result.run_dir)
@@ -170,7 +171,7 @@ def test_eval_crop_full_validates_and_saves_whole_squares(image_folder: Path, tm
     recipe = dataclasses.replace(tiny_recipe, eval_crop="full")
     request = TrainRequest(data=image_folder, recipe=recipe, out=tmp_path / "run",
                            cache_dir=str(tmp_path / "cache"))
-    result = fit(request, time.perf_counter(), progress=False)
+    result = train_model(request, folds=0, progress=False)
     trained = json.loads((result.run_dir / "config.json").read_text())["input"]
     saved = json.loads((result.model_dir / "model.json").read_text())["input"]
     assert trained["size"] == 32 and trained["resize_size"] == 37  # random 32 px crops of 37
@@ -181,7 +182,7 @@ def test_eval_crop_full_validates_and_saves_whole_squares(image_folder: Path, tm
     square = DecodedCache(tmp_path / "cache", 37).ensure([(photo, digest)], progress=False)[0]
     np.testing.assert_array_equal(classifier.prepare(photo), square)  # nothing cropped away
     metrics = evaluate(EvalRequest(result.run_dir, out=tmp_path / "eval", progress=False,
-                                   cache_dir=tmp_path / "cache"))
+                                   cache_dir=tmp_path / "cache")).metrics
     assert metrics["accuracy"] == pytest.approx(result.val_acc, abs=1e-5)
     with pytest.raises(PetalError, match="eval_crop.*full mode only"):
         get_recipe("fast-transfer", ["eval_crop=full"])
@@ -206,9 +207,9 @@ def test_resume_gives_the_uninterrupted_history(image_folder: Path, tmp_path: Pa
         return TrainRequest(data=image_folder, recipe=tiny_recipe, out=tmp_path / name,
                             cache_dir=str(tmp_path / "cache"))
 
-    fit(request("straight"), time.perf_counter(), progress=False)
+    train_model(request("straight"), folds=0, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit(request("crashed"), time.perf_counter(), progress=False, extra_callbacks=[_Crash(at=2)])
+        train_model(request("crashed"), folds=0, progress=False, callbacks=[_Crash(at=2)])
     assert len(read_history(tmp_path / "crashed" / "history.csv")) == 2
     assert not (tmp_path / "crashed" / "model").exists()
     resume(tmp_path / "crashed", time.perf_counter(), progress=False)

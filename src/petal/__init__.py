@@ -1,40 +1,67 @@
-"""petal: a transfer-learning image classifier.
+"""petal: a transfer-learning image classifier, from Python as from the command line.
 
     import petal
-    classifier = petal.load("runs/my-run")
-    classifier.predict("photo.jpg").label
+    run = petal.train("photos/", out="runs/mine")   # a Run: .accuracy, .history, .plot()
+    petal.evaluate(run)                             # an Evaluation
+    petal.load(run).predict("photo.jpg").label
 
-`petal.load`, `petal.Classifier` and `petal.Prediction` are the public API; importing petal
-loads neither numpy nor torch until one of them is used.
+The verbs (check, train, lr_find, evaluate, review, compare, explain, export, run, load) are
+petal.api's; the types they return are named here too. Importing petal loads neither numpy
+nor torch: each name is imported when first used (PEP 562).
 """
 
 from __future__ import annotations
 
-import os
+from importlib import import_module
 from typing import TYPE_CHECKING
 
+from petal.errors import PetalError, PetalWarning
 from petal.version import __version__
 
 if TYPE_CHECKING:
-    from petal.inference.classifier import Classifier, Prediction
+    from petal.api import (  # noqa: F401
+        check,
+        compare,
+        evaluate,
+        explain,
+        export,
+        load,
+        lr_find,
+        review,
+        run,
+        train,
+    )
+    from petal.data.check import DataCheck  # noqa: F401
+    from petal.inference.classifier import Classifier, Prediction  # noqa: F401
+    from petal.inference.export import Export  # noqa: F401
+    from petal.jobs.compare import Comparison  # noqa: F401
+    from petal.jobs.evaluate import Evaluation  # noqa: F401
+    from petal.jobs.explain import Explanation  # noqa: F401
+    from petal.jobs.main_job import MainJob  # noqa: F401
+    from petal.jobs.review import Review  # noqa: F401
+    from petal.jobs.run import Run  # noqa: F401
+    from petal.training.lr_range import LRFinding  # noqa: F401
 
-__all__ = ["Classifier", "Prediction", "__version__", "load"]
+_WHERE = {
+    **dict.fromkeys(("check", "train", "lr_find", "evaluate", "review", "compare", "explain",
+                     "export", "run", "load"), "petal.api"),
+    "Explanation": "petal.jobs.explain",
+    "Classifier": "petal.inference.classifier", "Prediction": "petal.inference.classifier",
+    "DataCheck": "petal.data.check", "Export": "petal.inference.export",
+    "Comparison": "petal.jobs.compare", "Evaluation": "petal.jobs.evaluate",
+    "MainJob": "petal.jobs.main_job", "Review": "petal.jobs.review", "Run": "petal.jobs.run",
+    "LRFinding": "petal.training.lr_range",
+}
 
-
-def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None,
-         device: str | None = None) -> Classifier:
-    """A ready-to-predict Classifier from a run folder, a model folder or an exported .onnx
-    file; engine "torch" or "onnx", chosen from the path when not given; device "auto"
-    (None: a GPU when one can be used), "cpu", "cuda" or "cuda:N"."""
-    from petal.inference.classifier import load as load_classifier
-
-    return load_classifier(path, engine=engine, threads=threads, device=device)
+__all__ = ["PetalError", "PetalWarning", "__version__", *_WHERE]
 
 
 def __getattr__(name: str) -> object:
-    """petal.Classifier and petal.Prediction, imported when first asked for (PEP 562)."""
-    if name in ("Classifier", "Prediction"):
-        from petal.inference import classifier
-
-        return getattr(classifier, name)
+    """The public names, each imported when first asked for."""
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'petal' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

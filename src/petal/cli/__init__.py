@@ -8,7 +8,6 @@ data commands start quickly.
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 import time
 import warnings
@@ -30,20 +29,12 @@ from petal.cli import (
     serve,
     train,
 )
-from petal.errors import PetalError, PetalWarning
+from petal.cli.terminal import show_on_terminal
+from petal.errors import OUT_OF_MEMORY, PetalError, PetalWarning, describe_os_error
 
 # One module per command, in the order `petal --help` lists them.
 COMMANDS = (run, data, decide, cache, train, lr_find, recipes, models, evaluate, predict, explain,
             compare, export, serve)
-
-_OS_ERROR_HINTS = {
-    errno.ENOSPC: "free some space, or write elsewhere (--out, --cache-dir)",
-    errno.EDQUOT: "free some space, or write elsewhere (--out, --cache-dir)",
-    errno.EFBIG: "the file system or a limit on file size refused it",
-    errno.EROFS: "that file system is read-only: write elsewhere (--out, --cache-dir)",
-    errno.EACCES: "check the permissions, or write elsewhere (--out, --cache-dir)",
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -59,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     args = build_parser().parse_args(argv)
+    show_on_terminal()
     args.started = start  # elapsed times in a run folder count from here
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
@@ -84,8 +76,7 @@ def _run(args: argparse.Namespace, start: float) -> int:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     except MemoryError:
-        print("error: out of memory: use smaller batches (--batch-size, --set batch_size=N) "
-              "or a machine with more memory", file=sys.stderr)
+        print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted after {time.perf_counter() - start:.0f} s", file=sys.stderr)
@@ -98,14 +89,6 @@ def _run(args: argparse.Namespace, start: float) -> int:
         print(f"\nstopped by SIGTERM after {time.perf_counter() - start:.0f} s (`petal train "
               "--resume RUN` continues a run from its last epoch)", file=sys.stderr)
         return 143
-
-
-def describe_os_error(exc: OSError) -> str:
-    """`PATH: reason (what to do)` for an OSError from anywhere below the CLI."""
-    where = f"{exc.filename}: " if exc.filename else ""
-    reason = exc.strerror or str(exc)
-    hint = _OS_ERROR_HINTS.get(exc.errno or 0)
-    return f"{where}{reason}" + (f" ({hint})" if hint else "")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -65,16 +64,10 @@ def positive_int(text: str) -> int:
 
 
 def load_classifier(model: str, engine: str | None, device: str = "auto") -> Classifier:
-    """petal.load with --engine when given, else petal.load's own choice for the path, on
-    --device; a GPU is said on stderr, as the CPU is what a user expects."""
+    """petal.load with --engine when given, else petal.load's own choice, on --device."""
     from petal.inference.classifier import load
-    from petal.inference.device import CPU, describe_device
 
-    classifier = load(model, engine=engine, device=device)
-    if classifier.device != CPU:
-        print(f"Running {model} on {describe_device(classifier.device)} ({classifier.engine})",
-              file=sys.stderr)
-    return classifier
+    return load(model, engine=engine, device=device)
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:
@@ -93,19 +86,3 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError
-
-
-def resolve_data(arg: str, cache_dir: str | None) -> tuple[Path, str]:
-    """A folder path, or the name of a public data set (downloaded once into the cache).
-
-    A local folder is checked here (it exists and holds class folders), so a command says
-    what is wrong before it prints what it is about to do.
-    """
-    from petal.data.download import download_dataset, is_dataset_name
-    from petal.data.scan import list_class_folders
-
-    if is_dataset_name(arg):
-        path = download_dataset(arg, cache_dir=cache_dir)
-        return path, f"{arg} (public data set, downloaded to {path})"
-    list_class_folders(Path(arg))
-    return Path(arg), f"{arg} (local folder)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -61,10 +62,10 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from petal.data.check import check_folder, format_report
+    from petal.api import check
 
-    report = check_folder(args.dir, progress=wants_progress(args))
-    print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report))
+    report = check(args.dir, progress=wants_progress(args))
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.summary())
     if not report.usable:
         print(f"error: {report.problem}", file=sys.stderr)
         return 1
@@ -97,26 +98,21 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_data_review(args: argparse.Namespace) -> int:
-    from petal.jobs.review import format_review, review
-    from petal.report.review_page import write_review
+    from petal.api import review
 
     if args.serve and not args.out:
         raise PetalError("--serve shows the findings written to --out: give --out DIR too")
-    if args.out:
-        from petal.paths import refuse_inside
-
-        refuse_inside(args.out, args.dir)
     if args.serve:
+        from petal.paths import refuse_inside
         from petal.serve.local_page import listen
 
+        refuse_inside(args.out, args.dir)  # before the port is taken
         sock = listen(args.port)  # before the review: a busy or bad port fails fast
-    result = review(args.dir, model=args.model, folds=args.folds, cache_dir=args.cache_dir,
-                    progress=wants_progress(args))
-    print(json.dumps(result.to_json(), indent=2) if args.json else format_review(result))
-    if args.out:
-        written = write_review(result, Path(args.out))
-        print(f"Wrote {Path(args.out)}/: {', '.join(written)}", file=sys.stderr if args.json
-              else sys.stdout)
+    # with --json, standard output carries the JSON alone: notes go to standard error
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        result = review(args.dir, model=args.model, folds=args.folds, out=args.out,
+                        cache_dir=args.cache_dir, progress=wants_progress(args))
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
     if args.serve:
         from petal.cli.decide import serve_review
 

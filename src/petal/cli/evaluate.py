@@ -50,13 +50,13 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from petal.jobs.evaluate import EvalRequest, evaluate, format_summary
+    from petal.api import evaluate
+    from petal.jobs.evaluate import format_summary
 
-    metrics = evaluate(EvalRequest(
-        args.model, data=args.data, split_file=args.split, class_map=args.class_map,
-        tta=args.tta, out=args.out, part=args.part, top_k=args.top_k, cache_dir=args.cache_dir,
-        progress=wants_progress(args), include_training=args.include_training,
-        unknown=args.unknown))
+    metrics = evaluate(args.model, data=args.data, split=args.split, class_map=args.class_map,
+                       tta=args.tta, out=args.out, part=args.part, top_k=args.top_k,
+                       cache_dir=args.cache_dir, progress=wants_progress(args),
+                       include_training=args.include_training, unknown=args.unknown).metrics
     for item in metrics["skipped"]:
         print(f"skipped {Path(metrics['data']) / item['path']}: {item['message']}",
               file=sys.stderr)

@@ -44,31 +44,18 @@ def figure_names(images: list[str], out: Path) -> list[Path]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from petal.api import explain
     from petal.data.image import ImageLoadError
-    from petal.inference.explain import class_index, heat_maps, overlay
-    from petal.report.figures import Ranking, plot_explanation
 
     classifier = apply_rejection(load_classifier(args.model, args.engine, args.device), args)
-    target = class_index(classifier, args.label)
-    out = Path(args.out)
     written = 0
-    for path, figure in zip(map(Path, args.images), figure_names(args.images, out)):
+    for path, figure in zip(map(Path, args.images), figure_names(args.images, Path(args.out))):
         try:
-            photo = classifier.prepare(path)
+            explanation = explain(classifier, path, label=args.label, out=figure)
         except ImageLoadError as exc:
             print(f"skipped {path}: {exc.message}", file=sys.stderr)
             continue
-        explanation = heat_maps(classifier, photo[None], target)
-        prediction = classifier.top_k(explanation.answer, [str(path)], 3)[0]
-        explained = classifier.classes[int(explanation.explained[0])]
-        out.mkdir(parents=True, exist_ok=True)
-        ranking = Ranking("top 3", prediction.labels, prediction.probabilities,
-                          prediction.unknown)
-        plot_explanation(photo, overlay(photo, explanation.heat[0]), ranking, explained, figure)
-        top = ", ".join(f"{label} {p:.1%}" for label, p
-                        in zip(prediction.labels, prediction.probabilities))
-        print(f"{path}: {'unknown, closest ' if prediction.unknown else ''}{top}; "
-              f"where it looked for {explained} -> {figure}")
+        print(f"{explanation.summary()} -> {figure}")
         written += 1
     if not written:
         raise PetalError(f"no image could be explained: all {len(args.images)} were skipped")

@@ -27,9 +27,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from petal.inference.export import export
+    from petal.api import export
 
-    result = export(args.model, fmt=args.format, out=args.out, opset=args.opset,
+    result = export(args.model, format=args.format, out=args.out, opset=args.opset,
                     quantize=args.quantize, calibration=args.calibration)
     if result.agreement is None:
         print(f"Exported {args.format}: {result.path} (model card: {result.sidecar}); max "

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from petal.cli.common import add_progress, resolve_data, wants_progress
+from petal.cli.common import add_progress, wants_progress
 from petal.cli.train import add_training_args
 from petal.errors import PetalError
 from petal.training.lr_range import RULES, SUGGESTION_RULE
@@ -28,30 +28,22 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from petal.paths import refuse_inside
+    from petal.api import lr_find
     from petal.run_folder import LR_FIND_PLOT
-    from petal.training.fit import TrainRequest, find_lr, prepare
-    from petal.training.recipes import get_recipe
 
     if not args.data:
         raise PetalError("--data DIR is required: the range test trains on it")
-    recipe = get_recipe(args.recipe, args.set)
-    data, _ = resolve_data(args.data, args.cache_dir)
-    out = Path(args.out)
-    refuse_inside(out, data)
-    request = TrainRequest(data=data, recipe=recipe, out=out, model=args.model,
-                           weights=args.weights, cache_dir=args.cache_dir,
-                           split_file=Path(args.split) if args.split else None,
-                           review_file=Path(args.review) if args.review else None)
-    progress = wants_progress(args)
     # with --json, standard output carries the JSON alone: notes go to standard error
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        prepared = prepare(request, progress)
-        test = find_lr(request, prepared, out / LR_FIND_PLOT, progress, args.rule)
+        finding = lr_find(args.data, model=args.model, recipe=args.recipe, overrides=args.set,
+                          rule=args.rule, split=args.split, review=args.review,
+                          weights=args.weights, out=args.out, cache_dir=args.cache_dir,
+                          progress=wants_progress(args))
+    plot = Path(args.out) / LR_FIND_PLOT
     if args.json:
-        print(json.dumps(test.to_json()))
-        print(f"Wrote {out / LR_FIND_PLOT}", file=sys.stderr)
+        print(json.dumps(finding.to_json()))
+        print(f"Wrote {plot}", file=sys.stderr)
     else:
-        print(f"Suggested learning rate: {test.suggestion:.3g} ({test.rule} rule; the recipe "
-              f"{recipe.name} trains at {prepared.recipe.lr:.3g}; plot: {out / LR_FIND_PLOT})")
+        print(f"Suggested learning rate: {finding.suggestion:.3g} ({finding.rule} rule; the "
+              f"recipe {args.recipe} trains at {finding.recipe_lr:.3g}; plot: {plot})")
     return 0

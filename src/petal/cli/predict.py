@@ -58,7 +58,7 @@ def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
                     progress: bool = False) -> Iterator[list[Prediction]]:
     """Predictions batch by batch; unreadable files are reported on stderr and left out."""
     import numpy as np
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from petal.data.image import ImageLoadError
 

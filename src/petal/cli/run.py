@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
+from petal.cli.common import add_cache_dir, add_progress, add_review, wants_progress
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -39,19 +38,12 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from petal.jobs.main_job import MainJob, run_main_job
-    from petal.paths import refuse_inside
+    from petal.api import run
 
-    data, description = resolve_data(args.data, args.cache_dir)
-    out = Path(args.out or f"runs/main_{time.strftime('%Y%m%d-%H%M%S')}")
-    refuse_inside(out, data)
-    job = MainJob(data=data, out=out, data_description=description,
-                  scratch_model=args.scratch_model, transfer_model=args.transfer_model,
-                  weights=args.weights, recipes=args.recipes,
-                  scratch_overrides=args.set_scratch, transfer_overrides=args.set_transfer,
-                  cache_dir=args.cache_dir, progress=wants_progress(args), lr_find=args.lr_find,
-                  review_file=Path(args.review) if args.review else None)
-    print(f"petal run: {args.recipes} recipes on {description} -> {out}")
-    report = run_main_job(job, args.started)
-    print(f"\nDone in {time.perf_counter() - args.started:.0f} s. Report: {report}")
+    job = run(args.data, out=args.out, recipes=args.recipes, lr_find=args.lr_find,
+              scratch_model=args.scratch_model, transfer_model=args.transfer_model,
+              weights=args.weights, scratch_overrides=args.set_scratch,
+              transfer_overrides=args.set_transfer, review=args.review,
+              cache_dir=args.cache_dir, progress=wants_progress(args), started=args.started)
+    print(f"\nDone in {time.perf_counter() - args.started:.0f} s. Report: {job.report}")
     return 0

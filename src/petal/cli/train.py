@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from petal.cli.common import add_cache_dir, add_progress, add_review, resolve_data, wants_progress
+from petal.cli.common import add_cache_dir, add_progress, add_review, wants_progress
 from petal.errors import PetalError
-from petal.paths import refuse_inside
 from petal.training.precision import AUTO, CHOICES
-
-if TYPE_CHECKING:
-    from petal.training.fit import TrainRequest
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
@@ -42,12 +34,27 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     train.set_defaults(func=cmd_train)
 
 
-def _trainer_options(args: argparse.Namespace):
-    from petal.training.fit import TrainerOptions
+def cmd_train(args: argparse.Namespace) -> int:
+    from petal.api import train
 
-    return TrainerOptions(accelerator=args.accelerator, devices=args.devices,
-                          num_nodes=args.num_nodes, strategy=args.strategy,
-                          precision=args.precision)
+    if args.resume:
+        if given := _options_given(args, besides=("resume", "progress")):
+            raise PetalError(f"--resume continues {args.resume} as it was started (its "
+                             f"config.json): leave out {', '.join(given)}, or start a new run "
+                             "with them")
+        train(resume=args.resume, progress=wants_progress(args), started=args.started)
+        return 0
+    if not args.data:
+        raise PetalError("--data DIR is required (or --resume RUN)")
+    if args.folds is not None and (args.folds == 1 or args.folds < 0):
+        raise PetalError(f"--folds {args.folds}: at least 2 (or 0: no cross-validation)")
+    train(args.data, out=args.out, model=args.model, recipe=args.recipe, overrides=args.set,
+          split=args.split, review=args.review, lr=_lr(args.lr), folds=args.folds,
+          final=args.final, precision=args.precision, progress=wants_progress(args),
+          weights=args.weights, cache_dir=args.cache_dir, accelerator=args.accelerator,
+          devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+          started=args.started)
+    return 0
 
 
 def _lr(text: str | None) -> float | str | None:
@@ -59,73 +66,6 @@ def _lr(text: str | None) -> float | str | None:
         raise PetalError(f"--lr {text}: give a number or 'auto'") from exc
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from petal.training.fit import TrainRequest, holding, resume
-    from petal.training.recipes import get_recipe
-
-    if args.resume:
-        if given := _options_given(args, besides=("resume", "progress")):
-            raise PetalError(f"--resume continues {args.resume} as it was started (its "
-                             f"config.json): leave out {', '.join(given)}, or start a new run "
-                             "with them")
-        resume(Path(args.resume), args.started, progress=wants_progress(args))
-        return 0
-    if not args.data:
-        raise PetalError("--data DIR is required (or --resume RUN)")
-    if args.folds is not None and (args.folds == 1 or args.folds < 0):
-        raise PetalError(f"--folds {args.folds}: at least 2 (or 0: no cross-validation)")
-    recipe = get_recipe(args.recipe, args.set)
-    data, description = resolve_data(args.data, args.cache_dir)
-    model = args.model or recipe.model
-    out = Path(args.out or os.environ.get("PETAL_RUN_DIR") or _default_run_dir(recipe.name, model))
-    refuse_inside(out, data)
-    request = TrainRequest(data=data, recipe=recipe, out=out, model=model, weights=args.weights,
-                           split_file=Path(args.split) if args.split else None,
-                           review_file=Path(args.review) if args.review else None, lr=_lr(args.lr),
-                           trainer=_trainer_options(args), cache_dir=args.cache_dir,
-                           data_description=description)
-    with holding(out):
-        _train(request, args)
-    return 0
-
-
-def _train(request: TrainRequest, args: argparse.Namespace) -> None:
-    """Check everything, say what will happen, then train (petal.training.validated)."""
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from petal.run_folder import is_run_folder
-    from petal.training.fit import scan_and_split
-    from petal.training.validated import chosen_folds, plan, train_validated
-
-    out, progress = request.out, wants_progress(args)
-    if rank_zero_only.rank == 0 and is_run_folder(out):
-        raise PetalError(f"{out} already holds a run: continue it with --resume {out}, "
-                         "or choose another --out")
-    print(f"Training {request.model_name} with recipe {request.recipe.name} on "
-          f"{request.data_description} -> {out}")
-    scanned = scan_and_split(request, progress)
-    several = _several_processes(request)
-    if several and args.folds:
-        raise PetalError("cross-validation trains on one device: give --folds 0, or train on "
-                         "one device")
-    folds = 0 if several else chosen_folds(args.folds, scanned[1])
-    if folds:
-        from petal.data.split import check_folds
-
-        check_folds(scanned[1], folds)  # before any training
-    elif args.final is not None:
-        raise PetalError("--final chooses the model trained after cross-validating: give "
-                         "--folds K too, or leave --final out")
-    print(plan(request, scanned[1], folds, args.final or "all"))
-    # The worker processes Lightning starts for a multi-device run re-run this command
-    # and find the run folder here.
-    os.environ["PETAL_RUN_DIR"] = str(out)
-    try:
-        train_validated(request, args.started, scanned, folds, args.final or "all", progress)
-    finally:
-        os.environ.pop("PETAL_RUN_DIR", None)
-
-
 def _options_given(args: argparse.Namespace, besides: tuple[str, ...]) -> list[str]:
     """The options of `petal train` given other than at their defaults, `besides` aside."""
     from petal.cli import build_parser
@@ -133,20 +73,6 @@ def _options_given(args: argparse.Namespace, besides: tuple[str, ...]) -> list[s
     defaults = vars(build_parser().parse_args(["train"]))
     return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
             if name in defaults and name not in besides and value != defaults[name]]
-
-
-def _several_processes(request: TrainRequest) -> bool:
-    """Whether the training runs in several processes (devices, nodes, or torchrun)."""
-    devices = str(request.trainer.devices)
-    return (int(os.environ.get("WORLD_SIZE", "1")) > 1 or request.trainer.num_nodes > 1
-            or (devices.isdigit() and int(devices) > 1))
-
-
-def _default_run_dir(recipe: str, model: str) -> str:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise PetalError("several processes were started for this run (torchrun, SLURM): "
-                         "give them one run folder with --out")
-    return f"runs/{recipe}_{model.replace(':', '-')}_{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:

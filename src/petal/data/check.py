@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,10 @@ _LIST_LIMIT = 20  # lines per section in the human-readable report; --json has t
 
 
 @dataclass
-class CheckReport:
+class DataCheck:
+    """What `petal.check` found in a folder: its usable images (`index`), the files it will
+    not use, copies, and whether it can be trained on (`problem` says why not)."""
+
     index: DatasetIndex
     duplicates: DuplicateReport
     problem: str | None  # why the set cannot be used, or None
@@ -23,6 +27,42 @@ class CheckReport:
     @property
     def usable(self) -> bool:
         return self.problem is None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Usable images a class."""
+        return self.index.counts()
+
+    def __repr__(self) -> str:
+        return (f"DataCheck({str(self.index.root)!r}: {len(self.index.images)} images in "
+                f"{len(self.index.classes)} classes, {len(self.index.rejected)} not used, "
+                + ("usable)" if self.usable else f"not usable: {self.problem})"))
+
+    def summary(self) -> str:
+        """The report `petal data check` prints."""
+        return format_report(self)
+
+    def to_pandas(self) -> Any:
+        """Each usable image as a row (path, label, sha256, size, ...) of a pandas DataFrame."""
+        from petal.report.notebook import pandas
+
+        return pandas().DataFrame([asdict(r) for r in self.index.images])
+
+    def _repr_html_(self) -> str:
+        from petal.report.notebook import paragraph, table_html
+
+        rejected: dict[str, int] = {}
+        for item in self.index.rejected:
+            label = item.path.split("/", 1)[0]
+            rejected[label] = rejected.get(label, 0) + 1
+        rows = [[name, n, rejected.get(name, 0)] for name, n in self.counts.items()]
+        verdict = "usable" if self.usable else f"NOT usable: {self.problem}"
+        return (paragraph(f"{self.index.root}: {len(self.index.images)} readable images in "
+                          f"{len(self.index.classes)} classes, {verdict}; "
+                          f"{len(self.duplicates.exact_groups)} groups of identical files, "
+                          f"{len(self.duplicates.conflicts)} filed under two classes, "
+                          f"{len(self.duplicates.near_pairs)} near-duplicate pairs")
+                + table_html(rows, ["class", "images", "not used"], limit=100))
 
     def size_stats(self) -> dict[str, dict[str, float]]:
         if not self.index.images:
@@ -52,7 +92,7 @@ class CheckReport:
         }
 
 
-def check_folder(root: str | os.PathLike, progress: bool = True) -> CheckReport:
+def check_folder(root: str | os.PathLike, progress: bool = True) -> DataCheck:
     """Scan and analyse `root`. A missing folder or one without class folders raises PetalError."""
     index = scan_folder(root, progress=progress)
     try:
@@ -60,7 +100,7 @@ def check_folder(root: str | os.PathLike, progress: bool = True) -> CheckReport:
         problem = None
     except PetalError as exc:
         problem = str(exc)
-    return CheckReport(index=index, duplicates=find_duplicates(index.images), problem=problem)
+    return DataCheck(index=index, duplicates=find_duplicates(index.images), problem=problem)
 
 
 def _section(title: str, lines: list[str]) -> list[str]:
@@ -72,7 +112,7 @@ def _section(title: str, lines: list[str]) -> list[str]:
             *(more if len(lines) > len(shown) else [])]
 
 
-def format_report(report: CheckReport) -> str:
+def format_report(report: DataCheck) -> str:
     """The human-readable report: class table, sizes, unused files, duplicates, verdict."""
     index, dups = report.index, report.duplicates
     rejected_by_class: dict[str, int] = {}

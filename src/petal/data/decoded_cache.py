@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from petal.data.image import ImageLoadError, load_image, resize_and_center_crop
 from petal.data.store import RowStore

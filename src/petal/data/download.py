@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from petal.errors import PetalError
 from petal.paths import cache_root
@@ -318,3 +318,20 @@ def find_class_root(path: Path) -> Path:
     while len(subfolders := _subfolders(path)) == 1 and not _holds_images(subfolders[0]):
         path = subfolders[0]
     return path
+
+
+def resolve_data(arg: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = True) -> tuple[Path, str]:
+    """A folder path, or the name of a public data set (downloaded once into the cache).
+
+    A local folder is checked here (it exists and holds class folders), so a command says
+    what is wrong before it prints what it is about to do.
+    """
+    from petal.data.scan import list_class_folders
+
+    arg = os.fspath(arg)
+    if is_dataset_name(arg):
+        path = download_dataset(arg, cache_dir=cache_dir, progress=progress)
+        return path, f"{arg} (public data set, downloaded to {path})"
+    list_class_folders(Path(arg))
+    return Path(arg), f"{arg} (local folder)"

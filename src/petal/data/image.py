@@ -18,6 +18,7 @@ from os import PathLike
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from petal.errors import PetalError
 from petal.fsutil import FileTooLarge, NotARegularFile, read_limited
 
 # 64 megapixels: far above any photo petal needs (it trains at <= 512 px), far below
@@ -38,8 +39,9 @@ SUPPORTED_MODES = frozenset(
 ImageSource = str | PathLike | bytes | Image.Image
 
 
-class ImageLoadError(Exception):
-    """An image that cannot be used. `reason` is a short machine-readable kind."""
+class ImageLoadError(PetalError):
+    """An image that cannot be used (a PetalError: the message says why). `reason` is a short
+    machine-readable kind."""
 
     def __init__(self, reason: str, message: str, source: str = "") -> None:
         super().__init__(f"{source}: {message}" if source else message)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import imagehash
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from petal.data.image import ImageLoadError, load_image, open_image, read_image_file
 from petal.errors import PetalError

@@ -14,6 +14,7 @@ that the installed ONNX Runtime cannot drive (it has no CUDA provider).
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import warnings
@@ -30,7 +31,10 @@ from petal.inference.onnx_engine import (
     novelty_path,
     sidecar_path,
 )
+from petal.log import SIDE_NOTE
 from petal.run_folder import CARD_FILE, find_model_folder
+
+log = logging.getLogger(__name__)
 
 
 def export_section(folder: Path) -> dict | None:
@@ -66,8 +70,8 @@ def warn_if_stale(exported: Path) -> None:
 
 
 def _announce(folder: Path) -> None:
-    print(f"Exporting {folder} to ONNX, once: petal runs it on ONNX Runtime (faster, less "
-          "memory; --engine torch does not)", file=sys.stderr, flush=True)
+    log.info(f"Exporting {folder} to ONNX, once: petal runs it on ONNX Runtime (faster, less "
+             "memory; --engine torch does not)", extra=SIDE_NOTE)
 
 
 def _export(folder: Path) -> str | None:

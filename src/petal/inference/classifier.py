@@ -12,6 +12,7 @@ moves the threshold, `keeping(None)` turns rejection off.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from petal.inference.engine import BatchRunner, GradientMaps
 from petal.inference.model_folder import ModelCard
 from petal.inference.novelty import Novelty
 from petal.inference.preprocess import image_to_array, to_input
+from petal.log import SIDE_NOTE
 from petal.stats import softmax
+
+log = logging.getLogger(__name__)
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
@@ -171,7 +175,7 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     `device`: "auto" (None), "cpu", "cuda" or "cuda:N" (petal.inference.device); on a GPU
     that ONNX Runtime cannot drive, the default engine is torch.
     """
-    from petal.inference.device import resolve_device
+    from petal.inference.device import CPU, describe_device, resolve_device
 
     is_onnx_file = Path(path).suffix.lower() == ".onnx"
     device = resolve_device(device, "onnx" if is_onnx_file else engine)
@@ -199,5 +203,7 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
         novelty = onnx_novelty(path, card)
     else:
         raise PetalError(f"unknown engine {engine!r}: use torch or onnx")
+    if device != CPU:  # a CPU is what a user expects; anything else is said
+        log.info(f"Running {path} on {describe_device(device)} ({engine})", extra=SIDE_NOTE)
     return Classifier(card, run_batch, engine, novelty, gradient_maps=gradient_maps,
                       device=device)

@@ -89,12 +89,18 @@ class ExportFailed(PetalError):
 
 
 @dataclass(frozen=True)
-class ExportResult:
+class Export:
+    """An exported file (`petal.export`), usable as its path (os.PathLike), with the card
+    written beside it and how closely it matches torch."""
+
     path: Path
     sidecar: Path
     max_abs_diff: float  # on logits and features: the exported model vs torch, a random batch
     # int8 (--quantize): of the calibration photos, how many it labels as float32 does
     agreement: tuple[int, int] | None = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
 
 
 def default_path(model: str | os.PathLike, fmt: str, quantize: bool = False) -> Path:
@@ -210,7 +216,7 @@ def _torchscript_outputs(data: bytes, batch: np.ndarray) -> list[np.ndarray]:
 def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None,
            opset: int | None = None, announce: Callable[[], None] | None = None,
            quantize: bool = False, calibration: str | os.PathLike | None = None
-           ) -> ExportResult:
+           ) -> Export:
     """Export the model of a run or model folder; returns where it went and a parity figure.
     `announce` is called once the model has loaded, before the (slower) export itself.
     `quantize`: an int8 ONNX file, calibrated on the run's training photos or on the photos
@@ -253,7 +259,7 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     _write_export(path, data, card_json, find_model_folder(model_path) / NOVELTY_FILE
                   if card.novelty is not None else None)
     difference = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected, strict=True))
-    return ExportResult(path, sidecar_path(path), difference, agreement)
+    return Export(path, sidecar_path(path), difference, agreement)
 
 
 def _write_export(path: Path, data: bytes, card: dict, scores: Path | None) -> None:

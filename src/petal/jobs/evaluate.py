@@ -34,9 +34,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from petal.data.decoded_cache import DecodedCache
 from petal.data.scan import scan_folder, scan_unlabelled
@@ -51,10 +52,11 @@ from petal.paths import cache_root, refuse_inside
 from petal.report.figures import (
     GALLERY_MAX,
     Mistake,
-    plot_confusion_matrix,
+    confusion_matrix_figure,
     plot_novelty,
-    plot_reliability,
     plot_worst_mistakes,
+    reliability_figure,
+    save_figure,
     thumbnail,
 )
 from petal.run_folder import (
@@ -75,6 +77,9 @@ from petal.stats import (
     wilson_interval,
 )
 from petal.training.calibration import expected_calibration_error
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 N_BINS = 15  # calibration bins, for ECE and the reliability diagram
 
@@ -107,6 +112,79 @@ class EvalSet:
     skipped: list[dict]  # unreadable files: path, reason, message
     split: str | None = None  # the split file, when a part of a split is evaluated
     part: str | None = None
+
+
+class Evaluation:
+    """What `petal.evaluate` found: `metrics` (what metrics.json holds), and each photo's
+    probabilities and true class, from which the figures are drawn."""
+
+    def __init__(self, metrics: dict, probabilities: np.ndarray, targets: np.ndarray) -> None:
+        self.metrics, self.probabilities, self.targets = metrics, probabilities, targets
+
+    def __repr__(self) -> str:
+        return f"Evaluation({self.metrics['out']!r}: {self.summary()})"
+
+    @property
+    def folder(self) -> Path:
+        """Where metrics.json, predictions.csv and the figures were written."""
+        return Path(self.metrics["out"])
+
+    @property
+    def accuracy(self) -> dict:
+        """value, correct, n and the 95 % interval."""
+        m = self.metrics
+        return {"value": m["accuracy"], "correct": m["n_correct"], "n": m["n_images"],
+                "interval": m["accuracy_interval"]}
+
+    @property
+    def per_class(self) -> list[dict]:
+        """A row a class: class, precision, recall, f1, support (None: 0/0)."""
+        return [{"class": name, **row} for name, row in self.metrics["per_class"].items()]
+
+    @property
+    def confusion_matrix(self) -> np.ndarray:
+        """Counts; rows are the true class, columns the predicted one."""
+        return np.array(self.metrics["confusion_matrix"])
+
+    @property
+    def calibration(self) -> dict:
+        """The ECE with the model's temperature and without it, and the temperature."""
+        m = self.metrics
+        return {"ece": m["ece"], "ece_uncalibrated": m["ece_uncalibrated"],
+                "temperature": m["temperature"], "bins": m["ece_bins"]}
+
+    @property
+    def worst_mistakes(self) -> list[dict]:
+        """The most confident wrong answers: path, true, predicted, confidence."""
+        return self.metrics["worst_mistakes"]
+
+    def plot(self) -> dict[str, Figure]:
+        """The confusion matrix and the reliability diagram, by file name."""
+        classes = self.metrics["classes"]
+        confusion, reliability = EVAL_FIGURES[:2]
+        return {confusion: confusion_matrix_figure(self.confusion_matrix, classes),
+                reliability: reliability_figure(*_reliability(self.metrics,
+                                                              self.probabilities,
+                                                              self.targets))}
+
+    def summary(self) -> str:
+        return f"accuracy {describe_accuracy(self.metrics['n_correct'], self.metrics['n_images'])}"
+
+    def to_pandas(self) -> Any:
+        """The per-class table as a pandas DataFrame (pandas is not one of petal's
+        dependencies)."""
+        from petal.report.notebook import pandas
+
+        return pandas().DataFrame(self.per_class).set_index("class")
+
+    def _repr_html_(self) -> str:
+        from petal.report.notebook import figures_html, heading, paragraph, table_html
+
+        columns = ["class", "precision", "recall", "f1", "support"]
+        return (heading(f"Evaluation of {self.metrics['model']} on {self.metrics['data']}")
+                + paragraph(self.summary() + f"; ECE {self.metrics['ece']:.3f}")
+                + table_html([[row[c] for c in columns] for row in self.per_class], columns)
+                + figures_html(list(self.plot().values())))
 
 
 # --- which folder is which class ------------------------------------------------------------
@@ -355,18 +433,24 @@ def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Pa
     """confusion_matrix.png, reliability.png and worst_mistakes.png into `out`."""
     classes = metrics["classes"]
     confusion_png, reliability_png, mistakes_png = (out / name for name in EVAL_FIGURES)
-    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), classes, confusion_png)
-    uncalibrated = (softmax(np.log(np.clip(probs, 1e-12, None)) * metrics["temperature"])
-                    if metrics["temperature"] != 1.0 else None)
-    plot_reliability(probs.max(axis=1), probs.argmax(axis=1) == targets, metrics["ece"],
-                     reliability_png, N_BINS,
-                     None if uncalibrated is None else (uncalibrated.max(axis=1),
-                                                        metrics["ece_uncalibrated"]))
+    save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), classes),
+                confusion_png)
+    save_figure(reliability_figure(*_reliability(metrics, probs, targets)), reliability_png)
     images, explained = mistake_images(classifier, [m["path"] for m in metrics["worst_mistakes"]])
     mistakes = [Mistake(image, m["true"], m["predicted"], m["confidence"])
                 for image, m in zip(images, metrics["worst_mistakes"])]
     plot_worst_mistakes(mistakes, mistakes_png, metrics["n_images"], metrics["n_mistakes"],
                         explained)
+
+
+def _reliability(metrics: dict, probs: np.ndarray, targets: np.ndarray) -> tuple:
+    """reliability_figure's arguments: the confidences with the model's temperature, and
+    without it (when it has one) for comparison."""
+    uncalibrated = (softmax(np.log(np.clip(probs, 1e-12, None)) * metrics["temperature"])
+                    if metrics["temperature"] != 1.0 else None)
+    return (probs.max(axis=1), probs.argmax(axis=1) == targets, metrics["ece"], N_BINS,
+            None if uncalibrated is None else (uncalibrated.max(axis=1),
+                                               metrics["ece_uncalibrated"]))
 
 
 def mistake_images(classifier: Classifier, paths: Sequence[str]) -> tuple[list, bool]:
@@ -413,9 +497,9 @@ def _folder_of_export(file: Path) -> Path | None:
         return None
 
 
-def evaluate(request: EvalRequest) -> dict:
+def evaluate(request: EvalRequest) -> Evaluation:
     """Evaluate a run or model folder, or an exported .onnx file in a model folder (see the
-    module docstring); returns what metrics.json holds.
+    module docstring); returns what metrics.json holds, with the figures' data.
 
     Photos the model trained on (by content, from its split) are left out unless
     `include_training`; metrics.json says how many there were.
@@ -481,7 +565,7 @@ def evaluate(request: EvalRequest) -> dict:
                                         probs.argmax(axis=1) == targets, out)
         metrics["files"].append(NOVELTY_FIGURE)
     atomic_write_json(out / METRICS_FILE, metrics)
-    return metrics
+    return Evaluation(metrics, probs, targets)
 
 
 def _open_set(request: EvalRequest, classifier: Classifier, known: np.ndarray | None,

@@ -13,6 +13,7 @@ The main run folder's layout is petal.run_folder's.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import platform
 import time
@@ -25,6 +26,7 @@ import torch
 
 from petal.data.check import check_folder
 from petal.data.decisions import read_review_for
+from petal.data.scan import DatasetIndex
 from petal.data.split import Split, make_split
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, read_json
@@ -32,6 +34,7 @@ from petal.inference.classifier import load
 from petal.inference.explain import overlays_if_any
 from petal.inference.model_folder import read_card
 from petal.jobs.evaluate import EvalRequest, evaluate, read_predictions
+from petal.jobs.run import Run
 from petal.report.figures import (
     GALLERY_MAX,
     Ranking,
@@ -43,7 +46,6 @@ from petal.report.html import write_report
 from petal.run_folder import (
     DATA_CHECK_FILE,
     EVAL_DIR,
-    LR_FIND_PLOT,
     METRICS_FILE,
     OUT_OF_FOLD_FILE,
     PREDICTIONS_FILE,
@@ -55,11 +57,12 @@ from petal.run_folder import (
 )
 from petal.stats import describe_accuracy, mcnemar_p
 from petal.system import usable_cores
-from petal.training.cross_validate import cross_validate, format_cross_validation
-from petal.training.fit import TrainRequest, find_lr, fit, prepare
+from petal.training.fit import TrainRequest
+from petal.training.orchestrator import train_model
 from petal.training.outputs import OutOfFold
 from petal.training.recipes import get_recipe
-from petal.training.validated import chosen_folds, plan
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RECIPE_SETS = {"fast": ("fast-resnet9", "fast-transfer"),
@@ -70,7 +73,9 @@ COMPARISONS = 3  # photos shown with both models' top-3
 
 
 @dataclass
-class MainJob:
+class MainJobRequest:
+    """What `petal run` is asked to do."""
+
     data: Path
     out: Path
     data_description: str = ""
@@ -86,6 +91,39 @@ class MainJob:
     review_file: Path | None = None  # decisions of `petal data review`, applied to the split
 
 
+class MainJob:
+    """What `petal.run` did: the main run folder, its report page and its summary
+    (timings.json: each model's figures, the comparison, the steps' times)."""
+
+    def __init__(self, folder: Path, report: Path, summary: dict) -> None:
+        self.folder, self.report, self.summary = folder, report, summary
+
+    def __fspath__(self) -> str:
+        return str(self.folder)
+
+    def __repr__(self) -> str:
+        return f"MainJob({str(self.folder)!r}, report {str(self.report)!r})"
+
+    def run(self, role: str) -> Run:
+        """The run folder of one of the two models: "scratch" or "transfer"."""
+        if role not in ROLES:
+            raise PetalError(f"{role!r}: the main job's models are {', '.join(ROLES)}")
+        return Run(self.folder / role)
+
+    def _repr_html_(self) -> str:
+        from petal.report.notebook import heading, paragraph, table_html
+
+        rows = [[role, info["model"], info["recipe"]["name"],
+                 describe_accuracy(info["eval_correct"], info["eval_images"]),
+                 f"{info['train_seconds']:.0f} s"] for role, info in self.summary["roles"].items()]
+        return (heading(f"petal run: {self.folder}")
+                + table_html(rows, ["model", "network", "recipe", "validation accuracy",
+                                    "training"])
+                + paragraph(self.summary["comparison"]["verdict"])
+                + paragraph(f"Report: {self.report} ({self.summary['total_seconds']:.0f} s in "
+                            "all)"))
+
+
 class Timer:
     """Wall-clock seconds of each step, printed as it goes and kept for the report."""
 
@@ -93,11 +131,11 @@ class Timer:
         self.started, self.steps = started, {}
 
     def __call__(self, name: str, work: Callable[[], T]) -> T:
-        print(f"\n== {name}", flush=True)
+        log.info(f"\n== {name}")
         start = time.perf_counter()
         result = work()
         self.steps[name] = round(time.perf_counter() - start, 2)
-        print(f"== {name}: {self.steps[name]:.1f} s", flush=True)
+        log.info(f"== {name}: {self.steps[name]:.1f} s")
         return result
 
     def to_json(self) -> dict:
@@ -123,40 +161,26 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
-def _train_role(job: MainJob, role: str, model: str, recipe_name: str, overrides: list[str],
-                weights: str | None, timer: Timer) -> dict:
+def _train_role(job: MainJobRequest, role: str, model: str, recipe_name: str,
+                overrides: list[str], weights: str | None, scanned: tuple[DatasetIndex, Split],
+                timer: Timer) -> dict:
+    """One of the two models, trained as petal.train would (a small split cross-validated,
+    the model kept on the split's training photos), then evaluated on its validation photos."""
     recipe = get_recipe(recipe_name, overrides)
     request = TrainRequest(data=job.data, recipe=recipe, out=job.out / role, model=model,
-                           weights=weights, split_file=job.out / "split.json",
+                           weights=weights, split_file=job.out / SPLIT_FILE,
                            cache_dir=job.cache_dir, data_description=job.data_description)
-    started = time.perf_counter()  # this model's time: its data, (LR finder) and training
-    prepared = timer(f"{role}: prepare data and model ({model}, {recipe.name})",
-                     lambda: prepare(request, job.progress))
-    suggestion = None
-    if job.lr_find:
-        try:
-            suggestion = timer(f"{role}: LR finder",
-                               lambda: find_lr(request, prepared, request.out / LR_FIND_PLOT,
-                                               job.progress)).suggestion
-            print(f"LR finder suggests {suggestion:.3g}; the recipe trains at {recipe.lr:.3g}")
-        except PetalError as exc:  # the plot is informative; the recipe's LR is what trains
-            print(f"LR finder: {exc}")
-    else:
-        print(f"LR finder: not run (--no-lr-find); the recipe trains at {recipe.lr:.3g}")
-    folds = chosen_folds(None, prepared.split)
-    if folds:  # a split too small to trust: the card leads with the folds' figure
-        print(f"{role}: {plan(request, prepared.split, folds, 'split')}")
-        figures = timer(f"{role}: cross-validate ({folds} folds)", lambda: cross_validate(
-            request, folds, recipe.lr, job.progress, (prepared.index, prepared.split)))
-        print(format_cross_validation(figures))
-    result = timer(f"{role}: train", lambda: fit(request, started, job.progress,
-                                                 prepared=prepared))
+    if not job.lr_find:
+        log.info(f"LR finder: not run (--no-lr-find); the recipe trains at {recipe.lr:.3g}")
+    result = train_model(request, scanned, final="split", progress=job.progress,
+                         show_lr_finder=job.lr_find,
+                         timed=lambda step, work: timer(f"{role}: {step}", work))
     metrics = timer(f"{role}: evaluate", lambda: evaluate(EvalRequest(
-        result.run_dir, cache_dir=job.cache_dir, progress=job.progress)))
-    print(f"{role}: validation accuracy "
-          f"{describe_accuracy(metrics['n_correct'], metrics['n_images'])}")
-    return {"model": model, "recipe": dataclasses.asdict(recipe), "lr_suggested": suggestion,
-            "run": role, "val_acc": result.val_acc,
+        result.run_dir, cache_dir=job.cache_dir, progress=job.progress))).metrics
+    log.info(f"{role}: validation accuracy "
+             f"{describe_accuracy(metrics['n_correct'], metrics['n_images'])}")
+    return {"model": model, "recipe": dataclasses.asdict(recipe),
+            "lr_suggested": result.lr_suggested, "run": role, "val_acc": result.val_acc,
             "accuracy": read_card(result.model_dir).accuracy, "eval_accuracy": metrics["accuracy"],
             "eval_correct": metrics["n_correct"], "eval_images": metrics["n_images"],
             "train_seconds": result.seconds}
@@ -197,7 +221,7 @@ def _right_out_of_fold(path: Path, classes: int, photos: int) -> dict[int, bool]
     return {int(photo): bool(ok) for photo, ok in zip(found.photos, right)}
 
 
-def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
+def _figures(job: MainJobRequest, split_items: list, worst: list[dict]) -> list[str]:
     """Predictions on sample validation photos, and comparisons where the scratch model erred."""
     classifiers = {role: load(job.out / role) for role in ROLES}
     by_class: dict[str, list[Path]] = {}
@@ -233,37 +257,38 @@ def _figures(job: MainJob, split_items: list, worst: list[dict]) -> list[str]:
     return written
 
 
-def run_main_job(job: MainJob, started: float) -> Path:
-    """The whole experiment (see module docstring); returns the report's path."""
+def run_main_job(job: MainJobRequest, started: float) -> MainJob:
+    """The whole experiment (see module docstring)."""
     if job.recipes not in RECIPE_SETS:
         raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
     with writing(job.out):
         return _run_main_job(job, started)
 
 
-def _run_main_job(job: MainJob, started: float) -> Path:
+def _run_main_job(job: MainJobRequest, started: float) -> MainJob:
     if (job.out / REPORT_FILE).exists() or (job.out / TIMINGS_FILE).exists():
         raise PetalError(f"{job.out} already holds a main run: choose another --out")
     scratch_recipe, transfer_recipe = RECIPE_SETS[job.recipes]
     timer = Timer(started)
     job.out.mkdir(parents=True, exist_ok=True)
-    print(f"Data: {job.data_description or job.data}")
+    log.info(f"Data: {job.data_description or job.data}")
     report = timer("check data", lambda: check_folder(job.data, progress=job.progress))
     atomic_write_json(job.out / DATA_CHECK_FILE, report.to_json())
     if not report.usable:
         raise PetalError(f"the data set cannot be used: {report.problem}")
-    print(f"{len(report.index.images)} images in {len(report.index.classes)} classes, "
-          f"{len(report.index.rejected)} files not used")
+    log.info(f"{len(report.index.images)} images in {len(report.index.classes)} classes, "
+             f"{len(report.index.rejected)} files not used")
     decisions = read_review_for(job.review_file, report.index) if job.review_file else None
     if decisions:
-        print(f"Applying {decisions.summary()}")
+        log.info(f"Applying {decisions.summary()}")
     split = timer("split", lambda: make_split(report.index, decisions=decisions))
     split.save(job.out / SPLIT_FILE)
+    scanned = (report.index, split)
     roles = {
         "scratch": _train_role(job, "scratch", job.scratch_model, scratch_recipe,
-                               job.scratch_overrides, None, timer),
+                               job.scratch_overrides, None, scanned, timer),
         "transfer": _train_role(job, "transfer", job.transfer_model, transfer_recipe,
-                                job.transfer_overrides, job.weights, timer),
+                                job.transfer_overrides, job.weights, scanned, timer),
     }
     worst = read_json(job.out / "scratch" / EVAL_DIR / METRICS_FILE)["worst_mistakes"]
     comparison = compare_models(job.out, split)
@@ -276,4 +301,4 @@ def _run_main_job(job: MainJob, started: float) -> Path:
     path = timer("report", lambda: write_report(job.out))
     summary.update(timer.to_json())
     atomic_write_json(job.out / TIMINGS_FILE, summary)
-    return path
+    return MainJob(job.out, path, summary)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,46 @@ class Review:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def findings(self) -> list[dict]:
+        """Every photo found, as a row: finding (label, hard or outlier), path, given,
+        suggested, score; the likeliest label mistakes first."""
+        return ([{"finding": "label", **item} for item in self.label_issues]
+                + [{"finding": "hard", **item} for item in self.hard]
+                + [{"finding": "outlier", "path": item["path"],
+                    "given": item["path"].split("/")[0], "suggested": "",
+                    "score": item["score"]} for item in self.outliers])
+
+    def summary(self) -> str:
+        """What `petal data review` prints."""
+        return format_review(self)
+
+    def __repr__(self) -> str:
+        return (f"Review({self.root!r}: {len(self.label_issues)} likely label mistakes, "
+                f"{len(self.hard)} hard, {len(self.outliers)} outliers in {self.n_images} "
+                "photos)")
+
+    def to_pandas(self) -> Any:
+        """The findings as a pandas DataFrame (pandas is not one of petal's dependencies)."""
+        from petal.report.notebook import pandas
+
+        return pandas().DataFrame(self.findings())
+
+    def _repr_html_(self) -> str:
+        from petal.report.notebook import heading, paragraph, table_html, thumbnails_html
+
+        columns = ["finding", "path", "given", "suggested", "score"]
+        rows = self.findings()
+        first = self.label_issues[:8]
+        return (heading(f"Review of {self.root}")
+                + paragraph(f"{self.folds}-fold out-of-fold predictions agree with the given "
+                            f"label for {100 * self.oof_accuracy:.1f} % of {self.n_images} "
+                            f"photos; {len(self.label_issues)} likely label mistakes, "
+                            f"{len(self.hard)} hard or ambiguous, {len(self.outliers)} "
+                            "outliers")
+                + thumbnails_html([Path(self.root) / item["path"] for item in first],
+                                  [f"{item['given']} -> {item['suggested']}" for item in first])
+                + table_html([[row[c] for c in columns] for row in rows], columns))
 
 
 def fold_of(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Result figures as PNG files: confusion matrix, mistakes, reliability, predictions, comparison.
 
-Each plot_ function draws one figure from plain data (images, labels, probabilities),
-writes it and closes it; none of them knows about models or torch.
+Each plot_ function draws one figure from plain data (images, labels, probabilities) and
+writes it; a *_figure function returns the figure itself (for a notebook). None of them knows
+about models or torch. Figures are matplotlib's object API, not pyplot: no global state, no
+backend chosen for the caller (a notebook keeps its own), nothing to close.
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from petal.data.image import load_image  # noqa: E402
-from petal.fsutil import atomic_write_bytes  # noqa: E402
+from petal.data.image import load_image
+from petal.fsutil import atomic_write_bytes
 
 GALLERY_MAX = 16  # images in a gallery figure: enough to see a pattern, still readable
 LABEL_CHARS = 22  # class names longer than this are cut short in captions and bar labels
@@ -60,19 +61,29 @@ def thumbnail(path: str | Path, side: int = 256) -> Image.Image:
     return image
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Lay out (unless the figure has its own layout engine), write atomically as PNG (a full
-    disk leaves the previous file) and close."""
+def subplots(*grid: int, **options: Any) -> tuple[Figure, Any]:
+    """A figure of its own and its axes, as pyplot.subplots gives them."""
+    figure = {key: options.pop(key) for key in ("figsize", "layout") if key in options}
+    fig = Figure(**figure)
+    return fig, fig.subplots(*grid, **options)
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG, laid out (unless it has its own layout engine)."""
     if fig.get_layout_engine() is None:
         fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write the figure atomically as PNG (a full disk leaves the previous file)."""
+    atomic_write_bytes(path, png_bytes(fig))
     return path
 
 
-def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path) -> Path:
+def confusion_matrix_figure(matrix: np.ndarray, classes: Sequence[str]) -> Figure:
     """One panel sized to its classes: cells shaded by the share of their row (recall on the
     diagonal) and labelled with their count (zeros left blank); rows = true class.
 
@@ -85,7 +96,7 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path
     shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     label_inches = 0.09 * max((len(c) for c in classes), default=1) + 0.6
     side = max(3.0, 0.32 * n)
-    fig, ax = plt.subplots(figsize=(side + label_inches + 1.2, side + label_inches + 0.6))
+    fig, ax = subplots(figsize=(side + label_inches + 1.2, side + label_inches + 0.6))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     ticks = range(n)
     fontsize = 10 if n <= 10 else 9 if n <= 30 else 8
@@ -99,7 +110,7 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path
             ax.text(col, row, str(value), ha="center", va="center", fontsize=fontsize,
                     color="white" if shares[row, col] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class")
-    return save_figure(fig, path)
+    return fig
 
 
 def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str], path: Path,
@@ -112,7 +123,7 @@ def _gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[str]
     title = "\n".join(textwrap.fill(line, width=max(30, 24 * cols)) for line in title.split("\n"))
     # constrained layout keeps the title clear of a portrait photo's caption (tight_layout
     # let them overlap)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.4 * rows + 0.4 * title.count("\n")
+    fig, axes = subplots(rows, cols, figsize=(3 * cols, 3.4 * rows + 0.4 * title.count("\n")
                                                   + 0.4), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
@@ -130,7 +141,7 @@ def plot_gallery(images: Sequence[Image.Image | np.ndarray], captions: Sequence[
                  path: Path, title: str, limit: int = GALLERY_MAX, columns: int = 4) -> Path:
     """Images with a caption each (at most `limit`); says so when there are none."""
     if not images:
-        fig, ax = plt.subplots(figsize=(6, 2.5))
+        fig, ax = subplots(figsize=(6, 2.5))
         ax.axis("off")
         ax.text(0.5, 0.5, f"{title}: none", ha="center", va="center", fontsize=12)
         return save_figure(fig, path)
@@ -145,7 +156,7 @@ def plot_worst_mistakes(mistakes: Sequence[Mistake], path: Path, n_images: int,
     the images carry the heat map of the wrongly predicted class.
     """
     if not mistakes:
-        fig, ax = plt.subplots(figsize=(6, 2.5))
+        fig, ax = subplots(figsize=(6, 2.5))
         ax.axis("off")
         ax.text(0.5, 0.5, f"No mistakes: all {n_images} images classified correctly",
                 ha="center", va="center", fontsize=12)
@@ -196,8 +207,9 @@ def _binned(confidences: np.ndarray, correct: np.ndarray, n_bins: int
     return counts, np.divide(hits, counts, out=np.zeros(n_bins), where=counts > 0)
 
 
-def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, path: Path,
-                     n_bins: int = 15, before: tuple[np.ndarray, float] | None = None) -> Path:
+def reliability_figure(confidences: np.ndarray, correct: np.ndarray, ece: float,
+                       n_bins: int = 15, before: tuple[np.ndarray, float] | None = None
+                       ) -> Figure:
     """Accuracy against confidence in `n_bins` equal-width bins, with the diagonal of calibration.
 
     Bars are drawn only for bins holding images; a lower panel shows how many each holds.
@@ -205,8 +217,8 @@ def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, p
     """
     counts, accuracy = _binned(confidences, correct, n_bins)
     centres, width = (np.arange(n_bins) + 0.5) / n_bins, 1 / n_bins
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = subplots(2, 1, figsize=(5.5, 6.5), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1]})
     filled = counts > 0
     top.bar(centres[filled], accuracy[filled], width=width, edgecolor="black",
             color="tab:blue", label="accuracy" if before is None else "accuracy, calibrated")
@@ -221,13 +233,13 @@ def plot_reliability(confidences: np.ndarray, correct: np.ndarray, ece: float, p
     top.legend(loc="upper left")
     bottom.bar(centres, counts, width=width, edgecolor="black", color="tab:gray")
     bottom.set(xlabel="confidence (top-1 probability)", ylabel="images")
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_novelty(known: np.ndarray, unknown: np.ndarray, threshold: float, path: Path) -> Path:
     """The novelty of known and unknown photos as densities (each group's histogram has area
     1, so 26 known photos stay visible beside 300 unknown ones), the threshold marked."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = subplots(figsize=(6.5, 4))
     edges = np.histogram_bin_edges(np.concatenate([known, unknown]), bins=40)
     ax.hist(known, bins=edges, density=True, alpha=0.6, color="tab:blue",
             label=f"known classes ({len(known)} photos)")
@@ -241,10 +253,10 @@ def plot_novelty(known: np.ndarray, unknown: np.ndarray, threshold: float, path:
     return save_figure(fig, path)
 
 
-def plot_explanation(photo: np.ndarray, overlaid: np.ndarray, ranking: Ranking, explained: str,
-                     path: Path) -> Path:
+def explanation_figure(photo: np.ndarray, overlaid: np.ndarray, ranking: Ranking,
+                       explained: str) -> Figure:
     """The photo as the model saw it, the heat map of `explained` over it, and the top labels."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.2]})
+    fig, axes = subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.2]})
     axes[0].imshow(photo)
     axes[0].set_title("as the model sees it", fontsize=10)
     axes[1].imshow(overlaid)
@@ -252,10 +264,10 @@ def plot_explanation(photo: np.ndarray, overlaid: np.ndarray, ranking: Ranking, 
     for ax in axes[:2]:
         ax.axis("off")
     _ranking_bars(axes[2], ranking, truth=None)
-    return save_figure(fig, path)
+    return fig
 
 
-def _ranking_bars(ax: plt.Axes, ranking: Ranking, truth: str | None) -> None:
+def _ranking_bars(ax: Axes, ranking: Ranking, truth: str | None) -> None:
     """One model's top-k as labelled horizontal bars, titled (✓/✗ against `truth`)."""
     positions = np.arange(len(ranking.labels))
     colors = [RIGHT if label == truth else "tab:gray" for label in ranking.labels]
@@ -276,6 +288,11 @@ def _ranking_bars(ax: plt.Axes, ranking: Ranking, truth: str | None) -> None:
 
 def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking],
                     path: Path, truth: str | None = None) -> Path:
+    return save_figure(comparison_figure(image, rankings, truth), path)
+
+
+def comparison_figure(image: Image.Image | np.ndarray, rankings: Sequence[Ranking],
+                      truth: str | None = None) -> Figure:
     """The image, then each model's top-k as labelled horizontal bars, side by side; above
     each model's bars, where it looked, when the rankings carry overlays.
 
@@ -284,7 +301,7 @@ def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking]
     """
     maps = any(r.overlay is not None for r in rankings)
     columns = 1 + len(rankings)
-    fig, axes = plt.subplots(2 if maps else 1, columns, figsize=(3.6 * columns, 6.8 if maps
+    fig, axes = subplots(2 if maps else 1, columns, figsize=(3.6 * columns, 6.8 if maps
                                                                  else 3.4), squeeze=False)
     axes[0, 0].imshow(image)
     axes[0, 0].set_title(f"true: {short(truth)}" if truth is not None else "", fontsize=10)
@@ -298,4 +315,4 @@ def plot_comparison(image: Image.Image | np.ndarray, rankings: Sequence[Ranking]
                 axes[0, column].imshow(ranking.overlay)
                 axes[0, column].set_title(f"where it looked for {short(ranking.labels[0])}",
                                           fontsize=10)
-    return save_figure(fig, path)
+    return fig

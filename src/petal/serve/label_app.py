@@ -11,15 +11,14 @@ from pathlib import Path
 from shlex import quote
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-import petal
 from petal.data.decisions import read_review_for
 from petal.data.image import ImageLoadError
 from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, check_place
 from petal.data.scan import ImageRecord, scan_folder, scan_unlabelled
 from petal.errors import PetalError
-from petal.inference.classifier import Classifier
+from petal.inference.classifier import Classifier, load
 from petal.jobs.label_queue import margins, queue_order
 from petal.serve.local_page import Decision
 
@@ -70,7 +69,7 @@ class LabelQueue:
         self.model = Path(model)
         check_place(Path(out).absolute(), self.photos,
                     Path(original) if original is not None else None)  # before any work
-        self.classifier = petal.load(model, engine, device=device)
+        self.classifier = load(model, engine, device=device)
         self.classes = self.classifier.classes
         if review is not None and original is None:
             raise PetalError("--review applies to the photos of --data: give --data too")

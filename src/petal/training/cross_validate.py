@@ -15,9 +15,9 @@ a minute on a CPU; in full mode, a whole training.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import statistics
 import time
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -30,8 +30,11 @@ from petal.inference import novelty
 from petal.run_folder import CROSS_VALIDATION_FILE, OUT_OF_FOLD_FILE
 from petal.stats import describe_accuracy, wilson_interval
 from petal.training.batches import train_loader
-from petal.training.fit import TrainRequest, precision_of, prepare, quiet_lightning, scan_and_split
+from petal.training.fit import TrainRequest, prepare, scan_and_split
 from petal.training.outputs import OutOfFold, collect_outputs
+from petal.training.trainer import interruptible, make_trainer
+
+log = logging.getLogger(__name__)
 
 
 def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, Split],
@@ -41,15 +44,10 @@ def _train_fold(request: TrainRequest, lr: float, scanned: tuple[DatasetIndex, S
     prepared = prepare(request, progress, scanned=scanned, notes=False)
     recipe = dataclasses.replace(prepared.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)
-    trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1,
-                        precision=precision_of(request), max_epochs=recipe.epochs,
-                        gradient_clip_val=recipe.grad_clip_value,
-                        gradient_clip_algorithm="value", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=progress, enable_model_summary=False,
-                        num_sanity_val_steps=0, default_root_dir=str(request.out))
+    trainer = make_trainer(dataclasses.replace(request, recipe=recipe), "fold",
+                           progress=progress)
     module = prepared.module(recipe)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    with interruptible(trainer):
         trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed))
     spec, batch = prepared.eval_spec, recipe.batch_size
     logits, features, labels = collect_outputs(module, prepared.val_set, spec, batch)
@@ -69,7 +67,6 @@ def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool 
     written with the out-of-fold predictions into the run folder. `scanned` (the run's data
     and split, from `scan_and_split`) saves scanning the folder again."""
     started = time.perf_counter()
-    quiet_lightning()
     index, split = scanned or scan_and_split(request, progress=False)
     place = {path: i for i, path in enumerate(sorted(i.path for i in split.train + split.val))}
     parts, accuracies, correct, sizes = [], [], [], []
@@ -79,7 +76,7 @@ def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool 
         sizes.append(len(part.labels))
         correct.append(int((part.logits.argmax(axis=1) == part.labels).sum()))
         accuracies.append(round(correct[-1] / sizes[-1], 6))
-        print(f"Fold {k + 1} of {folds}: {describe_accuracy(correct[-1], sizes[-1])}")
+        log.info(f"Fold {k + 1} of {folds}: {describe_accuracy(correct[-1], sizes[-1])}")
     total, n = sum(correct), sum(sizes)
     result = {"folds": folds, "lr": lr, "accuracies": accuracies, "correct": correct,
               "n_val": sizes, "mean": round(statistics.fmean(accuracies), 6),

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from petal.data.store import RowStore, RowView
 from petal.errors import PetalWarning

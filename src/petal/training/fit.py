@@ -13,13 +13,14 @@ import logging
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.tuner import Tuner
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset
@@ -35,7 +36,8 @@ from petal.inference.model_folder import ModelCard, save_model_folder
 from petal.models import architecture_config, build_model, default_weights, multi_trunk
 from petal.models.spec import InputSpec
 from petal.paths import cache_root
-from petal.report.curves import plot_history, plot_lr_finder
+from petal.report.curves import plot_history
+from petal.report.figures import save_figure
 from petal.run_folder import (
     BEST_CHECKPOINT,
     CHECKPOINTS_DIR,
@@ -55,16 +57,19 @@ from petal.run_folder import (
 from petal.stats import INTERVAL_BELOW, describe_accuracy, wilson_interval
 from petal.training.batches import CachedImages, eval_loader, train_loader
 from petal.training.calibration import calibrate
-from petal.training.checkpoints import SafeCheckpointIO, read_checkpoint
+from petal.training.checkpoints import read_checkpoint
 from petal.training.cut import cut_trunks
 from petal.training.feature_cache import CachedFeatures, trunk_features
 from petal.training.history import HistoryWriter
-from petal.training.lr_range import SUGGESTION_RULE, RangeTest
+from petal.training.lr_range import SUGGESTION_RULE, LRFinding
 from petal.training.module import ClassifierModule
 from petal.training.outputs import OutOfFold, collect_outputs, read_cross_validation
-from petal.training.precision import AUTO, describe_training, training_precision, uses_cuda
+from petal.training.precision import AUTO, describe_training, uses_cuda
 from petal.training.recipes import Recipe, recipe_from_json
+from petal.training.trainer import interruptible, make_trainer, precision_of
 from petal.version import __version__
+
+log = logging.getLogger(__name__)
 
 # Held-out photos below which one split cannot set an accuracy, a threshold or a
 # temperature: at 90 % accuracy the 95 % interval of 100 photos is already 83-95 %, and a
@@ -129,6 +134,7 @@ class TrainResult:
     best_epoch: int
     seconds: float
     lr: float = 0.0  # what it trained at
+    lr_suggested: float | None = None  # the LR finder's suggestion, when it ran
 
 
 @dataclass
@@ -153,23 +159,11 @@ class Prepared:
                                 self.spec if images_in else None)
 
 
-def quiet_lightning() -> None:
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # --resume
-    warnings.filterwarnings("ignore", message=".*dirpath has changed from.*")  # a moved run
-    warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")  # Lightning vs torch 2.14
-    # a final model, and a fold, train without validating (their figures come after)
-    warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
-
-
 def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
     """The request's split file, or a new split; with the review file's decisions applied."""
     decisions = read_review_for(request.review_file, index) if request.review_file else None
     if decisions:
-        print(f"Applying {decisions.summary()}")
+        log.info(f"Applying {decisions.summary()}")
     if request.split_file is None:
         return make_split(index, decisions=decisions)
     split = Split.load(request.split_file)
@@ -202,8 +196,8 @@ def _fit_batch_size(recipe: Recipe, n_train: int, say: bool = True) -> Recipe:
     if batch_size == recipe.batch_size:
         return recipe
     if say:
-        print(f"note: {n_train} training images, fewer than {MIN_BATCHES} batches of the "
-              f"recipe's {recipe.batch_size}: training with batch size {batch_size}")
+        log.info(f"note: {n_train} training images, fewer than {MIN_BATCHES} batches of the "
+                 f"recipe's {recipe.batch_size}: training with batch size {batch_size}")
     return dataclasses.replace(recipe, batch_size=batch_size)
 
 
@@ -269,8 +263,8 @@ def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
     centre, mirrored = [], None
     for stored in trunks:
         if stored.cut != recipe.train_from and notes:
-            print(f"note: {stored.name or request.model_name} has no step "
-                  f"{recipe.train_from!r}: it trains from {stored.cut!r}")
+            log.info(f"note: {stored.name or request.model_name} has no step "
+                     f"{recipe.train_from!r}: it trains from {stored.cut!r}")
         features = trunk_features(cache_root(request.cache_dir), stored, architecture, spec,
                                   several, "cuda:0" if uses_cuda(request.trainer.accelerator)
                                   else "cpu")
@@ -285,7 +279,11 @@ def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
             CachedFeatures(val, labels[n:], mirrored=mirrored), CachedFeatures(train, labels[:n]))
 
 
-def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
+def write_run_start(request: TrainRequest, prepared: Prepared,
+                    lr_found: float | None = None) -> None:
+    """The run folder's start: its split and config.json (what was asked for; `lr_found`, the
+    LR finder's suggestion an "auto" learning rate became)."""
+    request = dataclasses.replace(request, recipe=prepared.recipe)  # the fitted batch size
     run = request.out
     run.mkdir(parents=True, exist_ok=True)
     prepared.split.save(run / SPLIT_FILE)
@@ -304,88 +302,70 @@ def write_run_start(request: TrainRequest, prepared: Prepared) -> None:
         "split": SPLIT_FILE,
         "review": str(request.review_file) if request.review_file else None,
         "validate": request.validate,
+        **({"lr_found": lr_found} if lr_found is not None else {}),
     })
 
 
-def precision_of(request: TrainRequest) -> str:
-    """The Lightning precision the request trains at (its "auto" resolved here)."""
-    return training_precision(request.trainer.precision, request.trainer.accelerator,
-                              images_in=request.recipe.mode == "full")
-
-
-def _trainer(request: TrainRequest, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
-    options = request.trainer
-    devices: str | int = int(options.devices) if str(options.devices).isdigit() else options.devices
-    return L.Trainer(
-        accelerator=options.accelerator,
-        devices=devices,
-        num_nodes=options.num_nodes,
-        strategy=options.strategy,
-        precision=precision_of(request),
-        max_epochs=request.recipe.epochs,
-        gradient_clip_val=request.recipe.grad_clip_value,
-        gradient_clip_algorithm="value",
-        callbacks=callbacks + ([TQDMProgressBar()] if progress else []),
-        plugins=[SafeCheckpointIO()],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        logger=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(request.out),
-    )
-
-
 def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
-            progress: bool = True, rule: str = SUGGESTION_RULE) -> RangeTest:
+            progress: bool = True, rule: str = SUGGESTION_RULE) -> LRFinding:
     """The LR range test on the training data; saves the plot (unless `plot_path` is None).
     Lightning's tuner runs it (and restores the weights afterwards); the curve and the
     suggestion come from the raw losses (petal.training.lr_range says why)."""
-    quiet_lightning()
     started = time.perf_counter()
-    trainer = L.Trainer(accelerator=request.trainer.accelerator, devices=1, logger=False,
-                        precision=precision_of(request), enable_checkpointing=False,
-                        enable_model_summary=False,
-                        enable_progress_bar=progress, default_root_dir=str(request.out))
+    trainer = make_trainer(request, "range test", progress=progress)
     loader = train_loader(prepared.train_set, prepared.recipe.batch_size, prepared.recipe.seed)
     steps = min(LR_FINDER_STEPS, max(LR_FINDER_MIN_STEPS, 3 * len(loader)))
     module = prepared.module()
     module.step_losses = []
     # Lightning's range test draws a progress bar of its own whatever the Trainer says
     quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
-    with warnings.catch_warnings(), quiet:
+    with warnings.catch_warnings(), quiet, interruptible(trainer):
         warnings.filterwarnings("ignore", message=".*max_epochs.*|.*val_dataloader.*")
         finder = Tuner(trainer).lr_find(module, train_dataloaders=loader, min_lr=1e-6,
                                         max_lr=1.0, num_training=steps, update_attr=False)
-    test = RangeTest.from_steps(finder.results["lr"], module.step_losses,
-                                time.perf_counter() - started, rule)
+    test = LRFinding.from_steps(finder.results["lr"], module.step_losses,
+                                time.perf_counter() - started, rule, prepared.recipe.lr)
     if plot_path is not None:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
-        plot_lr_finder(test.lrs, test.losses, test.smoothed, test.suggestion,
-                       prepared.recipe.lr, plot_path)
+        save_figure(test.figure(), plot_path)
     if test.suggestion is None:
         raise PetalError("the LR finder found no falling stretch of the loss: pass --lr "
                          "NUMBER instead")
     return test
 
 
-def _learning_rate(request: TrainRequest, prepared: Prepared, resuming: bool,
-                   progress: bool) -> float:
-    """The LR to train at: the request's number, the recipe's, or with "auto" the LR
-    finder's suggestion (found once, kept in config.json for --resume)."""
-    if request.lr != "auto":
-        return request.lr if isinstance(request.lr, float) else request.recipe.lr
+def choose_lr(request: TrainRequest, prepared: Prepared | None, progress: bool = True, *,
+              resuming: bool = False, show_finder: bool = False) -> ChosenLR:
+    """The one place a learning rate is chosen: the request's number, else the recipe's;
+    with "auto", the LR finder's suggestion on the prepared training photos (its plot in the
+    run folder; found once: config.json keeps it for --resume). `show_finder` runs the range
+    test for its plot and suggestion alone (petal run shows them beside the recipe's rate)."""
     run = request.out
-    if resuming:
-        return read_json(run / CONFIG_FILE)["lr_found"]
+    if request.lr == "auto" and resuming:
+        return ChosenLR(float(read_json(run / CONFIG_FILE)["lr_found"]))
+    given = request.lr if isinstance(request.lr, float) else request.recipe.lr
+    if request.lr != "auto" and not show_finder:
+        return ChosenLR(given)
     rank_zero = rank_zero_only.rank == 0
     # every rank runs the same seeded test (no process group exists yet); one writes
-    lr = find_lr(request, prepared, run / LR_FIND_PLOT if rank_zero else None,
-                 progress).suggestion
-    if rank_zero:
-        config = read_json(run / CONFIG_FILE)
-        atomic_write_json(run / CONFIG_FILE, {**config, "lr_found": lr})
-    print(f"LR finder suggests {lr:.3g} (plot: {run / LR_FIND_PLOT})")
-    return lr
+    plot = run / LR_FIND_PLOT if rank_zero else None
+    if request.lr == "auto":
+        suggestion = find_lr(request, prepared, plot, progress).suggestion
+        log.info(f"LR finder suggests {suggestion:.3g} (plot: {run / LR_FIND_PLOT})")
+        return ChosenLR(suggestion, suggestion)
+    try:
+        suggestion = find_lr(request, prepared, plot, progress).suggestion
+    except PetalError as exc:  # the plot is informative; the given rate is what trains
+        log.info(f"LR finder: {exc}")
+        return ChosenLR(given)
+    log.info(f"LR finder suggests {suggestion:.3g}; the recipe trains at {given:.3g}")
+    return ChosenLR(given, suggestion)
+
+
+@dataclass(frozen=True)
+class ChosenLR:
+    value: float  # what the model trains at
+    suggested: float | None = None  # the LR finder's suggestion, when it ran
 
 
 def _checkpoints(folder: Path, validated: bool = True) -> list[ModelCheckpoint]:
@@ -397,16 +377,15 @@ def _checkpoints(folder: Path, validated: bool = True) -> list[ModelCheckpoint]:
             for name, monitor in (*kept, (LAST_CHECKPOINT, None))]
 
 
-def fit(request: TrainRequest, started: float, progress: bool = True,
-        resume_from: Path | None = None, extra_callbacks: list[L.Callback] | None = None,
+def fit(request: TrainRequest, started: float, lr: float, progress: bool = True,
+        resume_from: Path | None = None, callbacks: Sequence[L.Callback] = (),
         prepared: Prepared | None = None) -> TrainResult:
-    """Train as `request` says; with `resume_from` (a last.ckpt), continue that run.
-
-    `prepared` (from `prepare(request)`) saves redoing that work when the caller has it.
-    The run folder is held (run_folder.writing) by global rank 0 while it trains.
-    """
+    """Train as `request` says at learning rate `lr` into its run folder, which
+    write_run_start began (petal.training.orchestrator does both); with `resume_from` (a
+    last.ckpt), continue that run. `prepared` (from `prepare(request)`) saves redoing that
+    work. The run folder is held (run_folder.writing) by global rank 0 while it trains."""
     with holding(request.out):
-        return _fit(request, started, progress, resume_from, extra_callbacks, prepared)
+        return _fit(request, started, lr, progress, resume_from, callbacks, prepared)
 
 
 def holding(run: Path) -> contextlib.AbstractContextManager:
@@ -415,16 +394,13 @@ def holding(run: Path) -> contextlib.AbstractContextManager:
     return writing(run) if rank_zero_only.rank == 0 else contextlib.nullcontext()
 
 
-def _fit(request: TrainRequest, started: float, progress: bool, resume_from: Path | None,
-         extra_callbacks: list[L.Callback] | None, prepared: Prepared | None) -> TrainResult:
-    quiet_lightning()
+def _fit(request: TrainRequest, started: float, lr: float, progress: bool,
+         resume_from: Path | None, callbacks: Sequence[L.Callback],
+         prepared: Prepared | None) -> TrainResult:
     prepared = prepared or prepare(request, progress)
     request = dataclasses.replace(request, recipe=prepared.recipe)  # the fitted batch size
     run = request.out
-    if resume_from is None and rank_zero_only.rank == 0:
-        write_run_start(request, prepared)
-    print(describe_training(request.trainer.accelerator, precision_of(request)))
-    lr = _learning_rate(request, prepared, resume_from is not None, progress)
+    log.info(describe_training(request.trainer.accelerator, precision_of(request)))
     recipe = dataclasses.replace(request.recipe, lr=lr)
     L.seed_everything(recipe.seed, verbose=False)
     module = prepared.module(recipe)
@@ -434,17 +410,20 @@ def _fit(request: TrainRequest, started: float, progress: bool, resume_from: Pat
         resume_at = (state["epoch"] + 1, state["global_step"])
     history = HistoryWriter(run, started, resume_at, validated=request.validate)
     checkpoints = _checkpoints(run / CHECKPOINTS_DIR, request.validate)
-    trainer = _trainer(request, [history, *checkpoints, *(extra_callbacks or [])], progress)
+    trainer = make_trainer(request, "run", progress=progress,
+                           callbacks=[history, *checkpoints, *callbacks])
     n_val = len(prepared.split.val)
     if request.validate:
-        print(f"Validation: {n_val} images" + (f", one image is {100 / n_val:.1f} points of "
-                                               "accuracy" if n_val < INTERVAL_BELOW else ""))
+        log.info(f"Validation: {n_val} images" + (f", one image is {100 / n_val:.1f} points of "
+                                                  "accuracy" if n_val < INTERVAL_BELOW else ""))
     else:
-        print(f"The final model: trained on all {len(prepared.split.train)} photos, with no "
-              "validation (its figures are the cross-validation's)")
-    trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
-                eval_loader(prepared.val_set, recipe.batch_size) if request.validate else None,
-                ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+        log.info(f"The final model: trained on all {len(prepared.split.train)} photos, with no "
+                 "validation (its figures are the cross-validation's)")
+    with interruptible(trainer):
+        trainer.fit(module, train_loader(prepared.train_set, recipe.batch_size, recipe.seed),
+                    eval_loader(prepared.val_set, recipe.batch_size) if request.validate
+                    else None, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
     if not trainer.is_global_zero:
         return TrainResult(run, run / MODEL_DIR, 0.0, 0.0, 0, time.perf_counter() - started)
     return finish(request, prepared, module, started)
@@ -493,7 +472,7 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
     if request.validate:
         said += (f" after epoch {metrics['epochs']} (best {100 * metrics['best_val_acc']:.1f} % "
                  f"at epoch {metrics['best_epoch']})")
-    print(f"Done: {accuracy['how']} accuracy {said}, {seconds:.0f} s; model: {model_dir}")
+    log.info(f"Done: {accuracy['how']} accuracy {said}, {seconds:.0f} s; model: {model_dir}")
     return TrainResult(run, model_dir, accuracy["value"],
                        metrics.get("best_val_acc", accuracy["value"]),
                        metrics.get("best_epoch", metrics["epochs"]), seconds, recipe.lr)
@@ -531,10 +510,10 @@ def _report_held_out_fits(score: novelty.Novelty, calibration: dict, held_out: s
     too few photos to set a threshold (SMALL_HELD_OUT)."""
     n = len(score.val_scores)
     share, low, high = novelty.unknown_share(n, score.keep)
-    print(f"Novelty ({score.method}): fitted on {n_train} training images; above "
-          f"{score.threshold:.3g} a photo is unknown, set to keep {100 * score.keep:.0f} % of "
-          f"the {n} {held_out}: new photos of these classes will be called unknown "
-          f"{100 * share:.1f} % of the time (95 % interval {100 * low:.1f}-{100 * high:.1f} %)")
+    log.info(f"Novelty ({score.method}): fitted on {n_train} training images; above "
+             f"{score.threshold:.3g} a photo is unknown, set to keep {100 * score.keep:.0f} % of "
+             f"the {n} {held_out}: new photos of these classes will be called unknown "
+             f"{100 * share:.1f} % of the time (95 % interval {100 * low:.1f}-{100 * high:.1f} %)")
     if n < SMALL_HELD_OUT:
         advice = ("more photos would make them firmer" if held_out.startswith("out-of-fold")
                   else "more photos, or cross-validation over every photo (--folds K, as many "
@@ -542,13 +521,13 @@ def _report_held_out_fits(score: novelty.Novelty, calibration: dict, held_out: s
         warnings.warn(f"only {n} {held_out} set the unknown threshold and the confidence "
                       f"calibration: both are rough; {advice}", PetalWarning, stacklevel=3)
     if calibration["applied"]:
-        print(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
-              f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
-              f"{calibration['n']} {held_out} (cross-fitted)")
+        log.info(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
+                 f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
+                 f"{calibration['n']} {held_out} (cross-fitted)")
     else:
-        print(f"Confidence left as trained: a temperature fitted on half of the "
-              f"{calibration['n']} {held_out} did not lower the ECE on the other half "
-              f"({calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f})")
+        log.info(f"Confidence left as trained: a temperature fitted on half of the "
+                 f"{calibration['n']} {held_out} did not lower the ECE on the other half "
+                 f"({calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f})")
 
 
 def request_from_run(run: Path, trainer: TrainerOptions | None = None) -> TrainRequest:
@@ -583,7 +562,9 @@ def resume(run: Path, started: float, progress: bool = True) -> TrainResult:
                              "start the run again in a new --out folder")
         request = request_from_run(run)
         done = read_checkpoint(last)["epoch"] + 1
-        print(f"Resuming {run} after epoch {done} of {request.recipe.epochs}"
-              + (" (all done: the model is saved again)" if done >= request.recipe.epochs
-                 else ""))
-        return fit(request, started, progress=progress, resume_from=last)
+        log.info(f"Resuming {run} after epoch {done} of {request.recipe.epochs}"
+                 + (" (all done: the model is saved again)" if done >= request.recipe.epochs
+                    else ""))
+        prepared = prepare(request, progress)
+        lr = choose_lr(request, prepared, progress, resuming=True).value
+        return fit(request, started, lr, progress, resume_from=last, prepared=prepared)

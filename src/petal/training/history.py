@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
-from tqdm import tqdm
 
 from petal.fsutil import atomic_write_text
 from petal.run_folder import HISTORY_FILE, LR_STEPS_FILE, read_history, write_history
+
+log = logging.getLogger(__name__)
 
 
 class HistoryWriter(L.Callback):
@@ -45,8 +47,8 @@ class HistoryWriter(L.Callback):
                 self.lr_lines += [line for line in list(handle)[1:]
                                   if int(line.split(",")[0]) < step]
         self._write()
-        tqdm.write(f"{'epoch':>5}  {'train_loss':>10}  {'val_loss':>9}  {'val_acc':>8}  "
-                   f"{'lr':>9}  {'seconds':>7}")
+        log.info(f"{'epoch':>5}  {'train_loss':>10}  {'val_loss':>9}  {'val_acc':>8}  "
+                      f"{'lr':>9}  {'seconds':>7}")
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.epoch_started = time.perf_counter()
@@ -81,5 +83,5 @@ class HistoryWriter(L.Callback):
         self._write()
         validation = (f"{row['val_loss']:>9.4f}  {100 * row['val_acc']:>6.1f} %"
                       if self.validated else f"{'-':>9}  {'-':>8}")
-        tqdm.write(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {validation}  "
-                   f"{row['lr']:>9.2e}  {row['epoch_seconds']:>7.1f}")
+        log.info(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {validation}  "
+                      f"{row['lr']:>9.2e}  {row['epoch_seconds']:>7.1f}")

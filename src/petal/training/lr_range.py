@@ -22,8 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SMOOTHING_SHARE = 0.05  # half the smoothing window: 5 of 100 steps, a third of a decade
 SKIP_START = 0.1  # share of the first steps no rule looks at (fastai: num_it // 10)
@@ -122,25 +126,47 @@ def suggest(lrs: Sequence[float], losses: Sequence[float],
 
 
 @dataclass
-class RangeTest:
-    """One range test: the learning rate and raw loss of every step, and what it suggests."""
+class LRFinding:
+    """One range test (`petal.lr_find`): the learning rate and raw loss of every step, what
+    it suggests, and the rate the recipe trains at, for comparison."""
 
     lrs: list[float]
     losses: list[float]
     suggestion: float | None
     rule: str = SUGGESTION_RULE
     seconds: float = 0.0
+    recipe_lr: float | None = None
 
     @classmethod
     def from_steps(cls, lrs: Sequence[float], losses: Sequence[float], seconds: float = 0.0,
-                   rule: str = SUGGESTION_RULE) -> RangeTest:
+                   rule: str = SUGGESTION_RULE, recipe_lr: float | None = None) -> LRFinding:
         n = min(len(lrs), len(losses))
         lrs, losses = [float(v) for v in lrs[:n]], [float(v) for v in losses[:n]]
-        return cls(lrs, losses, suggest(lrs, losses, rule), rule, seconds)
+        return cls(lrs, losses, suggest(lrs, losses, rule), rule, seconds, recipe_lr)
 
     @property
     def smoothed(self) -> list[float]:
         return smoothed(self.losses).tolist()
+
+    def figure(self) -> Figure:
+        """The curve, the suggestion and the recipe's rate (matplotlib)."""
+        from petal.report.curves import lr_finder_figure
+
+        return lr_finder_figure(self.lrs, self.losses, self.smoothed, self.suggestion,
+                                self.recipe_lr)
+
+    plot = figure
+
+    def summary(self) -> str:
+        said = (f"suggested learning rate {self.suggestion:.3g} ({self.rule} rule)"
+                if self.suggestion is not None else "no suggestion: the loss never fell")
+        recipe = f"; the recipe trains at {self.recipe_lr:.3g}" if self.recipe_lr else ""
+        return f"{said}{recipe}, from {len(self.lrs)} steps in {self.seconds:.0f} s"
+
+    def _repr_html_(self) -> str:
+        from petal.report.notebook import figure_html, paragraph
+
+        return paragraph(f"LR finder: {self.summary()}") + figure_html(self.figure())
 
     def to_json(self) -> dict:
         """Plain JSON: a diverged (infinite or NaN) loss is null."""
