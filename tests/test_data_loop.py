@@ -115,22 +115,25 @@ def test_a_new_review_keeps_earlier_decisions(image_folder: Path, tmp_path: Path
 
 
 def test_a_new_review_keeps_a_persons_own_columns(image_folder: Path, tmp_path: Path) -> None:
-    """`petal data review --out` again: the columns a person added stay, with their cells,
-    on rows found again and on rows only they filled in."""
+    """`petal data review --out` again: every column a person added stays as written (one
+    named like another but for its case, an unnamed one, a name with a trailing space, a
+    second `Score`), with its cells, on rows found again and on rows only they filled in."""
     out = review_folder(image_folder, tmp_path / "review")
     sheet = out / "review.csv"
+    own = ["my_note", "My_Note", "", "who ", "Score"]
     lines = sheet.read_text().splitlines()
-    sheet.write_text("\r\n".join([lines[0] + ",my_note,Reviewer",
-                                   lines[1] + ",=odd ear,ana", lines[2] + ",,"]
-                                  + ["fox/fox1.jpg,,,,,,,seen twice,bo"]) + "\r\n")
+    sheet.write_text("\r\n".join([lines[0] + "," + ",".join(own),
+                                   lines[1] + ",=odd ear,b,c,ana,9", lines[2] + ",,,,,"]
+                                  + ["fox/fox1.jpg,,,,,,,seen twice,,,bo,"]) + "\r\n")
     review_folder(image_folder, out)
-    rows = {r["path"]: r for r in ReviewSheet.read(sheet).findings()}
-    assert ReviewSheet.read(sheet).own_columns() == ["my_note", "Reviewer"]
-    assert (rows["cat/cat0.jpg"]["my_note"], rows["cat/cat0.jpg"]["Reviewer"]) == ("=odd ear",
-                                                                                  "ana")
-    assert rows["dog/dog1.jpg"]["my_note"] == ""
-    assert (rows["fox/fox1.jpg"]["my_note"], rows["fox/fox1.jpg"]["action"]) == ("seen twice",
-                                                                                 "")
+    again = ReviewSheet.read(sheet)
+    rows = {r["path"]: r for r in again.findings()}
+    assert again.own_columns() == own
+    assert rows["cat/cat0.jpg"]["own"] == ["=odd ear", "b", "c", "ana", "9"]
+    assert rows["cat/cat0.jpg"]["score"] == "0.9"  # petal's own score column, not theirs
+    assert rows["dog/dog1.jpg"]["own"] == [""] * 5
+    assert rows["fox/fox1.jpg"]["own"] == ["seen twice", "", "", "bo", ""]
+    assert rows["fox/fox1.jpg"]["action"] == ""
 
 
 def test_names_with_line_breaks_keep_their_rows(tmp_path: Path) -> None:

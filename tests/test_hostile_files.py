@@ -226,3 +226,137 @@ def test_an_opset_the_exporter_cannot_write_is_refused(
     assert main(["export", str(tiny_run), "--out", str(out), "--opset", str(opset)]) == 1
     one_error_line(capsys.readouterr().err, f"--opset {opset}")
     assert not out.exists()
+
+
+# ---- a second hostile pass over the fixes above
+
+
+def test_a_data_folder_inside_the_run_folder_is_refused(tiny_run: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """--out proj with the photos in proj/model: saving the model would replace them."""
+    photos = shutil.copytree(tiny_run.parent / "data", tmp_path / "proj" / "model")
+    before = sorted(photos.rglob("*"))
+    for command in (["train", "--data", str(photos), "--out", str(tmp_path / "proj")],
+                    ["run", "--data", str(photos), "--out", str(tmp_path)]):
+        assert main([*command, "--no-progress"]) == 1
+        one_error_line(capsys.readouterr().err, "is inside --out", "a folder of its own")
+    assert sorted(photos.rglob("*")) == before
+
+
+@pytest.mark.skipif(not _namespaces_work(), reason="needs unshare -rm (a bind mount in a "
+                    "private mount namespace)")
+def test_a_bind_mount_of_the_data_folder_is_the_data_folder(image_folder: Path,
+                                                            tmp_path: Path) -> None:
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    script = ('mount --bind "$DATA" "$ALIAS" && "$PETAL" data split "$DATA" --out '
+              '"$ALIAS/split.json" --no-progress')
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "DATA": str(image_folder),
+                                                       "ALIAS": str(alias), "PETAL": str(PETAL)})
+    assert done.returncode == 1, done.stderr
+    one_error_line(done.stderr, "is inside the data folder")
+    assert not (image_folder / "split.json").exists()
+
+
+def test_resume_refuses_options_given_at_their_default(capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--resume", "runs/x", "--recipe", "fast-transfer", "--precision",
+                 "auto", "--no-progress"]) == 1
+    one_error_line(capsys.readouterr().err, "--recipe", "--precision")
+
+
+@pytest.mark.parametrize("damage", ["card says no novelty", "TorchScript as model.onnx",
+                                    "int8 as model.onnx"])
+def test_an_export_of_another_kind_is_not_the_current_one(tiny_run: Path, tmp_path: Path,
+                                                          damage: str) -> None:
+    run = fresh_copy(tiny_run, tmp_path / "run")
+    petal.load(run)
+    onnx, card, novelty = _export_parts(run)
+    if damage == "card says no novelty":
+        written = json.loads(card.read_text())
+        card.write_text(json.dumps({**written, "novelty": None}))
+        novelty.unlink()
+    elif damage == "TorchScript as model.onnx":
+        assert main(["export", str(run), "--format", "torchscript", "--out", str(onnx)]) == 0
+    else:
+        assert main(["export", str(run), "--quantize", "--out", str(onnx)]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PetalWarning)
+        classifier = petal.load(run)
+    assert classifier.engine == "onnx" and classifier.novelty is not None
+    section = json.loads(card.read_text())["export"]
+    assert section["format"] == "onnx" and "quantized" not in section
+
+
+def test_a_persons_files_in_a_copy_folder_stay(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    one = write_image(photos / "a.jpg", seed=1)
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
+    new.decide(new.photos / "a.jpg", hashlib.sha256(one.read_bytes()).hexdigest(), "label",
+               "cat")
+    (tmp_path / "new/cat/IMG-20240101.jpg").write_bytes(one.read_bytes())  # dates look like hex
+    (tmp_path / "new/dog").mkdir()
+    (tmp_path / "new/dog/scan-deadbeef.png").write_bytes(b"mine")
+    NewLabels.open(tmp_path / "new", ["cat", "dog"], photos, copy=True)
+    assert (tmp_path / "new/cat/IMG-20240101.jpg").is_file()
+    assert (tmp_path / "new/dog/scan-deadbeef.png").read_bytes() == b"mine"
+
+
+def test_a_photo_with_a_long_name_is_labelled_and_reopened(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    long = write_image(photos / ("e" * 240 + ".jpg"), seed=2)
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    new.decide(new.photos / long.name, hashlib.sha256(long.read_bytes()).hexdigest(), "label",
+               "dog")
+    again = NewLabels.open(tmp_path / "new", ["cat", "dog"], photos)
+    assert list(again.rows) == [str(new.photos / long.name)]
+    assert [p.resolve() for p in (tmp_path / "new/dog").iterdir()] == [long.resolve()]
+    out = tmp_path / ("s" * 250 + ".json")  # a long --out name: its temporary name fits too
+    atomic_write_bytes(out, b"{}")
+    assert out.read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize("name", ["labels.csv", ".hidden"])
+def test_a_class_that_is_not_a_class_folder_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(PetalError, match="cannot be a class folder"):
+        NewLabels.open(tmp_path / "new", ["cat", name], tmp_path)
+
+
+def test_names_that_are_not_utf8_are_read_written_and_shown(tiny_run: Path,
+                                                            tmp_path: Path) -> None:
+    """A Latin-1 file name (`caf\\xe9.jpg`), as an old archive unpacks it: evaluated, reviewed
+    and shown on the pages without a traceback, and read back as the same name."""
+    from petal.data.decisions import write_review_file
+    from petal.data.review_sheet import ReviewSheet
+    from petal.serve.local_page import named, shown
+
+    data = shutil.copytree(tiny_run.parent / "data", tmp_path / "data")
+    odd = os.fsdecode(b"caf\xe9.jpg")
+    (data / "cat" / "cat0.jpg").rename(data / "cat" / odd)
+    assert main(["evaluate", str(tiny_run), "--data", str(data), "--include-training",
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert b"/cat/caf\xe9.jpg," in (tmp_path / "eval" / "predictions.csv").read_bytes()
+    write_review_file(tmp_path / "review.csv", [{"path": f"cat/{odd}", "given": "cat",
+                                                 "suggested": "dog", "score": 0.5}], [])
+    assert [r["path"] for r in ReviewSheet.read(tmp_path / "review.csv").findings()] == [
+        f"cat/{odd}"]
+    assert shown(f"cat/{odd}") == "cat/caf\\xe9.jpg" and named(shown(f"cat/{odd}")) == \
+        f"cat/{odd}"
+
+
+@pytest.mark.parametrize("command", [
+    ["explain", "{run}", "{photo}", "--out", "{data}/cat"],
+    ["compare", "{photo}", "--models", "{run}", "--out", "{data}/cat/cmp.png"],
+    ["predict", "{run}", "{photo}", "--figure", "{data}/cat/fig.png"],
+    ["export", "{run}", "--out", "{data}/cat/x.onnx"],
+])
+def test_figures_and_files_of_a_model_stay_out_of_its_photos(
+        tiny_run: Path, tmp_path: Path, command: list[str],
+        capsys: pytest.CaptureFixture) -> None:
+    data = tiny_run.parent / "data"
+    photo = write_image(tmp_path / "x.jpg", seed=9)
+    before = sorted(data.rglob("*"))
+    assert main([arg.format(run=tiny_run, photo=photo, data=data) for arg in command]
+                + ["--engine", "torch"] * (command[0] != "export")) == 1
+    assert "is inside the data folder" in capsys.readouterr().err
+    assert sorted(data.rglob("*")) == before

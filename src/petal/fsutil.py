@@ -115,7 +115,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     target = Path(path)
     check_writable_file(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp",
+                               dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -128,18 +129,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def _temporary_prefix(target: Path) -> str:
+    """`.NAME.` for the temporary file of an atomic write of `target`, NAME cut short so that
+    the temporary name fits where `target`'s does (255 bytes)."""
+    name = target.name
+    while len(os.fsencode(name)) > 200:
+        name = name[:-1]
+    return f".{name}."
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> int:
     """Delete what atomic writes of `path` killed midway left beside it (`.NAME.*.tmp`); how
     many. Only for a caller that holds the only right to write `path`."""
     target = Path(path)
-    stale = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    stale = list(target.parent.glob(f"{glob.escape(_temporary_prefix(target))}*.tmp"))
     for leftover in stale:
         leftover.unlink(missing_ok=True)
     return len(stale)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """UTF-8, but a file name that is not (a byte the file system gave as a surrogate, as
+    os.fsdecode does) written as the bytes it is, so that it reads back the same."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what was typed: an option given at its default value still counts
     show_on_terminal()
     args.started = start  # elapsed times in a run folder count from here
     with warnings.catch_warnings():

@@ -20,7 +20,8 @@ from petal.cli.common import (
     wants_progress,
 )
 from petal.errors import PetalError
-from petal.fsutil import walk_files
+from petal.fsutil import check_writable_file, walk_files
+from petal.paths import refuse_inside_model_data
 from petal.spreadsheet import escape_cell
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.explain and not args.figure:
         raise PetalError("--explain draws into the --figure: give --figure OUT.png too")
     classifier = apply_rejection(load_classifier(args.model, args.engine, args.device), args)
+    if args.figure:
+        check_writable_file(args.figure)
+        refuse_inside_model_data(args.figure, classifier.card.data)
     classifier.batch_size = args.batch_size
     files = walk_files(args.paths)
     if not files:

@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from petal.api import train
 
     if args.resume:
-        if given := _options_given(args, besides=("resume", "progress")):
+        if given := _options_given(args.argv, besides=("resume", "progress")):
             raise PetalError(f"--resume continues {args.resume} as it was started (its "
                              f"config.json): leave out {', '.join(given)}, or start a new run "
                              "with them")
@@ -66,13 +66,16 @@ def _lr(text: str | None) -> float | str | None:
         raise PetalError(f"--lr {text}: give a number or 'auto'") from exc
 
 
-def _options_given(args: argparse.Namespace, besides: tuple[str, ...]) -> list[str]:
-    """The options of `petal train` given other than at their defaults, `besides` aside."""
-    from petal.cli import build_parser
-
-    defaults = vars(build_parser().parse_args(["train"]))
-    return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
-            if name in defaults and name not in besides and value != defaults[name]]
+def _options_given(argv: list[str], besides: tuple[str, ...]) -> list[str]:
+    """The options of `petal train` that `argv` gives (at any value), `besides` aside."""
+    parser = argparse.ArgumentParser(prog="petal", add_help=False)
+    add_commands(parser.add_subparsers(dest="verb"))
+    train = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    for action in train._actions:  # noqa: SLF001 - argparse keeps them here only
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    return [f"--{name.replace('_', '-')}" for name in given
+            if name not in ("verb", "func", *besides)]
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:

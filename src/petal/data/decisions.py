@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from petal.data.scan import DatasetIndex
 from petal.errors import PetalError, PetalWarning
-from petal.fsutil import atomic_write_bytes, read_limited
+from petal.fsutil import atomic_write_text, read_limited
 from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 
 REVIEW_CSV = "review.csv"
@@ -71,10 +71,10 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
     ambiguous photos (the label column holds the suggested class), then the outliers. A photo
     found twice is one row (finding `label+outlier`, `hard+outlier`), so a decision on it is
     never contradicted by a row left undecided. `earlier` rows (an earlier review file's,
-    as ReviewSheet.findings gives them) keep their decisions and their cells of a person's
-    `own_columns` (written after petal's): a photo this review no longer finds keeps its row
-    when it was decided or has such a cell filled in. Text cells are escaped for spreadsheets
-    (petal.spreadsheet)."""
+    as ReviewSheet.findings gives them) keep their decisions and their cells ("own") of a
+    person's `own_columns` (headers as written, after petal's): a photo this review no
+    longer finds keeps its row when it was decided or has such a cell filled in. Text cells
+    are escaped for spreadsheets (petal.spreadsheet)."""
     rows: dict[str, dict] = {}
     for finding, found in (("label", label_issues), ("hard", hard)):
         for item in found:
@@ -88,26 +88,29 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
         rows[outlier["path"]] = {**outlier, "finding": "outlier", "given": given,
                                  "suggested": "", "action": "", "label": given}
     for old in earlier:
-        own = {c: old[c] for c in own_columns if old.get(c)}
-        if not (old["action"] or own):
+        if not (old["action"] or any(old.get("own", []))):
             continue
         row = rows.setdefault(old["path"], dict(old))
-        row.update(own)
+        row["own"] = old.get("own", [])
         if old["action"]:
             row["action"], row["label"] = old["action"], old["label"]
     text = io.StringIO()
     writer = csv_writer(text)
     writer.writerow([*COLUMNS, *own_columns])
+    blank = [""] * len(own_columns)
     for row in rows.values():
-        writer.writerow([escape_cell(row.get(c, "")) if isinstance(row.get(c, ""), str)
-                         else row[c] for c in (*COLUMNS, *own_columns)])
-    atomic_write_bytes(path, text.getvalue().encode())
+        writer.writerow([escape_cell(row[c]) if isinstance(row[c], str) else row[c]
+                         for c in COLUMNS] + [escape_cell(c) for c in row.get("own") or blank])
+    atomic_write_text(path, text.getvalue())
 
 
 def read_records(path: str | os.PathLike, data: bytes) -> Iterator[tuple[int, list[str]]]:
     """(line, cells) of each non-blank record, the header first, decoded as it is read: the
     memory it takes is the file's bytes and one record of at most MAX_COLUMNS cells."""
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    # a byte that is not UTF-8 stays itself (as the file system's names do: os.fsdecode),
+    # so that a photo's name read back is the name it was written as
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape",
+                            newline="")
     reader = csv.reader(text)
     try:
         for cells in reader:
@@ -117,8 +120,6 @@ def read_records(path: str | os.PathLike, data: bytes) -> Iterator[tuple[int, li
                                  "reads: is it the review file?")
             if any(cells):
                 yield reader.line_num, cells
-    except UnicodeDecodeError as exc:
-        raise PetalError(f"review file {path} cannot be read: {exc}") from exc
     except csv.Error as exc:
         raise PetalError(f"review file {path} is not a CSV file: {exc}") from exc
 

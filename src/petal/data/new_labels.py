@@ -32,10 +32,11 @@ from petal.data.decisions import read_records
 from petal.data.image import ImageLoadError, read_image_file
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import (
-    atomic_write_bytes,
+    atomic_write_text,
     name_problem,
     read_limited,
     remove_stale_temporaries,
+    walk_files,
 )
 from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 
@@ -44,13 +45,17 @@ COLUMNS = ("source", "sha256", "decision", "label")
 DECISIONS = ("label", "none")
 MAX_LABELS_BYTES = 64 * 2**20
 SHA256 = re.compile(r"[0-9a-f]{64}")
-LINK_NAME = re.compile(r".*-[0-9a-f]{8}(\.[^.]*)?", re.DOTALL)  # file_name's pattern
+MAX_NAME_BYTES = 200
 
 
 def file_name(source: Path) -> str:
-    """The name of a labelled photo's link: its own, with a hash of its path."""
+    """The name of a labelled photo's link: its own (cut to MAX_NAME_BYTES, room for the
+    temporary name of an atomic write), with a hash of its path."""
     mark = hashlib.sha256(str(source).encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"{source.stem}-{mark}{source.suffix}"
+    stem, suffix = source.stem, source.suffix[:16]
+    while len(os.fsencode(f"{stem}-{mark}{suffix}")) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return f"{stem}-{mark}{suffix}"
 
 
 def _unchanged(source: Path, sha256: str) -> bool:
@@ -68,7 +73,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def _place(source: Path, target: Path, copy: bool) -> None:
     """A link to (or copy of) `source` at `target`, put there atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    tmp = target.parent / f".petal-{secrets.token_hex(8)}.tmp"  # short: any name fits beside
     try:
         if copy:
             shutil.copyfile(source, tmp)
@@ -125,6 +130,9 @@ class NewLabels:
         folder = Path(folder).absolute()
         if problem := next(filter(None, map(name_problem, classes)), None):
             raise PetalError(f"class {problem}: it cannot name a folder in {folder}")
+        if clash := next((c for c in classes if c == LABELS_CSV or c.startswith(".")), None):
+            raise PetalError(f"class {clash!r} cannot be a class folder in {folder} (the "
+                             f"labels file, or a hidden folder training would not see)")
         check_place(folder, photos, original.root if original is not None else None)
         new = cls(folder, classes, photos.resolve(), copy, {})
         if (folder / LABELS_CSV).is_file():
@@ -232,35 +240,40 @@ class NewLabels:
         """Delete the links (or copies) in the class folders that no row of labels.csv asks
         for: a row a person deleted, or a take-back a kill cut short between the file and the
         unlink. Only what petal makes is touched: a link to a photo under self.photos named
-        as petal names it, or, with copies, a file of that name's pattern."""
+        as petal names it, or, with copies, a file named as petal names a copy of one of those
+        photos; a person's own files stay."""
         wanted = {(row["label"], file_name(Path(source))) for source, row in self.rows.items()
                   if row["decision"] == "label"}
+        unwanted = [(label, entry) for label in self.classes if (self.folder / label).is_dir()
+                    for entry in sorted((self.folder / label).iterdir())
+                    if (label, entry.name) not in wanted]
+        copies = ({file_name(photo) for photo in walk_files([self.photos])}
+                  if self.copy and unwanted else set())
         removed = []
-        for label in self.classes:
-            folder = self.folder / label
-            entries = sorted(folder.iterdir()) if folder.is_dir() else []
-            for entry in entries:
-                if (label, entry.name) not in wanted and self._made_here(entry):
-                    self._remove(entry)
-                    removed.append(f"{label}/{entry.name}")
+        for label, entry in unwanted:
+            if self._made_here(entry, copies):
+                self._remove(entry)
+                removed.append(f"{label}/{entry.name}")
         if removed:
             warnings.warn(f"{len(removed)} link(s) in {self.folder} that {LABELS_CSV} does "
                           "not ask for (a row deleted or changed by hand, or a decision cut "
                           f"short) were removed: {', '.join(removed[:3])}"
                           + (" ..." if len(removed) > 3 else ""), PetalWarning, stacklevel=3)
 
-    def _made_here(self, entry: Path) -> bool:
-        """Whether `entry` in a class folder is one of the labelled photos petal placed."""
+    def _made_here(self, entry: Path, copies: set[str]) -> bool:
+        """Whether `entry` in a class folder is one of the labelled photos petal placed:
+        a link to a photo under self.photos, or a copy named as petal names one (`copies`)."""
         if entry.is_symlink():
             target = Path(os.readlink(entry))
             return _inside(target, self.photos) and file_name(target) == entry.name
-        return self.copy and entry.is_file() and LINK_NAME.fullmatch(entry.name) is not None
+        return entry.is_file() and entry.name in copies
 
     def mend(self, source: str) -> None:
-        """sync, when reopening: a photo that changed is warned about and left out."""
+        """sync, when reopening: a photo that changed, or whose link cannot be made, is
+        warned about and left out."""
         try:
             self.sync(Path(source))
-        except PetalError as exc:
+        except (PetalError, OSError) as exc:
             warnings.warn(str(exc), PetalWarning, stacklevel=2)
 
     def save(self) -> None:
@@ -269,4 +282,4 @@ class NewLabels:
         writer.writerow(COLUMNS)
         for row in self.rows.values():
             writer.writerow([escape_cell(row[c]) for c in COLUMNS])
-        atomic_write_bytes(self.folder / LABELS_CSV, text.getvalue().encode())
+        atomic_write_text(self.folder / LABELS_CSV, text.getvalue())

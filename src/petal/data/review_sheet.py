@@ -19,7 +19,7 @@ from petal.data.decisions import (
     read_records,
 )
 from petal.errors import PetalError
-from petal.fsutil import atomic_write_bytes, read_limited
+from petal.fsutil import atomic_write_text, read_limited
 from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 
 UNDECIDED = ""
@@ -69,23 +69,24 @@ class ReviewSheet:
         at = self._column(name)
         return unescape_cell(row[at]) if at >= 0 else ""
 
+    def _own(self) -> list[int]:
+        """The places of the columns a person added: every column but the first of each name
+        petal reads (names compared as _column does), unnamed ones and repeats included."""
+        petal = {self._column(name) for name in COLUMNS}
+        return [at for at in range(len(self.header)) if at not in petal]
+
     def own_columns(self) -> list[str]:
-        """The columns a person added, by name, in order (each name once)."""
-        seen = set(COLUMNS)  # names compare as _column does: stripped, in lower case
-        own = []
-        for name in (cell.strip() for cell in self.header):
-            if name and name.lower() not in seen:
-                seen.add(name.lower())
-                own.append(name)
-        return own
+        """The headers of the columns a person added, as written, in order."""
+        return [self.header[at] for at in self._own()]
 
     def findings(self) -> list[dict]:
-        """Each row as {path, finding, given, suggested, score, action, label, and a person's
-        own columns} (text)."""
+        """Each row as {path, finding, given, suggested, score, action, label} (text), and
+        "own": its cells of own_columns()."""
         found = []
-        own = self.own_columns()
+        own = self._own()
         for row in self.rows:
-            item = {name: self._cell(row, name) for name in (*COLUMNS, *own)}
+            item = {name: self._cell(row, name) for name in COLUMNS}
+            item["own"] = [unescape_cell(row[at]) for at in own]
             item["action"] = item["action"].strip().lower()
             found.append(item)
         return found
@@ -111,4 +112,4 @@ class ReviewSheet:
         writer = csv_writer(text)
         writer.writerow(self.header)
         writer.writerows(self.rows)
-        atomic_write_bytes(self.path, text.getvalue().encode())
+        atomic_write_text(self.path, text.getvalue())

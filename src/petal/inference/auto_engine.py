@@ -39,17 +39,19 @@ log = logging.getLogger(__name__)
 
 def export_section(folder: Path) -> dict | None:
     """The export section of the folder's model.onnx card when that export is current and
-    whole: its card records the digest of the folder's weights and card and of the graph and
-    novelty files beside it as they are now. A part missing, cut short, swapped in from
-    another run or left from an interrupted export means None: export again."""
+    whole: a float32 ONNX export whose card records the digest of the folder's weights and
+    card and of the graph and novelty files beside it as they are now. A part missing, cut
+    short, swapped in from another run or left from an interrupted export means None: export
+    again. Whether a novelty file belongs beside it is model.json's to say (its digest is
+    recorded), not the card beside the export's."""
     exported = folder / ONNX_FILE
     try:
-        card = read_json(sidecar_path(exported))
-        section = card["export"]
-        current = (section.get("source") == model_digest(folder)
+        section = read_json(sidecar_path(exported))["export"]
+        current = (section.get("format") == "onnx" and "quantized" not in section
+                   and section.get("source") == model_digest(folder)
                    and section.get(FILE_DIGEST) == file_sha256(exported)
-                   and (card.get("novelty") is None or section.get(NOVELTY_DIGEST)
-                        == file_sha256(novelty_path(exported))))
+                   and (read_json(folder / CARD_FILE).get("novelty") is None
+                        or section.get(NOVELTY_DIGEST) == file_sha256(novelty_path(exported))))
         return section if current else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

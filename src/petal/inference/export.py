@@ -76,6 +76,7 @@ from petal.inference.quantize import (
 from petal.models import cam_layers
 from petal.models.features import AnswerWithFeatures
 from petal.models.spec import InputSpec
+from petal.paths import refuse_inside_model_data
 from petal.run_folder import find_model_folder
 from petal.version import __version__
 
@@ -235,6 +236,8 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     path = Path(out) if out else default_path(model_path, fmt, quantize)
     _check_writable(path)  # before minutes of work, not after
     network, card = load_model(model_path)
+    if out is not None:  # (the default, the model folder, is where the user trained it)
+        refuse_inside_model_data(path, card.data)
     if announce is not None:
         announce()
     cam = cam_layers(card.architecture["name"], network)

@@ -11,6 +11,7 @@ import numpy as np
 
 from petal.inference.classifier import Classifier, Prediction
 from petal.inference.explain import class_index, heat_maps, overlay
+from petal.paths import refuse_inside_model_data
 from petal.report.figures import Ranking, explanation_figure, save_figure
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ def explain(classifier: Classifier, image: str | os.PathLike, label: str | None 
     """Where `classifier` looked in the photo at `image` for its top class (or `label`); the
     figure written to `out` when given. ImageLoadError for a photo that cannot be read."""
     target = class_index(classifier, label)  # an unknown class before any photo is read
+    if out is not None:
+        refuse_inside_model_data(out, classifier.card.data)
     photo = classifier.prepare(image)
     explanation = heat_maps(classifier, photo[None], target)
     prediction = classifier.top_k(explanation.answer, [str(image)], 3)[0]

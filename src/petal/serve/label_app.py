@@ -20,7 +20,7 @@ from petal.data.scan import ImageRecord, scan_folder, scan_unlabelled
 from petal.errors import PetalError
 from petal.inference.classifier import Classifier, load
 from petal.jobs.label_queue import margins, queue_order
-from petal.serve.local_page import Decision
+from petal.serve.local_page import Decision, shown
 
 CHUNK = 64  # photos decoded and answered at once: bounds the memory of a large folder
 
@@ -149,7 +149,7 @@ class LabelQueue:
             lines.append("It looks like none of the classes the model knows.")
         row = self.new.rows.get(str(self.source(i)))
         action = row["decision"] if row else ""
-        return {"key": str(i), "name": self.images[i].path, "lines": lines,
+        return {"key": str(i), "name": shown(self.images[i].path), "lines": lines,
                 "suggested": self.classes[ranked[0]], "action": action,
                 "label": row["label"] if row else "", "tags": [action] if action else []}
 

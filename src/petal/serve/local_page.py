@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import io
 import json
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -94,6 +95,19 @@ def create_decision_app(source: DecisionSource) -> FastAPI:
         return {"item": _or_422(lambda: source.decide(decision))}
 
     return app
+
+
+def shown(name: str) -> str:
+    """A file name as the page shows it: a byte that is not UTF-8 (a surrogate, as the file
+    system gives it: os.fsdecode) as the text \\xNN, which JSON can carry and `named` undoes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def named(shown_name: str) -> str:
+    """The file name `shown` showed as `shown_name`."""
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]),
+                 shown_name.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _or_422(work: Callable[[], T]) -> T:

@@ -18,7 +18,7 @@ from petal.data.decisions import ACTIONS, REVIEW_CSV
 from petal.data.review_sheet import ReviewSheet, relative_image_path
 from petal.errors import PetalError
 from petal.fsutil import name_problem, read_json, remove_stale_temporaries
-from petal.serve.local_page import Decision
+from petal.serve.local_page import Decision, named, shown
 
 FINDINGS = {"label": "likely label mistake", "hard": "hard or ambiguous",
             "outlier": "outlier: far from every other photo"}
@@ -94,17 +94,19 @@ class ReviewFolder:
                              f"{', '.join(self.classes)}")
         with self.lock:
             sheet = self.read()
-            given = {row["path"]: row["given"] for row in sheet.findings()}.get(decision.key)
-            if decision.action == "relabel" and decision.label == given:
-                decision = Decision(key=decision.key, action="keep")  # its own class: kept
-            row = sheet.decide(decision.key, decision.action, decision.label)
+            path = named(decision.key)
+            given = {row["path"]: row["given"] for row in sheet.findings()}.get(path)
+            action = "keep" if decision.action == "relabel" and decision.label == given \
+                else decision.action  # relabelled as its own class: kept
+            row = sheet.decide(path, action, decision.label)
             sheet.save()
         return _item(row)
 
     def photo(self, key: str) -> Path:
-        if key not in {row["path"] for row in self.read().findings()}:
+        path = named(key)
+        if path not in {row["path"] for row in self.read().findings()}:
             raise PetalError(f"{key!r} is not a photo of this review")
-        return self.root / relative_image_path(key)
+        return self.root / relative_image_path(path)
 
 
 def _item(row: dict) -> dict:
@@ -119,6 +121,6 @@ def _item(row: dict) -> dict:
     if action not in (*ACTIONS, ""):
         lines.append(f"review.csv says {action!r}, which petal does not know: decide again")
         action = ""
-    return {"key": row["path"], "name": row["path"], "lines": lines,
+    return {"key": shown(row["path"]), "name": shown(row["path"]), "lines": lines,
             "suggested": row["suggested"], "action": action,
             "label": row["label"] if action == "relabel" else "", "tags": tags}
