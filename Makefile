@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= $(if $(wildcard ../shared/data/flowers),../shared/data/flowers,tf_flowers)
 RUN_ARGS ?=
 
-.PHONY: run test test-fast test-slow clean-venv
+.PHONY: run test test-fast test-slow notebook clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-fast: $(VENV)/.installed-test
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow
+
+# docs/flowers.ipynb run on the whole flowers set, its outputs saved into it.
+notebook: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/notebook.py --write
 
 clean-venv:
 	rm -rf $(VENV)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from petal.jobs.main_job import MainJob
     from petal.jobs.review import Review
     from petal.jobs.run import Run
+    from petal.training.fit import TrainRequest
     from petal.training.lr_range import LRFinding
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ def train(data: PathLike | None = None, *, out: PathLike | None = None,
     ("all" or "split"). `resume=RUN` continues an interrupted run as it was started (no other
     option may be given). Ctrl-C (KeyboardInterrupt) leaves the run resumable."""
     from petal.jobs.run import Run
+    from petal.training.precision import CHOICES
 
     started = time.perf_counter() if started is None else started
     show = _progress(progress)
@@ -182,8 +184,6 @@ def train(data: PathLike | None = None, *, out: PathLike | None = None,
         raise PetalError(f"folds {folds!r}: at least 2 (or 0: no cross-validation)")
     if final is not None:
         _choice(final, "final", ("all", "split"))
-    from petal.training.precision import CHOICES
-
     _choice(precision, "precision", CHOICES)
     request = _train_request(
         _path(data, "data"), out=_optional_path(out, "out"),
@@ -202,7 +202,7 @@ def _train_request(data: Path, *, out: Path | None, model: str | None, recipe: s
                    overrides: list[str], split: Path | None, review: Path | None,
                    lr: float | str | None, weights: str | None, cache_dir: Path | None,
                    precision: str, accelerator: str, devices: str, num_nodes: int,
-                   strategy: str):  # noqa: ANN202 - TrainRequest, imported here
+                   strategy: str) -> TrainRequest:
     """The TrainRequest of a new run, every input checked (the output folder is outside the
     data folder)."""
     from petal.data.download import resolve_data
@@ -214,7 +214,7 @@ def _train_request(data: Path, *, out: Path | None, model: str | None, recipe: s
     folder, description = resolve_data(data, cache_dir)
     name = model or chosen.model
     out = out or Path(os.environ.get("PETAL_RUN_DIR") or _default_run_dir(chosen.name, name))
-    refuse_inside(out, folder)
+    refuse_inside(out, folder, run_folder=True)
     return TrainRequest(data=folder, recipe=chosen, out=out, model=name, weights=weights,
                         split_file=split, review_file=review, lr=lr,
                         trainer=TrainerOptions(accelerator=accelerator, devices=devices,
@@ -224,7 +224,7 @@ def _train_request(data: Path, *, out: Path | None, model: str | None, recipe: s
                         data_description=description)
 
 
-def _train_new(request, folds: int | None, final: str | None, started: float,  # noqa: ANN001
+def _train_new(request: TrainRequest, folds: int | None, final: str | None, started: float,
                progress: bool) -> None:
     """Check everything, say what will happen, then train (petal.training.orchestrator)."""
     from lightning.pytorch.utilities import rank_zero_only
@@ -274,7 +274,7 @@ def _resume(run: Path, started: float, progress: bool, others: dict[str, object]
     return Run(run)
 
 
-def _several_processes(request) -> bool:  # noqa: ANN001
+def _several_processes(request: TrainRequest) -> bool:
     """Whether the training runs in several processes (devices, nodes, or torchrun)."""
     devices = str(request.trainer.devices)
     return (int(os.environ.get("WORLD_SIZE", "1")) > 1 or request.trainer.num_nodes > 1
@@ -377,9 +377,10 @@ def review(data: PathLike, *, model: str = "efficientnet_lite0", folds: int = 5,
 @public
 def compare(image: PathLike, models: Sequence[PathLike | Classifier], *, top_k: int = 3,
             out: PathLike | None = None, engine: str | None = None, device: str = "auto",
-            keep_known: float | None = None, reject: bool = True) -> Comparison:
+            keep_known: float | None = None, reject: bool = True,
+            truth: str | None = None) -> Comparison:
     """Each of `models` on the photo `image`, side by side (as `petal compare`); the figure
-    written to `out` when given."""
+    written to `out` when given; `truth`, the photo's class, drawn green."""
     from petal.inference.classifier import Classifier
     from petal.jobs.compare import compare as run_compare
 
@@ -390,7 +391,8 @@ def compare(image: PathLike, models: Sequence[PathLike | Classifier], *, top_k: 
             _path(model, "models")
     return run_compare(_path(image, "image"), list(models), top_k=_count(top_k, "top_k", 1),
                        out=_optional_path(out, "out"), engine=engine, device=device,
-                       keep_known=keep_known, reject=bool(reject))
+                       keep_known=keep_known, reject=bool(reject),
+                       truth=_optional_text(truth, "truth"))
 
 
 @public
@@ -449,7 +451,7 @@ def run(data: PathLike, *, out: PathLike | None = None, recipes: str = "fast",
     folder, description = resolve_data(_path(data, "data"),
                                        _optional_path(cache_dir, "cache_dir"))
     where = _optional_path(out, "out") or Path(f"runs/main_{time.strftime('%Y%m%d-%H%M%S')}")
-    refuse_inside(where, folder)
+    refuse_inside(where, folder, run_folder=True)
     job = MainJobRequest(
         data=folder, out=where, data_description=description,
         scratch_model=_text(scratch_model, "scratch_model"),

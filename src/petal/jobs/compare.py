@@ -14,6 +14,7 @@ from petal.data.image import ImageLoadError
 from petal.errors import PetalError
 from petal.fsutil import check_writable_file
 from petal.inference.classifier import Classifier, load
+from petal.paths import refuse_inside_model_data
 from petal.report.figures import Ranking, comparison_figure, save_figure, thumbnail
 from petal.run_folder import find_model_folder, run_of_model
 
@@ -31,10 +32,11 @@ class Comparison:
     image: Path
     rankings: list[Ranking]  # a model each: title, labels, probabilities, unknown
     picture: Image.Image  # the photo as the figure shows it
+    truth: str | None = None  # the photo's class, when known: its bars are green
     path: Path | None = None  # where the figure was written
 
     def figure(self) -> Figure:
-        return comparison_figure(self.picture, self.rankings)
+        return comparison_figure(self.picture, self.rankings, self.truth)
 
     plot = figure
 
@@ -60,12 +62,13 @@ def model_title(model: str | os.PathLike, classifier: Classifier) -> str:
 
 def compare(image: str | os.PathLike, models: Sequence[str | os.PathLike | Classifier], *,
             top_k: int = 3, out: str | os.PathLike | None = None, engine: str | None = None,
-            device: str = "auto", keep_known: float | None = None, reject: bool = True
-            ) -> Comparison:
+            device: str = "auto", keep_known: float | None = None, reject: bool = True,
+            truth: str | None = None) -> Comparison:
     """Each of `models` (a path, or a Classifier set as wanted) on the photo at `image`;
     the figure written to `out` when given (checked before any model is loaded).
     `keep_known`: the share of validation photos a model's unknown threshold keeps (None:
-    the model's own); `reject=False`: never call the photo unknown."""
+    the model's own); `reject=False`: never call the photo unknown. `truth`: the photo's
+    class, drawn green where a model names it."""
     if not reject and keep_known is not None:
         raise PetalError("keep_known and reject=False (--keep-known and --no-reject) "
                          "contradict each other: give one")
@@ -81,11 +84,13 @@ def compare(image: str | os.PathLike, models: Sequence[str | os.PathLike | Class
                                                                       device=device)
         if not reject or keep_known is not None:
             classifier = classifier.keeping(keep_known if reject else None)
+        if out is not None:
+            refuse_inside_model_data(out, classifier.card.data)
         answer = classifier.predict(image, top_k=top_k)
         title = (model_title(model, classifier) if not isinstance(model, Classifier)
                  else classifier.card.architecture.get("name", "?"))
         rankings.append(Ranking(title, answer.labels, answer.probabilities, answer.unknown))
-    comparison = Comparison(Path(image), rankings, picture)
+    comparison = Comparison(Path(image), rankings, picture, truth)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         comparison.path = save_figure(comparison.figure(), Path(out))

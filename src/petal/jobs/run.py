@@ -107,8 +107,10 @@ class Run:
         card = self.card if (self.folder / MODEL_DIR).is_dir() else None
         title = (f"Run {self.folder}: {card.architecture.get('name')}, recipe "
                  f"{card.recipe.get('name')}" if card else f"Run {self.folder}")
-        rows = self.history
-        columns = list(rows[0]) if rows else []
-        return (heading(title) + paragraph(self.summary())
-                + table_html([[row[c] for c in columns] for row in rows], columns)
+        columns = ["epoch", "train_loss", "val_loss", "val_acc", "lr", "epoch_seconds"]
+        shown = {"epoch": "{:.0f}", "train_loss": "{:.4f}", "val_loss": "{:.4f}",
+                 "val_acc": "{:.1%}", "lr": "{:.2e}", "epoch_seconds": "{:.1f}"}
+        rows = [[shown[c].format(row[c]) if row[c] == row[c] else "" for c in columns]
+                for row in self.history]
+        return (heading(title) + paragraph(self.summary()) + table_html(rows, columns)
                 + figures_html(list(self.plot().values())))

@@ -71,6 +71,8 @@ def table_html(rows: Sequence[Sequence[object]], columns: Sequence[str],
 
 
 def _cell(value: object) -> str:
+    if value is None:
+        return "-"  # undefined (0/0)
     if isinstance(value, float):
         return "" if value != value else f"{value:.4g}"  # NaN: an empty cell
     return str(value)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
+import functools
 import logging
 import statistics
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -317,9 +317,7 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
     steps = min(LR_FINDER_STEPS, max(LR_FINDER_MIN_STEPS, 3 * len(loader)))
     module = prepared.module()
     module.step_losses = []
-    # Lightning's range test draws a progress bar of its own whatever the Trainer says
-    quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
-    with warnings.catch_warnings(), quiet, interruptible(trainer):
+    with warnings.catch_warnings(), _range_test_bar(progress), interruptible(trainer):
         warnings.filterwarnings("ignore", message=".*max_epochs.*|.*val_dataloader.*")
         finder = Tuner(trainer).lr_find(module, train_dataloaders=loader, min_lr=1e-6,
                                         max_lr=1.0, num_training=steps, update_attr=False)
@@ -332,6 +330,21 @@ def find_lr(request: TrainRequest, prepared: Prepared, plot_path: Path | None,
         raise PetalError("the LR finder found no falling stretch of the loss: pass --lr "
                          "NUMBER instead")
     return test
+
+
+@contextlib.contextmanager
+def _range_test_bar(shown: bool) -> Iterator[None]:
+    """Lightning's range test draws a progress bar of its own whatever the Trainer says (its
+    tqdm, a widget in Jupyter, is made with no way to turn it off): off unless `shown`."""
+    from lightning.pytorch.tuner import lr_finder
+
+    original = lr_finder.tqdm
+    if not shown:
+        lr_finder.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        lr_finder.tqdm = original
 
 
 def choose_lr(request: TrainRequest, prepared: Prepared | None, progress: bool = True, *,

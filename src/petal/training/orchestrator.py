@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 
 from petal.data.scan import DatasetIndex
 from petal.data.split import Split, check_folds
@@ -102,14 +103,13 @@ def train_model(request: TrainRequest, scanned: tuple[DatasetIndex, Split] | Non
         if folds:
             check_folds(split, folds)  # before any training
         log.info(plan(request, split, folds, final))
-        needs_split = not folds or final == "split" or request.lr == "auto" or show_lr_finder
+        finder = request.lr == "auto" or show_lr_finder  # the range test runs
         step = f"prepare data and model ({request.model_name}, {request.recipe.name})"
         prepared = (timed(step, lambda: prepare(request, progress, scanned=(index, split)))
-                    if needs_split else None)
+                    if not folds or final == "split" or finder else None)
         chosen = (timed("LR finder", lambda: choose_lr(request, prepared, progress,
                                                        show_finder=show_lr_finder))
-                  if prepared is not None and (request.lr == "auto" or show_lr_finder)
-                  else choose_lr(request, prepared, progress))
+                  if finder else choose_lr(request, prepared, progress))
         if folds:
             figures = timed(f"cross-validate ({folds} folds)", lambda: cross_validate(
                 request, folds, chosen.value, progress, (index, split)))
@@ -129,8 +129,6 @@ def train_model(request: TrainRequest, scanned: tuple[DatasetIndex, Split] | Non
 def _train(request: TrainRequest, prepared: Prepared, lr: float, lr_found: float | None,
            started: float, progress: bool, callbacks: Sequence[L.Callback]) -> TrainResult:
     """The run folder begun (global rank 0), then the model trained at `lr`."""
-    from lightning.pytorch.utilities import rank_zero_only
-
     if rank_zero_only.rank == 0:
         write_run_start(request, prepared, lr_found if request.lr == "auto" else None)
     return fit(request, started, lr, progress, callbacks=callbacks, prepared=prepared)
