@@ -1,2 +1,2 @@
 """Training: recipes, the Lightning module, batches, the cached-feature path, the LR range
-test, cross-validation; `fit` writes a run folder."""
+test, cross-validation; `orchestrator.train_model` trains a model into a run folder."""

@@ -1,4 +1,6 @@
-"""`petal train`: data -> split -> decoded cache -> Lightning fit -> run folder with a model in it.
+"""One training: data -> split -> decoded cache -> Lightning fit -> a model folder in the run
+folder, with its unknown threshold and temperature (finish); and the one place a learning
+rate is chosen (choose_lr). petal.training.orchestrator.train_model drives it.
 
 The run folder's layout is petal.run_folder's. Everything in it is written by global rank 0
 only; files are replaced atomically.
@@ -231,33 +233,45 @@ def prepare(request: TrainRequest, progress: bool = True,
     # what validation and the saved model see: the recipe's crop, with its mirror if any
     eval_spec = dataclasses.replace(spec.whole_square() if recipe.eval_crop == "full" else spec,
                                     mirror=recipe.tta_flip)
-    n = len(split.train)
+    photos = _Photos(pixels, labels, [i.sha256 for i in items], len(split.train))
     if recipe.mode == "full":
-        network, sets = model, _image_sets(recipe, spec, eval_spec, pixels, labels, n)
+        network, sets = model, _image_sets(recipe, spec, eval_spec, photos)
     else:
-        network, *sets = _feature_sets(request, recipe, model, spec, architecture, pixels,
-                                       labels, [i.sha256 for i in items], n, progress, notes)
+        network, *sets = _feature_sets(dataclasses.replace(request, recipe=recipe), model, spec,
+                                       architecture, photos, progress, notes)
     train_set, val_set, reference_set = sets
     return Prepared(recipe, index, split, model, spec, architecture, network, train_set,
                     val_set, eval_spec, reference_set)
 
 
-def _image_sets(recipe: Recipe, spec: InputSpec, eval_spec: InputSpec, pixels: np.ndarray,
-                labels: np.ndarray, n: int) -> tuple[Dataset, Dataset, Dataset]:
-    """Full mode: random crops of the first `n` decoded squares to train on, the rest as
-    validation sees them, and the first `n` as validation would see them."""
+@dataclass(frozen=True)
+class _Photos:
+    """The split's photos decoded, its training photos first, then its validation ones."""
+
+    pixels: np.ndarray  # decoded squares
+    labels: np.ndarray
+    keys: list[str]  # content hashes: the cache's keys
+    n_train: int
+
+
+def _image_sets(recipe: Recipe, spec: InputSpec, eval_spec: InputSpec, photos: _Photos
+                ) -> tuple[Dataset, Dataset, Dataset]:
+    """Full mode: random crops of the training photos to train on, the validation photos as
+    validation sees them, and the training photos as validation would see them."""
+    pixels, labels, n = photos.pixels, photos.labels, photos.n_train
     return (CachedImages(pixels[:n], labels[:n], spec.size, flip=recipe.flip),
             CachedImages(pixels[n:], labels[n:], eval_spec.size, flip=False),
             CachedImages(pixels[:n], labels[:n], eval_spec.size, flip=False))
 
 
-def _feature_sets(request: TrainRequest, recipe: Recipe, model: torch.nn.Module,
-                  spec: InputSpec, architecture: dict, pixels: np.ndarray, labels: np.ndarray,
-                  keys: list[str], n: int, progress: bool, notes: bool
+def _feature_sets(request: TrainRequest, model: torch.nn.Module, spec: InputSpec,
+                  architecture: dict, photos: _Photos, progress: bool, notes: bool
                   ) -> tuple[torch.nn.Module, Dataset, Dataset, Dataset]:
     """Cached mode: the top that trains, and the frozen trunks' stored outputs to train and
     validate it on (the mirrored photos' too, for validation, with tta_flip), and the
     training images' outputs as validation sees them."""
+    recipe, pixels, labels, keys = request.recipe, photos.pixels, photos.labels, photos.keys
+    n = photos.n_train
     trunks, top = cut_trunks(model, recipe.train_from)
     several = len(trunks) > 1
     centre, mirrored = [], None
