@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= $(if $(wildcard ../shared/data/flowers),../shared/data/flowers,tf_flowers)
 RUN_ARGS ?=
 
-.PHONY: run test test-fast test-slow notebook clean-venv
+.PHONY: run test test-fast test-slow notebook docs clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test-fast: $(VENV)/.installed-test
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow
+
+# The documentation site, offline and strict (a broken link or reference fails it), into
+# site/; the command-line reference is written from the parser first.
+docs: $(VENV)/.installed-test
+	$(BIN)/python -m petal.cli.reference > docs/cli.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 # docs/flowers.ipynb run on the whole flowers set, its outputs saved into it.
 notebook: $(VENV)/.installed-test
