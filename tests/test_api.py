@@ -106,9 +106,20 @@ def test_evaluate_check_lr_find_and_compare_return_objects(api_run: petal.Run,
     explanation = petal.explain(api_run, colours / "data/red/1.png")
     assert explanation.overlaid.shape == explanation.photo.shape
     assert "where it looked" in explanation._repr_html_()
+    (colours / "notes.txt").write_text("not a photo")
+    with pytest.warns(petal.PetalWarning, match="skipped .*notes.txt"):
+        several = petal.explain(api_run, [colours / "data/red/1.png", colours / "notes.txt",
+                                          colours / "data/blue/1.png"], out=colours / "ex",
+                                reject=False)
+    assert [e.path.name for e in several] == ["1.png", "1-2.png"]
+    assert all(e.path.is_file() and not e.prediction.unknown for e in several)
 
     exported = petal.export(api_run, out=colours / "m.onnx")
     assert Path(exported).is_file() and petal.load(exported).classes == api_run.card.classes
+    assert "Exported" in exported._repr_html_()
+    figures = evaluation.plot()
+    assert figures._repr_html_().count("<img") == 2  # a cell's result draws them
+    assert figures["reliability.png"]._repr_png_().startswith(b"\x89PNG")
 
 
 def test_to_pandas_when_pandas_is_there(api_run: petal.Run, monkeypatch) -> None:  # noqa: ANN001
@@ -171,6 +182,39 @@ def test_the_api_and_the_cli_train_alike(api_run: petal.Run, colours: Path) -> N
     (lambda d: petal.export(d / "run", format="tflite"), "unknown export format"),
     (lambda d: petal.run(d / "data", recipes="slow"), "recipes 'slow'"),
     (lambda d: petal.check(d / "data" / "red" / "0.png"), "is not a folder"),
+    # a second pass, as a hostile user would: each of these once did work, or left a folder
+    (lambda d: petal.train(d / "data", out=d / "x", cache_dir=d / "data" / "cache"),
+     "the cache (--cache-dir, $PETAL_CACHE)"),
+    (lambda d: petal.train(d / "data", out=d / "x", overrides={"lr": float("nan")}),
+     "recipe field lr=nan"),
+    (lambda d: petal.train(d / "data", out=d / "x", overrides={"weight_decay": -1}),
+     "recipe field weight_decay"),
+    (lambda d: petal.train(d / "data", out=d / "x", overrides={"label_smoothing": 2}),
+     "recipe field label_smoothing"),
+    (lambda d: petal.train(d / "data", out=d / "x", overrides={"input_size": 0}),
+     "recipe field input_size=0"),
+    (lambda d: petal.train(d / "data", out=d / "x", lr=float("inf")), "lr inf"),
+    (lambda d: petal.train(d / "data", out=d / "x", lr=1e9), "lr 1000000000.0"),
+    (lambda d: petal.train(d / "data", out=d / "x", accelerator="bogus"), "--accelerator bogus"),
+    (lambda d: petal.train(d / "data", out=d / "x", devices=0), "devices: expected"),
+    (lambda d: petal.train(d / "data", out=d / "x", devices="abc"), "--devices abc"),
+    (lambda d: petal.train(d / "data", out=d / "x", strategy="bogus"), "--strategy bogus"),
+    (lambda d: petal.train(d / "data", out=d / "x", accelerator=None), "accelerator: expected"),
+    (lambda d: petal.train(d / "data", out=d / "data" / "red" / "0.png"), "is a file"),
+    (lambda d: petal.train(resume=d / "data" / "red" / "0.png"), "is not a petal run folder"),
+    (lambda d: petal.lr_find(d / "data", recipe=""), "recipe: expected a non-empty str"),
+    (lambda d: petal.evaluate(d / "run", tta="no"), "tta: expected True or False"),
+    (lambda d: petal.evaluate(d / "run", data=d / "data", class_map={"a": 1}), "class_map"),
+    (lambda d: petal.export(d / "run", quantize="no"), "quantize: expected True or False"),
+    (lambda d: petal.compare(d / "data/red/0.png", [d / "run"], reject="no"), "reject:"),
+    (lambda d: petal.load(d / "run", threads="x"), "threads: expected"),
+    (lambda d: petal.load(d / "run", threads=0), "threads: expected"),
+    (lambda d: petal.run(d / "data", out=d / "x", transfer_model="nope"), "unknown model 'nope'"),
+    (lambda d: petal.run(d / "data", out=d / "x", transfer_overrides={"bogus": 1}), "--set"),
+    (lambda d: petal.run(d / "data", out=d / "x", review=d / "no.csv"), "does not exist"),
+    (lambda d: petal.run(d / "data", out=d / "run"), "already holds a run"),
+    (lambda d: petal.explain(d / "run", d / "data/red/0.png", out=d / "data/red/1.png"),
+     "is a file"),
 ])
 def test_bad_input_is_one_petal_error_before_any_work(api_run: petal.Run, colours: Path,
                                                       call, message: str) -> None:  # noqa: ANN001

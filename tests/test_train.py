@@ -59,7 +59,10 @@ def test_recipe_overrides() -> None:
     for bad, message in [(["nope=1"], "FIELD=VALUE"), (["epochs=two"], "expected int"),
                          (["optimizer=sgd"], "optimizer"), (["epochs"], "FIELD=VALUE"),
                          (["schedule=cosine"], "schedule"), (["sam=0.05"], "FIELD=VALUE"),
-                         (["lr=0"], "lr, trunk_lr_scale > 0")]:
+                         (["lr=0"], "lr=0.0: use a number above 0"),
+                         (["weight_decay=-1"], "weight_decay"),
+                         (["input_size=8"], "input_size=8: use a number from 32"),
+                         (["label_smoothing=1"], "label_smoothing")]:
         with pytest.raises(PetalError, match=message):
             get_recipe("original-transfer", bad)
     with pytest.raises(PetalError, match="unknown recipe"):
@@ -311,8 +314,8 @@ def test_small_training_set_adapts_the_batch_size(image_folder: Path, tmp_path: 
     assert config["recipe"]["batch_size"] == card["recipe"]["batch_size"] == 4
 
 
-@pytest.mark.parametrize(("lr", "message"), [("0.1", "lr '0.1'"), (-1.0, "positive"),
-                                             (True, "lr True")])
+@pytest.mark.parametrize(("lr", "message"), [("0.1", "lr '0.1'"), (-1.0, "above 0 up to 10"),
+                                             (True, "lr True"), (float("inf"), "lr inf")])
 def test_request_lr_is_a_number_or_auto(image_folder: Path, lr: object, message: str) -> None:
     with pytest.raises(PetalError, match=message):
         TrainRequest(data=image_folder, recipe=get_recipe("original-resnet9"), out=Path("x"), lr=lr)

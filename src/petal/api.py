@@ -115,6 +115,34 @@ def _overrides(value: object, name: str) -> list[str]:
                      f"{value!r}"[:200])
 
 
+def _flag(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise PetalError(f"{name}: expected True or False, got {value!r}"[:200])
+
+
+def _folder(value: object, name: str) -> Path | None:
+    """An output folder: None, a new path, or a folder (not a file)."""
+    path = _optional_path(value, name)
+    if path is not None and path.exists() and not path.is_dir():
+        raise PetalError(f"{name} {path} is a file: give a folder")
+    return path
+
+
+def _devices(value: object) -> str:
+    """Lightning's devices: "auto", a number of devices, or a list of device indices."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return str(value)
+    if isinstance(value, str) and value:
+        return value
+    raise PetalError(f"devices: expected 'auto', a number from 1, or device indices "
+                     f"('0,1'), got {value!r}"[:200])
+
+
+def _recipe(value: object) -> str:
+    return DEFAULT_RECIPE if value is None else _text(value, "recipe")
+
+
 def _progress(value: object) -> bool:
     if value is None:
         return True
@@ -126,9 +154,9 @@ def _progress(value: object) -> bool:
 def _lr(value: object) -> float | str | None:
     if value is None or value == "auto":
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 10:
         return float(value)
-    raise PetalError(f"lr {value!r}: give a positive number, 'auto' (the LR finder's "
+    raise PetalError(f"lr {value!r}: give a number above 0 up to 10, 'auto' (the LR finder's "
                      "suggestion) or None (the recipe's)")
 
 
@@ -186,14 +214,14 @@ def train(data: PathLike | None = None, *, out: PathLike | None = None,
         _choice(final, "final", ("all", "split"))
     _choice(precision, "precision", CHOICES)
     request = _train_request(
-        _path(data, "data"), out=_optional_path(out, "out"),
-        model=_optional_text(model, "model"), recipe=_text(recipe or DEFAULT_RECIPE, "recipe"),
+        _path(data, "data"), out=_folder(out, "out"),
+        model=_optional_text(model, "model"), recipe=_recipe(recipe),
         overrides=_overrides(overrides, "overrides"), split=_optional_path(split, "split"),
         review=_optional_path(review, "review"), lr=_lr(lr),
         weights=_optional_text(weights, "weights"),
         cache_dir=_optional_path(cache_dir, "cache_dir"), precision=precision,
-        accelerator=str(accelerator), devices=str(devices),
-        num_nodes=_count(num_nodes, "num_nodes", 1), strategy=str(strategy))
+        accelerator=_text(accelerator, "accelerator"), devices=_devices(devices),
+        num_nodes=_count(num_nodes, "num_nodes", 1), strategy=_text(strategy, "strategy"))
     _train_new(request, folds, final, started, show)
     return Run(request.out)
 
@@ -233,14 +261,16 @@ def _train_new(request: TrainRequest, folds: int | None, final: str | None, star
     from petal.run_folder import is_run_folder
     from petal.training.fit import holding, scan_and_split
     from petal.training.orchestrator import chosen_folds, train_model
+    from petal.training.trainer import check_trainer_options
 
     out = request.out
+    check_trainer_options(request)  # before anything is written
     with holding(out):
         if rank_zero_only.rank == 0 and is_run_folder(out):
             raise PetalError(f"{out} already holds a run: continue it with --resume {out}, "
                              "or choose another --out")
         log.info(f"Training {request.model_name} with recipe {request.recipe.name} on "
-                    f"{request.data_description} -> {out}")
+                 f"{request.data_description} -> {out}")
         scanned = scan_and_split(request, progress)
         several = _several_processes(request)
         if several and folds:
@@ -264,12 +294,16 @@ def _train_new(request: TrainRequest, folds: int | None, final: str | None, star
 
 def _resume(run: Path, started: float, progress: bool, others: dict[str, object]) -> Run:
     from petal.jobs.run import Run
+    from petal.run_folder import is_run_folder
     from petal.training.fit import resume
 
     given = [name for name, value in others.items() if value is not None and value != []]
     if given:
         raise PetalError(f"--resume continues {run} as it was started (its config.json): "
                          f"leave out {', '.join(given)}, or start a new run with them")
+    if not is_run_folder(run):
+        raise PetalError(f"{run} is not a petal run folder (no config.json): give the run "
+                         "folder of the training to continue")
     resume(run, started, progress=progress)
     return Run(run)
 
@@ -306,7 +340,7 @@ def lr_find(data: PathLike, *, model: str | None = None, recipe: str | None = No
     from petal.training.recipes import get_recipe
 
     chosen_rule = str(_choice(rule or SUGGESTION_RULE, "rule", sorted(RULES)))
-    chosen = get_recipe(_text(recipe or DEFAULT_RECIPE, "recipe"),
+    chosen = get_recipe(_recipe(recipe),
                         _overrides(overrides, "overrides"))
     folder, _ = resolve_data(_path(data, "data"), _optional_path(cache_dir, "cache_dir"))
     where = _optional_path(out, "out")
@@ -338,16 +372,22 @@ def evaluate(model: PathLike, *, data: PathLike | None = None, unknown: PathLike
     to `out` (default RUN/eval or RUN/eval-NAME)."""
     from petal.jobs.evaluate import EvalRequest
     from petal.jobs.evaluate import evaluate as run_evaluation
+    from petal.paths import refuse_cache_inside
 
     _choice(part, "part", ("train", "val", "test"))
+    if isinstance(class_map, dict) and not all(isinstance(k, str) and isinstance(v, str)
+                                               for k, v in class_map.items()):
+        raise PetalError("class_map: expected {folder: class} with both names str")
+    folder, where = _optional_path(data, "data"), _optional_path(cache_dir, "cache_dir")
+    if folder is not None:
+        refuse_cache_inside(folder, where)
     return run_evaluation(EvalRequest(
-        _path(model, "model"), data=_optional_path(data, "data"),
-        split_file=_optional_path(split, "split"),
+        _path(model, "model"), data=folder, split_file=_optional_path(split, "split"),
         class_map=class_map if isinstance(class_map, dict) else _optional_path(class_map,
                                                                                 "class_map"),
-        tta=bool(tta), out=_optional_path(out, "out"), part=part,
-        top_k=_count(top_k, "top_k", 1), cache_dir=_optional_path(cache_dir, "cache_dir"),
-        progress=_progress(progress), include_training=bool(include_training),
+        tta=_flag(tta, "tta"), out=_folder(out, "out"), part=part,
+        top_k=_count(top_k, "top_k", 1), cache_dir=where, progress=_progress(progress),
+        include_training=_flag(include_training, "include_training"),
         unknown=_optional_path(unknown, "unknown")))
 
 
@@ -359,15 +399,16 @@ def review(data: PathLike, *, model: str = "efficientnet_lite0", folds: int = 5,
     data review`), from out-of-fold predictions on `model`'s pretrained features; with
     `out`, review.csv (your decisions), review.html and contact sheets are written there."""
     from petal.jobs.review import review as run_review
-    from petal.paths import refuse_inside
+    from petal.paths import refuse_cache_inside, refuse_inside
     from petal.report.review_page import write_review
 
-    folder, where = _path(data, "data"), _optional_path(out, "out")
+    folder, where = _path(data, "data"), _folder(out, "out")
+    cache = _optional_path(cache_dir, "cache_dir")
     if where is not None:
         refuse_inside(where, folder)
+    refuse_cache_inside(folder, cache)
     found = run_review(folder, model=_text(model, "model"), folds=_count(folds, "folds", 2),
-                       cache_dir=_optional_path(cache_dir, "cache_dir"),
-                       progress=_progress(progress))
+                       cache_dir=cache, progress=_progress(progress))
     if where is not None:
         written = write_review(found, where)
         log.info(f"Wrote {where}/: {', '.join(written)}")
@@ -391,26 +432,46 @@ def compare(image: PathLike, models: Sequence[PathLike | Classifier], *, top_k: 
             _path(model, "models")
     return run_compare(_path(image, "image"), list(models), top_k=_count(top_k, "top_k", 1),
                        out=_optional_path(out, "out"), engine=engine, device=device,
-                       keep_known=keep_known, reject=bool(reject),
+                       keep_known=keep_known, reject=_flag(reject, "reject"),
                        truth=_optional_text(truth, "truth"))
 
 
 @public
-def explain(model: PathLike | Classifier, image: PathLike, *, label: str | None = None,
-            out: PathLike | None = None, engine: str | None = None,
-            device: str = "auto") -> Explanation:
-    """Where `model` (a path, a Run or a Classifier) looked in the photo `image` for its top
-    class, or for `label` (as `petal explain`): `.figure()` draws the photo, the heat map
-    over it and the top 3; written to `out` when given. ImageLoadError (a PetalError) for a
-    photo that cannot be read."""
+def explain(model: PathLike | Classifier, images: PathLike | Sequence[PathLike], *,
+            label: str | None = None, out: PathLike | None = None, engine: str | None = None,
+            device: str = "auto", keep_known: float | None = None, reject: bool = True
+            ) -> Explanation | list[Explanation]:
+    """Where `model` (a path, a Run or a Classifier) looked in each photo for its top class,
+    or for `label` (as `petal explain`): `.figure()` draws the photo, the heat map over it
+    and the top 3; with `out`, a folder, each is written there as NAME.png. One photo gives
+    an Explanation (PetalError if it cannot be read); a list gives a list, a photo that
+    cannot be read skipped with a PetalWarning."""
     from petal.inference.classifier import Classifier
     from petal.inference.classifier import load as load_classifier
-    from petal.jobs.explain import explain as run_explain
+    from petal.jobs.explain import explain_all
 
+    one = isinstance(images, (str, os.PathLike))
+    paths = [_path(images, "images")] if one else None
+    if paths is None:
+        if isinstance(images, (bytes, dict)) or not isinstance(images, Sequence) or not images:
+            raise PetalError("images: expected a photo's path or a list of them")
+        paths = [_path(image, "images") for image in images]
+    if not _flag(reject, "reject") and keep_known is not None:
+        raise PetalError("keep_known and reject=False (--keep-known and --no-reject) "
+                         "contradict each other: give one")
+    where = _folder(out, "out")
     classifier = (model if isinstance(model, Classifier)
-                  else load_classifier(_path(model, "model"), engine, device=device))
-    return run_explain(classifier, _path(image, "image"), _optional_text(label, "label"),
-                       _optional_path(out, "out"))
+                  else load_classifier(_path(model, "model"), _optional_text(engine, "engine"),
+                                       device=device))
+    if not reject or keep_known is not None:
+        classifier = classifier.keeping(keep_known if reject else None)
+    if one:
+        from petal.jobs.explain import explain as explain_one
+        from petal.jobs.explain import figure_names
+
+        figure = figure_names(paths, where)[0] if where is not None else None
+        return explain_one(classifier, paths[0], _optional_text(label, "label"), figure)
+    return explain_all(classifier, paths, _optional_text(label, "label"), where)
 
 
 @public
@@ -427,7 +488,7 @@ def export(model: PathLike, *, out: PathLike | None = None, format: str = "onnx"
         raise PetalError(f"opset: expected a whole number, got {opset!r}"[:200])
     return run_export(_path(model, "model"), fmt=_text(format, "format"),
                       out=_optional_path(out, "out"), opset=opset,
-                      quantize=bool(quantize), calibration=_optional_path(calibration,
+                      quantize=_flag(quantize, "quantize"), calibration=_optional_path(calibration,
                                                                           "calibration"))
 
 
@@ -460,7 +521,7 @@ def run(data: PathLike, *, out: PathLike | None = None, recipes: str = "fast",
         scratch_overrides=_overrides(scratch_overrides, "scratch_overrides"),
         transfer_overrides=_overrides(transfer_overrides, "transfer_overrides"),
         cache_dir=None if cache_dir is None else str(cache_dir), progress=_progress(progress),
-        lr_find=bool(lr_find), review_file=_optional_path(review, "review"))
+        lr_find=_flag(lr_find, "lr_find"), review_file=_optional_path(review, "review"))
     log.info(f"petal run: {recipes} recipes on {description} -> {where}")
     return run_main_job(job, started)
 
@@ -473,4 +534,7 @@ def load(path: PathLike, engine: str | None = None, threads: int | None = None,
     (None: a GPU when one can be used), "cpu", "cuda" or "cuda:N"."""
     from petal.inference.classifier import load as load_classifier
 
-    return load_classifier(_path(path, "path"), engine=engine, threads=threads, device=device)
+    if threads is not None:
+        _count(threads, "threads", 1)
+    return load_classifier(_path(path, "path"), engine=_optional_text(engine, "engine"),
+                           threads=threads, device=_optional_text(device, "device"))

@@ -36,6 +36,12 @@ def refuse_inside(out: str | os.PathLike, data: str | os.PathLike, option: str =
                          f"there could replace your photos; give {option} a folder of its own")
 
 
+def refuse_cache_inside(data: str | os.PathLike, cache_dir: str | os.PathLike | None) -> None:
+    """refuse_inside for petal's cache (--cache-dir, else $PETAL_CACHE, ...): a cache in the
+    data folder would be read as a class."""
+    refuse_inside(cache_root(cache_dir), data, "the cache (--cache-dir, $PETAL_CACHE)")
+
+
 def refuse_inside_model_data(out: str | os.PathLike, data: str) -> None:
     """refuse_inside for a model's own data folder (its card's `data`), if it still exists:
     a figure or a file written there would be read as a training photo."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from petal.errors import PetalError
-from petal.paths import cache_root
+from petal.paths import cache_root, refuse_cache_inside
 
 if TYPE_CHECKING:
     from kaggle.api.kaggle_api_extended import KaggleApi
@@ -334,4 +334,5 @@ def resolve_data(arg: str | os.PathLike, cache_dir: str | os.PathLike | None = N
         path = download_dataset(arg, cache_dir=cache_dir, progress=progress)
         return path, f"{arg} (public data set, downloaded to {path})"
     list_class_folders(Path(arg))
+    refuse_cache_inside(arg, cache_dir)
     return Path(arg), f"{arg} (local folder)"

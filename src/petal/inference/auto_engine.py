@@ -73,7 +73,7 @@ def warn_if_stale(exported: Path) -> None:
 
 def _announce(folder: Path) -> None:
     log.info(f"Exporting {folder} to ONNX, once: petal runs it on ONNX Runtime (faster, less "
-             "memory; --engine torch does not)", extra=SIDE_NOTE)
+             "memory than the torch engine)", extra=SIDE_NOTE)
 
 
 def _export(folder: Path) -> str | None:

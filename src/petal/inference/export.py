@@ -103,6 +103,19 @@ class Export:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    def summary(self) -> str:
+        if self.agreement is None:
+            return (f"{self.path} (model card: {self.sidecar}); max |logit difference| from "
+                    f"torch on a random batch: {self.max_abs_diff:.2e}")
+        same, n = self.agreement
+        return (f"{self.path} (int8; model card: {self.sidecar}); float32's label for {same} "
+                f"of {n} calibration photos: evaluate it on photos it did not calibrate on")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<p>Exported {escape(self.summary())}</p>"
+
 
 def default_path(model: str | os.PathLike, fmt: str, quantize: bool = False) -> Path:
     """model.onnx / model.pt (model.int8.onnx quantised) inside the model folder (RUN/model/

@@ -160,12 +160,14 @@ class Evaluation:
 
     def plot(self) -> dict[str, Figure]:
         """The confusion matrix and the reliability diagram, by file name."""
+        from petal.report.notebook import Figures
+
         classes = self.metrics["classes"]
         confusion, reliability = EVAL_FIGURES[:2]
-        return {confusion: confusion_matrix_figure(self.confusion_matrix, classes),
-                reliability: reliability_figure(*_reliability(self.metrics,
-                                                              self.probabilities,
-                                                              self.targets))}
+        return Figures({confusion: confusion_matrix_figure(self.confusion_matrix, classes),
+                        reliability: reliability_figure(*_reliability(self.metrics,
+                                                                      self.probabilities,
+                                                                      self.targets))})
 
     def summary(self) -> str:
         return f"accuracy {describe_accuracy(self.metrics['n_correct'], self.metrics['n_images'])}"

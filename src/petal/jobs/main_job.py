@@ -35,6 +35,8 @@ from petal.inference.explain import overlays_if_any
 from petal.inference.model_folder import read_card
 from petal.jobs.evaluate import EvalRequest, evaluate, read_predictions
 from petal.jobs.run import Run
+from petal.models import input_spec
+from petal.models.weights import parse_weights
 from petal.report.figures import (
     GALLERY_MAX,
     Ranking,
@@ -44,6 +46,7 @@ from petal.report.figures import (
 )
 from petal.report.html import write_report
 from petal.run_folder import (
+    CONFIG_FILE,
     DATA_CHECK_FILE,
     EVAL_DIR,
     METRICS_FILE,
@@ -259,15 +262,31 @@ def _figures(job: MainJobRequest, split_items: list, worst: list[dict]) -> list[
 
 def run_main_job(job: MainJobRequest, started: float) -> MainJob:
     """The whole experiment (see module docstring)."""
-    if job.recipes not in RECIPE_SETS:
-        raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
+    check_job(job)
     with writing(job.out):
         return _run_main_job(job, started)
 
 
+def check_job(job: MainJobRequest) -> None:
+    """PetalError, before anything is written, for what would stop the job midway: a recipe
+    set, an override, a model or a weights file petal cannot use, a review file that is not
+    there, or an --out that holds a run already."""
+    if job.recipes not in RECIPE_SETS:
+        raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
+    for recipe, overrides in zip(RECIPE_SETS[job.recipes],
+                                 (job.scratch_overrides, job.transfer_overrides), strict=True):
+        get_recipe(recipe, overrides)
+    for model in (job.scratch_model, job.transfer_model):
+        input_spec(model)  # an unknown model's name is refused here
+    parse_weights(job.weights)
+    if job.review_file is not None and not job.review_file.is_file():
+        raise PetalError(f"review file {job.review_file} does not exist")
+    if any((job.out / name).exists() for name in (REPORT_FILE, TIMINGS_FILE, DATA_CHECK_FILE,
+                                                   CONFIG_FILE)):
+        raise PetalError(f"{job.out} already holds a run: choose another --out")
+
+
 def _run_main_job(job: MainJobRequest, started: float) -> MainJob:
-    if (job.out / REPORT_FILE).exists() or (job.out / TIMINGS_FILE).exists():
-        raise PetalError(f"{job.out} already holds a main run: choose another --out")
     scratch_recipe, transfer_recipe = RECIPE_SETS[job.recipes]
     timer = Timer(started)
     job.out.mkdir(parents=True, exist_ok=True)

@@ -82,10 +82,13 @@ class Run:
         return load(self.folder)
 
     def plot(self) -> dict[str, Figure]:
-        """The curves (accuracy.png, loss.png, lr.png) as matplotlib figures, by file name."""
+        """The curves (accuracy.png, loss.png, lr.png) as matplotlib figures, by file name
+        (drawn side by side in Jupyter)."""
         from petal.report.curves import history_figures
+        from petal.report.notebook import Figures
 
-        return history_figures(self.history, read_lr_steps(self.folder / LR_STEPS_FILE))
+        return Figures(history_figures(self.history,
+                                       read_lr_steps(self.folder / LR_STEPS_FILE)))
 
     def summary(self) -> str:
         accuracy = self.accuracy

@@ -61,10 +61,17 @@ def thumbnail(path: str | Path, side: int = 256) -> Image.Image:
     return image
 
 
+class ShownFigure(Figure):
+    """A Figure that Jupyter draws where it is a cell's result, pyplot or not."""
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
+
+
 def subplots(*grid: int, **options: Any) -> tuple[Figure, Any]:
     """A figure of its own and its axes, as pyplot.subplots gives them."""
     figure = {key: options.pop(key) for key in ("figsize", "layout") if key in options}
-    fig = Figure(**figure)
+    fig = ShownFigure(**figure)
     return fig, fig.subplots(*grid, **options)
 
 

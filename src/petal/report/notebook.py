@@ -59,6 +59,13 @@ def thumbnails_html(paths: Sequence[Path], captions: Sequence[str], side: int = 
     return "<div>" + "".join(cells) + "</div>"
 
 
+class Figures(dict):
+    """Figures by file name (what `.plot()` gives), drawn side by side in Jupyter."""
+
+    def _repr_html_(self) -> str:
+        return figures_html(list(self.values()))
+
+
 def table_html(rows: Sequence[Sequence[object]], columns: Sequence[str],
                limit: int = MAX_ROWS) -> str:
     """A table of the first `limit` rows (and how many more there are)."""

@@ -67,7 +67,7 @@ from petal.training.lr_range import SUGGESTION_RULE, LRFinding
 from petal.training.module import ClassifierModule
 from petal.training.outputs import OutOfFold, collect_outputs, read_cross_validation
 from petal.training.precision import AUTO, describe_training, uses_cuda
-from petal.training.recipes import Recipe, recipe_from_json
+from petal.training.recipes import MAX_LR, Recipe, recipe_from_json
 from petal.training.trainer import interruptible, make_trainer, precision_of
 from petal.version import __version__
 
@@ -113,9 +113,10 @@ class TrainRequest:
     def __post_init__(self) -> None:
         if self.lr is None or self.lr == "auto":
             return
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise PetalError(f"lr {self.lr!r}: give a positive number, 'auto' (the LR "
-                             "finder's suggestion) or None (the recipe's)")
+        if (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
+                or not 0 < self.lr <= MAX_LR):
+            raise PetalError(f"lr {self.lr!r}: give a number above 0 up to {MAX_LR:g}, 'auto' "
+                             "(the LR finder's suggestion) or None (the recipe's)")
         self.lr = float(self.lr)
 
     @property

@@ -8,6 +8,7 @@ is in docs/TUNING.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 
 from petal.errors import PetalError
@@ -152,6 +153,10 @@ def _parse_value(recipe_field: dataclasses.Field, text: str) -> object:
 _FIXED = {"name", "summary"}  # identify a recipe; not overridable
 
 
+MAX_LR = 10.0  # a learning rate above this diverges in any recipe
+MIN_INPUT, MAX_INPUT = 32, 2048  # px: ResNet9 needs 32 to pool; model cards allow 2048
+
+
 def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
     """The named recipe with `FIELD=VALUE` overrides applied; PetalError on any unknown name."""
     if name not in RECIPES:
@@ -182,8 +187,25 @@ def validate(recipe: Recipe) -> None:
     if recipe.mode == "cached" and recipe.eval_crop != "center":
         raise PetalError("recipe field eval_crop: full mode only (a cached-mode recipe "
                          "trains a cut-off top on stored features of central crops)")
-    if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0 or recipe.trunk_lr_scale <= 0:
-        raise PetalError("epochs, batch_size must be >= 1; lr, trunk_lr_scale > 0")
+    if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.seed < 0:
+        raise PetalError("recipe fields epochs and batch_size must be >= 1, seed >= 0")
+    ranges = {  # field: (lowest, highest, the lowest allowed itself): what trains at all
+        "lr": (0.0, MAX_LR, False), "trunk_lr_scale": (0.0, 1e3, False),
+        "weight_decay": (0.0, 1e3, True), "label_smoothing": (0.0, 1.0, True),
+        "step_gamma": (0.0, 1.0, False), "grad_clip_value": (0.0, 1e6, False),
+        "width": (0.0, 8.0, False), "input_size": (MIN_INPUT, MAX_INPUT, True)}
+    for key, (low, high, closed) in ranges.items():
+        value = getattr(recipe, key)
+        if value is None and key in ("grad_clip_value", "width", "input_size"):
+            continue
+        inside = (isinstance(value, (int, float)) and math.isfinite(value)
+                  and (value >= low if closed else value > low) and value <= high)
+        if not inside or (key == "label_smoothing" and value >= 1):
+            raise PetalError(f"recipe field {key}={value!r}: use a number "
+                             f"{'from' if closed else 'above'} {low:g} up to {high:g}"
+                             + (" (below 1)" if key == "label_smoothing" else ""))
+    if any(epoch < 1 for epoch in recipe.step_epochs):
+        raise PetalError(f"recipe field step_epochs={recipe.step_epochs!r}: epochs from 1")
 
 
 def recipe_from_json(data: dict) -> Recipe:

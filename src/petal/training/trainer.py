@@ -21,6 +21,7 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from petal.errors import PetalError
 from petal.training.checkpoints import SafeCheckpointIO
 from petal.training.precision import training_precision
 
@@ -79,6 +80,19 @@ def make_trainer(request: TrainRequest, purpose: str, *, progress: bool,
         num_sanity_val_steps=0,
         default_root_dir=str(request.out),
     )
+
+
+def check_trainer_options(request: TrainRequest) -> None:
+    """PetalError, before anything is written, for an accelerator, devices, number of nodes or
+    strategy Lightning cannot use here (it says why only when asked to train)."""
+    options = request.trainer
+    try:
+        make_trainer(request, "run", progress=False)
+    except Exception as exc:  # Lightning raises several types; each means "not here"
+        said = " ".join(str(exc).split())[:300]
+        raise PetalError(f"--accelerator {options.accelerator}, --devices {options.devices}, "
+                         f"--num-nodes {options.num_nodes}, --strategy {options.strategy}: "
+                         f"{said}") from exc
 
 
 @contextlib.contextmanager
