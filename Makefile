@@ -23,12 +23,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/petal run --data $(DATA) $(RUN_ARGS)
 
-test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+# Two workers, one a core, each test file on one of them (pytest-xdist); trained runs the
+# tests share are made once for both (tests/conftest.py).
+XDIST := -n 2 --dist loadfile
 
-# The inner loop: everything but the integration tests (DDP, the main job, the browser).
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(XDIST)
+
+# The inner loop: everything but tests/integration/ (processes, the main job, the browser).
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not slow and not integration"
+	$(BIN)/python -m pytest $(XDIST) -m "not slow and not integration"
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow

@@ -8,12 +8,10 @@ import csv
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
@@ -231,35 +229,3 @@ def test_a_failed_train_leaves_no_run_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
-@pytest.mark.integration
-def test_ctrl_c_in_train_leaves_a_resumable_run_and_python_as_it_was(colours: Path,
-                                                                     tmp_path: Path) -> None:
-    """As in a notebook: KeyboardInterrupt out of petal.train, SIGINT's handler as it was
-    (Lightning sets it to ignore and calls sys.exit), then resume= finishes the run."""
-    run = tmp_path / "run"
-    code = f"""
-import signal, sys, petal
-try:
-    petal.train({str(colours / 'data')!r}, out={str(run)!r}, recipe="fast-resnet9",
-                overrides={{"width": 0.125, "input_size": 32, "epochs": 400}}, folds=0,
-                cache_dir={str(tmp_path / 'cache')!r}, progress=False)
-except KeyboardInterrupt:
-    print("interrupted", signal.getsignal(signal.SIGINT) is signal.default_int_handler,
-          flush=True)
-petal.train(resume={str(run)!r}, progress=False)
-print("resumed", petal.Run({str(run)!r}).accuracy["how"], flush=True)
-"""
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.strip().startswith("3 "):  # the third epoch's row
-            process.send_signal(signal.SIGINT)
-            break
-    out, err = process.communicate(timeout=600)
-    said = "".join(lines) + out
-    assert process.returncode == 0, err[-3000:]
-    assert "interrupted True" in said and "resumed validation" in said
-    assert "Resuming" in said and len(np.unique([r["epoch"] for r in
-                                                 petal.Run(run).history])) == 400

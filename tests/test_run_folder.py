@@ -134,18 +134,3 @@ def test_train_and_resume_refuse_a_run_in_use(holder: tuple[Path, subprocess.Pop
     assert f"error: {run} is in use by process {process.pid}" in capsys.readouterr().err
 
 
-@pytest.mark.integration
-def test_two_trainings_started_together_into_one_folder(image_folder: Path,
-                                                        tmp_path: Path) -> None:
-    """Both passed the "already holds a run" check before it was taken under the lock."""
-    petal = Path(sys.executable).with_name("petal")
-    command = [petal, "train", "--data", str(image_folder), "--recipe", "original-resnet9",
-               "--set", "width=0.125", "--set", "input_size=32", "--set", "batch_size=4",
-               "--set", "epochs=1", "--no-progress", "--cache-dir", str(tmp_path / "cache"),
-               "--out", str(tmp_path / "run")]
-    started = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
-    done = [(p.wait(timeout=300), p.stderr.read()) for p in started]
-    assert sorted(code for code, _ in done) == [0, 1], done
-    refused = next(err for code, err in done if code == 1)
-    assert "is in use by process" in refused or "already holds a run" in refused

@@ -257,31 +257,6 @@ def test_resume_never_runs_code_from_the_checkpoint(tiny_run: Path, tmp_path: Pa
     assert not marker.exists()
 
 
-@pytest.mark.integration
-def test_ddp_two_processes_only_rank_zero_writes(image_folder: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    petal = Path(sys.executable).with_name("petal")
-    done = subprocess.run(
-        [petal, "train", "--data", str(image_folder), "--recipe", "original-resnet9", *TINY,
-         "--set", "epochs=2", "--out", str(run), "--no-progress", "--cache-dir",
-         str(tmp_path / "cache"), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
-         "--lr", "auto"],
-        capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("Done: validation accuracy") == 1
-    assert len(read_history(run / "history.csv")) == 2
-    steps = (run / "lr_steps.csv").read_text().splitlines()[1:]
-    assert len(steps) == len({line.split(",")[0] for line in steps})  # one writer
-    assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["accuracy.png", "checkpoints", "config.json", "history.csv", "loss.png", "lr.png",
-         "lr_find.png", "lr_steps.csv", "model", "split.json"])
-    config = json.loads((run / "config.json").read_text())
-    card = json.loads((run / "model" / "model.json").read_text())
-    assert card["recipe"]["lr"] == config["lr_found"]  # trained at the suggestion
-    model, _ = load_model(run)
-    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -338,26 +313,6 @@ def test_train_defaults_to_the_fast_transfer_recipe() -> None:
     assert build_parser().parse_args(["train", "--data", "x"]).recipe == "fast-transfer"
 
 
-@pytest.mark.integration
-def test_progress_bars_only_on_a_terminal_unless_asked(image_folder: Path,
-                                                       tmp_path: Path) -> None:
-    petal = Path(sys.executable).with_name("petal")
-
-    def train(name: str, *flags: str) -> subprocess.CompletedProcess:
-        return subprocess.run([petal, "train", "--data", str(image_folder), "--recipe",
-                               "original-resnet9", *TINY, "--set", "epochs=2", "--out",
-                               str(tmp_path / name), "--cache-dir", str(tmp_path / "c"), *flags],
-                              capture_output=True, text=True, timeout=300)
-
-    piped = train("piped")
-    assert piped.returncode == 0, piped.stderr
-    log = piped.stdout + piped.stderr
-    assert "\r" not in log and "\x1b[" not in log and "%|" not in log
-    assert log.count("\n") < 40 and "Done:" in piped.stdout
-    forced = train("forced", "--progress")
-    assert forced.returncode == 0 and "%|" in forced.stderr  # a tqdm bar
-
-
 def test_bad_data_and_weights(tmp_path: Path, image_folder: Path,
                               capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "one" / "only").mkdir(parents=True)
@@ -381,29 +336,6 @@ def test_petal_recipes_lists_every_recipe_with_every_field(capsys: pytest.Captur
         assert line == "  " + ", ".join(f"{f.name}={getattr(recipe, f.name)}"
                                         for f in dataclasses.fields(recipe)
                                         if f.name not in ("name", "summary"))
-
-
-def test_sigterm_stops_training_with_a_failing_status(image_folder: Path,
-                                                       tmp_path: Path) -> None:
-    """Lightning stops on SIGTERM by raising a SystemExit without a code: petal must not
-    exit 0 as if the model had been trained."""
-    import signal
-
-    petal_cli = Path(sys.executable).with_name("petal")
-    process = subprocess.Popen(
-        [petal_cli, "train", "--data", str(image_folder), "--recipe", "fast-resnet9",
-         "--set", "width=0.125", "--set", "input_size=32", "--set", "batch_size=4",
-         "--set", "epochs=1000", "--folds", "0", "--out", str(tmp_path / "run"),
-         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if line.startswith("Training on"):
-            break
-    time.sleep(2)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr[-2000:]
-    assert "stopped by SIGTERM" in stderr and "--resume" in stderr
-    assert not (tmp_path / "run" / "model").exists()
 
 
 def test_a_model_path_of_dot_is_the_folder_it_names(tiny_run: Path, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import pytest
 import petal
 from petal.training.checkpoints import read_checkpoint
 
-pytestmark = pytest.mark.integration  # whole trainings in subprocesses
 PETAL = Path(sys.executable).with_name("petal")
 TINY = ["--recipe", "original-resnet9", "--set", "width=0.125", "--set", "input_size=32",
         "--set", "batch_size=4", "--set", "epochs=2", "--no-progress"]

@@ -15,7 +15,6 @@ from petal.cli import main
 from petal.fsutil import read_json
 from petal.report.html import SECTIONS
 
-pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
 # The real recipes, shortened: ResNet9 at 1/8 width on 32 px, EfficientNet-Lite0 at 64 px.
 QUICK = ["--set-scratch", "width=0.125", "--set-scratch", "input_size=32",
@@ -84,7 +83,7 @@ def test_existing_main_run_is_not_overwritten(main_run: Path,
                                               capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--data", str(main_run.parent / "data"), "--out", str(main_run),
                  *QUICK]) == 1
-    assert "already holds a main run" in capsys.readouterr().err
+    assert "already holds a run: choose another --out" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

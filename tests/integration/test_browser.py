@@ -18,8 +18,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not CHROMIUM.is_file(),
+pytestmark = [pytest.mark.skipif(not CHROMIUM.is_file(),
                                  reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")]
 
 

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_browser import CHROMIUM, CHROMIUM_ARGS
 
 from conftest import write_image
 from petal.data.decisions import read_review_file
 from petal.data.new_labels import LABELS_CSV
 from petal.data.review_sheet import ReviewSheet
 from petal.jobs.review import Review
-from petal.report.review_page import write_review
-from test_browser import CHROMIUM, CHROMIUM_ARGS
+from petal.jobs.review_page import write_review
 
 PETAL = str(Path(sys.executable).with_name("petal"))
 CLASSES = ["cat", "dog", "fox"]
 
-pytestmark = pytest.mark.integration
 
 
 class PageServer:

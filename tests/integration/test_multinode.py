@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from petal.run_folder import read_history
 
 PETAL = Path(sys.executable).with_name("petal")
@@ -27,7 +25,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.integration
 def test_two_nodes_train_as_one_node_with_two_processes(image_folder: Path,
                                                         tmp_path: Path) -> None:
     data = ["--data", str(image_folder), "--cache-dir", str(tmp_path / "cache")]
