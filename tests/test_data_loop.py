@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from conftest import write_image
+from petal.analysis.queue import margins, queue_order
 from petal.data.decisions import read_review_for, write_review_file
 from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, file_name
 from petal.data.review_sheet import ReviewSheet, relative_image_path
 from petal.data.scan import scan_folder
 from petal.errors import PetalError, PetalWarning
-from petal.jobs.label_queue import margins, queue_order
 from petal.serve.label_app import linked_data
 
 # ---- the queue's order
@@ -332,7 +332,7 @@ def test_a_labels_file_petal_cannot_use_is_refused(photos: Path, tmp_path: Path,
 
 def review_folder(image_folder: Path, out: Path) -> Path:
     from petal.jobs.review import Review
-    from petal.report.review_page import write_review
+    from petal.jobs.review_page import write_review
 
     issues = [{"path": "cat/cat0.jpg", "given": "cat", "suggested": "dog", "score": 0.9},
               {"path": "dog/dog1.jpg", "given": "dog", "suggested": "fox", "score": 0.5}]

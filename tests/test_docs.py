@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
+
 from petal.cli import build_parser
 from petal.cli.reference import markdown
 
@@ -20,3 +22,12 @@ def test_the_cli_reference_is_what_the_parser_says() -> None:
 
 def test_the_readme_is_a_front_page() -> None:
     assert len((ROOT / "README.md").read_text().splitlines()) <= 150
+
+
+def test_the_notebook_in_the_repository_shows_a_full_run() -> None:
+    notebook = nbformat.read(ROOT / "docs" / "flowers.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code), "run `make notebook` to execute it"
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    parameters = next(c for c in code if "parameters" in c.metadata.get("tags", []))
+    assert "PER_CLASS = None" in parameters.source and "\nPER_CLASS = 12" not in parameters.source

@@ -12,19 +12,12 @@ from PIL import Image
 
 import petal
 from conftest import FLOWERS, pattern, write_image
+from petal.analysis.metrics import compute_metrics
 from petal.cli import main
+from petal.data.class_map import map_folders, match_class, parse_class_map
 from petal.data.scan import scan_folder
 from petal.errors import PetalError
-from petal.jobs.evaluate import (
-    EvalSet,
-    central_crops,
-    compute_metrics,
-    decoded_squares,
-    map_folders,
-    match_class,
-    parse_class_map,
-    probabilities,
-)
+from petal.jobs.evaluate import EvalSet, central_crops, decoded_squares, probabilities
 from petal.report.figures import plot_worst_mistakes
 from petal.stats import describe_accuracy, wilson_interval
 

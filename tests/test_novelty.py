@@ -15,11 +15,11 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import petal
+from petal.analysis.metrics import open_set_metrics
 from petal.cli import main
 from petal.errors import PetalError
 from petal.inference import novelty
 from petal.inference.export import export
-from petal.jobs.evaluate import open_set_metrics
 
 RNG = np.random.default_rng(0)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,10 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from petal.analysis.confident import hard_cases, label_issues
 from petal.cli import main
+from petal.data.scan import ImageRecord
+from petal.data.split import deal_folds
 from petal.errors import PetalError
-from petal.jobs.review import Review, fold_of, format_review, hard_cases, label_issues, review
-from petal.report.review_page import write_review
+from petal.jobs.review import Review, format_review, review
+from petal.jobs.review_page import write_review
 
 COLOURS = {"red": (210, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 210)}
 
@@ -69,12 +74,19 @@ def test_review_cli(mislabelled: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert "at least 20 images" in capsys.readouterr().err
 
 
-def test_folds_deal_each_class_evenly() -> None:
-    labels = np.repeat([0, 1, 2], [10, 7, 5])
-    folds = fold_of(labels, 5)
-    for label in range(3):
-        counts = np.bincount(folds[labels == label], minlength=5)
-        assert counts.max() - counts.min() <= 1
+def test_folds_deal_each_class_evenly_and_keep_copies_together() -> None:
+    """The review deals its folds as cross-validation does (petal.data.split.deal_folds)."""
+    def phash(text: str) -> str:  # unlike any other's: about 32 bits apart
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    images = [ImageRecord(f"{label}/{i}.jpg", label, f"{label}{i}", 1, 1, 1, phash(f"{label}{i}"))
+              for label, n in (("a", 10), ("b", 7), ("c", 5)) for i in range(n)]
+    images.append(dataclasses.replace(images[0], path="a/copy.jpg"))  # a copy of a/0.jpg
+    folds = deal_folds(images, 5)
+    for label in "abc":
+        counts = [sum(r.label == label for r in members) for members in folds]
+        assert max(counts) - min(counts) <= 1 + (label == "a")
+    assert sum({"a/0.jpg", "a/copy.jpg"} <= {r.path for r in members} for members in folds) == 1
     with pytest.raises(PetalError, match="at least 2"):
         review(Path("unread"), folds=1)
 

@@ -399,8 +399,8 @@ def review(data: PathLike, *, model: str = "efficientnet_lite0", folds: int = 5,
     data review`), from out-of-fold predictions on `model`'s pretrained features; with
     `out`, review.csv (your decisions), review.html and contact sheets are written there."""
     from petal.jobs.review import review as run_review
+    from petal.jobs.review_page import write_review
     from petal.paths import refuse_cache_inside, refuse_inside
-    from petal.report.review_page import write_review
 
     folder, where = _path(data, "data"), _folder(out, "out")
     cache = _optional_path(cache_dir, "cache_dir")

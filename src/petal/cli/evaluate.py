@@ -51,7 +51,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from petal.api import evaluate
-    from petal.jobs.evaluate import format_summary
+    from petal.report.evaluation_text import format_summary
 
     metrics = evaluate(args.model, data=args.data, split=args.split, class_map=args.class_map,
                        tta=args.tta, out=args.out, part=args.part, top_k=args.top_k,

@@ -44,12 +44,12 @@ class DataCheck:
 
     def to_pandas(self) -> Any:
         """Each usable image as a row (path, label, sha256, size, ...) of a pandas DataFrame."""
-        from petal.report.notebook import pandas
+        from petal.display import pandas
 
         return pandas().DataFrame([asdict(r) for r in self.index.images])
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import paragraph, table_html
+        from petal.display import paragraph, table_html
 
         rejected: dict[str, int] = {}
         for item in self.index.rejected:

@@ -13,6 +13,7 @@ import dataclasses
 import random
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -223,15 +224,11 @@ def check_folds(split: Split, folds: int) -> None:
                          f"smallest class ({smallest}: {per_class[smallest]})")
 
 
-def fold_splits(split: Split, index: DatasetIndex, folds: int, seed: int = 0) -> list[Split]:
-    """`folds` splits of `split`'s training and validation images for cross-validation: each
-    image is validated in exactly one, classes are spread evenly over the folds, copies of one
-    photo stay in one fold, and the test part is kept out of all of them."""
-    check_folds(split, folds)
-    items = split.train + split.val
-    records = {r.path: r for r in index.images}
-    images = [dataclasses.replace(records[i.path], label=i.label) for i in items]
-    groups = [[images[i] for i in g] for g in duplicate_groups(images)]
+def deal_folds(images: Sequence[ImageRecord], folds: int, seed: int = 0
+               ) -> list[list[ImageRecord]]:
+    """`images` dealt into `folds` folds, the one way petal deals folds (cross-validation,
+    the label review): classes spread evenly, copies of one photo in one fold."""
+    groups = [[images[i] for i in g] for g in duplicate_groups(list(images))]
     groups.sort(key=lambda g: min(r.path for r in g))
     random.Random(seed).shuffle(groups)
     filled = [Counter() for _ in range(folds)]
@@ -241,7 +238,18 @@ def fold_splits(split: Split, index: DatasetIndex, folds: int, seed: int = 0) ->
         fold = min(range(folds), key=lambda k: (filled[k][label], sum(filled[k].values())))
         filled[fold][label] += len(group)
         members[fold].extend(group)
+    return members
 
+
+def fold_splits(split: Split, index: DatasetIndex, folds: int, seed: int = 0) -> list[Split]:
+    """`folds` splits of `split`'s training and validation images for cross-validation: each
+    image is validated in exactly one, classes are spread evenly over the folds, copies of one
+    photo stay in one fold, and the test part is kept out of all of them."""
+    check_folds(split, folds)
+    items = split.train + split.val
+    records = {r.path: r for r in index.images}
+    members = deal_folds([dataclasses.replace(records[i.path], label=i.label) for i in items],
+                         folds, seed)
     return [dataclasses.replace(split, train=_items([r for j in range(folds) if j != k
                                                        for r in members[j]]),
                                 val=_items(members[k]))

@@ -32,7 +32,7 @@ from petal.inference.onnx_engine import (
     sidecar_path,
 )
 from petal.log import SIDE_NOTE
-from petal.run_folder import CARD_FILE, find_model_folder
+from petal.run_folder import CARD_FILE
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,9 @@ def _export(folder: Path) -> str | None:
     return None
 
 
-def chosen_engine(path: Path, device: str = CPU) -> tuple[str, Path]:
-    """("onnx", the export) or ("torch", the model folder) for a run or model folder, to run
+def chosen_engine(folder: Path, device: str = CPU) -> tuple[str, Path]:
+    """("onnx", the export) or ("torch", the model folder) for model folder `folder`, to run
     on `device` ("cpu" or "cuda:N"): torch on a GPU that ONNX Runtime cannot drive."""
-    folder = find_model_folder(path)
     if device != CPU and not onnx_has_cuda():
         return "torch", folder
     section = export_section(folder)

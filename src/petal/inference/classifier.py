@@ -28,6 +28,7 @@ from petal.inference.model_folder import ModelCard
 from petal.inference.novelty import Novelty
 from petal.inference.preprocess import image_to_array, to_input
 from petal.log import SIDE_NOTE
+from petal.run_folder import find_model_folder
 from petal.stats import softmax
 
 log = logging.getLogger(__name__)
@@ -179,10 +180,12 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
 
     is_onnx_file = Path(path).suffix.lower() == ".onnx"
     device = resolve_device(device, "onnx" if is_onnx_file else engine)
+    if not is_onnx_file:
+        path = find_model_folder(path)  # once: every step below is handed the folder
     if engine is None and not is_onnx_file:
         from petal.inference.auto_engine import chosen_engine
 
-        engine, path = chosen_engine(Path(path), device)
+        engine, path = chosen_engine(path, device)
     engine = engine or "onnx"
     if engine == "torch" and is_onnx_file:
         raise PetalError(f"{path} is an ONNX file: load it with engine onnx")
@@ -194,7 +197,7 @@ def load(path: str | os.PathLike, engine: str | None = None, threads: int | None
     if engine == "torch":  # each engine imported only when used: ONNX Runtime needs no torch
         from petal.inference.torch_engine import torch_novelty, torch_runner
 
-        card, run_batch, gradient_maps = torch_runner(Path(path), threads, device)
+        card, run_batch, gradient_maps = torch_runner(path, threads, device)
         novelty = torch_novelty(path, card)
     elif engine == "onnx":
         from petal.inference.onnx_engine import onnx_novelty, onnx_runner

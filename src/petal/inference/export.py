@@ -52,7 +52,7 @@ from petal.fsutil import (
     check_writable_file,
     read_limited,
 )
-from petal.inference.model_folder import ModelCard, load_model, model_digest
+from petal.inference.model_folder import ModelCard, model_digest, model_of
 from petal.inference.novelty import MAX_FILE_BYTES as MAX_NOVELTY_BYTES
 from petal.inference.novelty import NOVELTY_FILE
 from petal.inference.onnx_engine import (
@@ -115,12 +115,6 @@ class Export:
         from html import escape
 
         return f"<p>Exported {escape(self.summary())}</p>"
-
-
-def default_path(model: str | os.PathLike, fmt: str, quantize: bool = False) -> Path:
-    """model.onnx / model.pt (model.int8.onnx quantised) inside the model folder (RUN/model/
-    for a run folder)."""
-    return find_model_folder(model) / (INT8_FILE if quantize else FORMATS[fmt])
 
 
 def _export_card(card: ModelCard, fmt: str, has_maps: bool) -> dict:
@@ -246,9 +240,10 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     if calibration is not None and not quantize:
         raise PetalError("--calibration sets the photos --quantize calibrates on: give both")
     photos = calibration_photos(model_path, calibration) if quantize else []
-    path = Path(out) if out else default_path(model_path, fmt, quantize)
+    folder = find_model_folder(model_path)  # once: every step below is handed the folder
+    path = Path(out) if out else folder / (INT8_FILE if quantize else FORMATS[fmt])
     _check_writable(path)  # before minutes of work, not after
-    network, card = load_model(model_path)
+    network, card = model_of(folder)
     if out is not None:  # (the default, the model folder, is where the user trained it)
         refuse_inside_model_data(path, card.data)
     if announce is not None:
@@ -261,7 +256,7 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     with torch.inference_mode():
         expected = [output.numpy() for output in model(example)]
     card_json = _export_card(card, fmt, has_maps=cam is not None)
-    card_json["export"]["source"] = model_digest(find_model_folder(model_path))
+    card_json["export"]["source"] = model_digest(folder)
     agreement = None
     if fmt == "onnx":
         names = [OUTPUT_NAME, FEATURES_NAME, *([MAPS_NAME] if cam is not None else [])]
@@ -272,8 +267,8 @@ def export(model_path: str | os.PathLike, fmt: str = "onnx", out: str | os.PathL
     else:
         data = _torchscript_bytes(model, example, card_json)
         actual = _torchscript_outputs(data, example.numpy())
-    _write_export(path, data, card_json, find_model_folder(model_path) / NOVELTY_FILE
-                  if card.novelty is not None else None)
+    _write_export(path, data, card_json, folder / NOVELTY_FILE if card.novelty is not None
+                  else None)
     difference = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected, strict=True))
     return Export(path, sidecar_path(path), difference, agreement)
 

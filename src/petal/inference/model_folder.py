@@ -182,7 +182,12 @@ def model_digest(folder: Path) -> str:
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:
-    folder = find_model_folder(path)
+    """The model card of a run or model folder."""
+    return card_of(find_model_folder(path))
+
+
+def card_of(folder: Path) -> ModelCard:
+    """The model card of model folder `folder` (found already: run_folder.find_model_folder)."""
     try:
         data = read_json(folder / CARD_FILE)
     except ValueError as exc:
@@ -267,13 +272,18 @@ def _shape_mismatch(expected: dict[str, tuple], stored: dict[str, tuple]) -> str
 
 
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard]:
-    """Rebuild the network from model.json and load model.safetensors; returns it in eval mode.
-    What inference runs is `petal.models.mirror.answering(model, card.input)`."""
+    """Rebuild the network of a run or model folder from model.json and load
+    model.safetensors; returns it in eval mode. What inference runs is
+    `petal.models.mirror.answering(model, card.input)`."""
+    return model_of(find_model_folder(path))
+
+
+def model_of(folder: Path) -> tuple[torch.nn.Module, ModelCard]:
+    """load_model of model folder `folder` (found already)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model as load_safetensors
 
-    folder = find_model_folder(path)
-    card = read_card(folder)
+    card = card_of(folder)
     weights = folder / WEIGHTS_FILE
     stored = _stored_shapes(weights)
     skeleton = _build(card.architecture, on_meta=True)

@@ -8,7 +8,6 @@ are explained by Grad-CAM on demand (torch only).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,18 @@ import torch
 
 from petal.inference import novelty
 from petal.inference.engine import BatchRunner, GradientMaps
-from petal.inference.model_folder import ModelCard, load_model
+from petal.inference.model_folder import ModelCard, model_of
 from petal.models import cam_layers, gradcam_layer
 from petal.models.features import AnswerWithFeatures
-from petal.run_folder import find_model_folder
 
 
-def torch_runner(path: Path, threads: int | None, device: str = "cpu"
+def torch_runner(folder: Path, threads: int | None, device: str = "cpu"
                  ) -> tuple[ModelCard, BatchRunner, GradientMaps | None]:
-    """The card of the model folder at `path`, its batch runner on `device` ("cpu" or
-    "cuda:N") and, for a network without class activation maps, its Grad-CAM."""
+    """The card of model folder `folder`, its batch runner on `device` ("cpu" or "cuda:N")
+    and, for a network without class activation maps, its Grad-CAM."""
     if threads:
         torch.set_num_threads(threads)
-    network, card = load_model(path)
+    network, card = model_of(folder)
     cam = cam_layers(card.architecture["name"], network)
     model = AnswerWithFeatures(network, card.input, cam, card.temperature).to(
         device, memory_format=torch.channels_last)
@@ -58,8 +56,8 @@ def _gradcam(network: torch.nn.Module, layer: torch.nn.Module, device: str) -> G
     return maps
 
 
-def torch_novelty(path: str | os.PathLike, card: ModelCard) -> novelty.Novelty | None:
-    """The novelty score of a model folder, or None for a model trained without one."""
+def torch_novelty(folder: Path, card: ModelCard) -> novelty.Novelty | None:
+    """The novelty score of model folder `folder`, or None for a model trained without one."""
     if card.novelty is None:
         return None
-    return novelty.load(find_model_folder(path) / novelty.NOVELTY_FILE, card.novelty)
+    return novelty.load(folder / novelty.NOVELTY_FILE, card.novelty)

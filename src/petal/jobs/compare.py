@@ -47,7 +47,8 @@ class Comparison:
                          for r in self.rankings)
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import figure_html, paragraph
+        from petal.display import paragraph
+        from petal.report.notebook import figure_html
 
         return "".join(paragraph(line) for line in self.summary().splitlines()) + figure_html(
             self.figure())

@@ -30,7 +30,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,18 +38,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from petal.analysis.metrics import (
+    N_BINS,
+    compute_metrics,
+    open_set_metrics,
+    rounded,
+    worst_mistakes,
+)
+from petal.data.class_map import map_folders, parse_class_map
 from petal.data.decoded_cache import DecodedCache
 from petal.data.scan import scan_folder, scan_unlabelled
 from petal.data.split import Split, check_split_matches
 from petal.errors import PetalError
-from petal.fsutil import atomic_write_json, atomic_write_text, read_json
+from petal.fsutil import atomic_write_json, atomic_write_text
 from petal.inference.classifier import Classifier, load
 from petal.inference.explain import overlays_if_any
 from petal.inference.model_folder import ModelCard
 from petal.inference.preprocess import center_crop
 from petal.paths import cache_root, refuse_inside
 from petal.report.figures import (
-    GALLERY_MAX,
     Mistake,
     confusion_matrix_figure,
     plot_novelty,
@@ -70,18 +76,13 @@ from petal.run_folder import (
 )
 from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
 from petal.stats import (
-    FEW_PHOTOS,
-    INTERVAL_BELOW,
     describe_accuracy,
     softmax,
-    wilson_interval,
 )
 from petal.training.calibration import expected_calibration_error
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-N_BINS = 15  # calibration bins, for ECE and the reliability diagram
 
 
 @dataclass
@@ -175,12 +176,13 @@ class Evaluation:
     def to_pandas(self) -> Any:
         """The per-class table as a pandas DataFrame (pandas is not one of petal's
         dependencies)."""
-        from petal.report.notebook import pandas
+        from petal.display import pandas
 
         return pandas().DataFrame(self.per_class).set_index("class")
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import figures_html, heading, paragraph, table_html
+        from petal.display import heading, paragraph, table_html
+        from petal.report.notebook import figures_html
 
         columns = ["class", "precision", "recall", "f1", "support"]
         return (heading(f"Evaluation of {self.metrics['model']} on {self.metrics['data']}")
@@ -190,69 +192,6 @@ class Evaluation:
 
 
 # --- which folder is which class ------------------------------------------------------------
-
-_PLURALS = ((r"ies$", "y"), (r"(ss|x|z|ch|sh)es$", r"\1"), (r"([^s])s$", r"\1"))
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[\s_-]+", "_", name.strip().casefold())
-
-
-def _singular(word: str) -> str:
-    for pattern, replacement in _PLURALS:
-        if re.search(pattern, word):
-            return re.sub(pattern, replacement, word)
-    return word
-
-
-def match_class(folder: str, classes: Sequence[str]) -> str | None:
-    """The class `folder` names (case-insensitive, singular or plural), or None."""
-    key = _key(folder)
-    candidates = [c for c in classes if _key(c) == key] or [
-        c for c in classes if _singular(_key(c)) == _singular(key)]
-    if len(candidates) > 1:
-        raise PetalError(f"folder {folder!r} could be any of {', '.join(candidates)}: "
-                         f"say which with --class-map {folder}=CLASS")
-    return candidates[0] if candidates else None
-
-
-def parse_class_map(value: str | os.PathLike | Mapping[str, str] | None) -> dict[str, str]:
-    """A class map from a mapping, a JSON file ({"folder": "class"}) or 'folder=class,...' pairs."""
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return dict(value)
-    text = str(value)
-    if Path(text).is_file():
-        try:
-            data = read_json(text)
-        except ValueError as exc:
-            raise PetalError(f"class map {text} is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise PetalError(f"class map {text} must be a JSON object of folder: class names")
-        return data
-    pairs = [pair for pair in text.split(",") if pair.strip()]
-    if not pairs or any("=" not in pair for pair in pairs):
-        raise PetalError(f"class map {text!r} is neither a JSON file nor FOLDER=CLASS pairs "
-                         "separated by commas (e.g. roses=rose,Daisies=daisy)")
-    return {k.strip(): v.strip() for k, v in (pair.split("=", 1) for pair in pairs)}
-
-
-def map_folders(folders: Sequence[str], classes: Sequence[str],
-                class_map: Mapping[str, str]) -> dict[str, str]:
-    """Each class folder's model class: from `class_map` (keys case-insensitive), else by name."""
-    unknown = sorted(set(class_map.values()) - set(classes))
-    if unknown:
-        raise PetalError(f"the class map names {', '.join(unknown)}, which the model does not "
-                         f"know: its classes are {', '.join(classes)}")
-    explicit = {_key(folder): target for folder, target in class_map.items()}
-    mapping = {f: explicit.get(_key(f)) or match_class(f, classes) for f in folders}
-    unmatched = [folder for folder, target in mapping.items() if target is None]
-    if unmatched:
-        raise PetalError(f"folder(s) {', '.join(unmatched)} match none of the model's classes "
-                         f"({', '.join(classes)}): rename them, or map them with "
-                         "--class-map FOLDER=CLASS[,FOLDER=CLASS...] or a JSON file")
-    return mapping
 
 
 # --- what to evaluate ------------------------------------------------------------------------
@@ -343,73 +282,6 @@ def probabilities(classifier: Classifier, squares: np.ndarray, tta: bool = False
                   progress: bool = True) -> np.ndarray:
     """Class probabilities of decoded-cache rows (N, S, S, 3), as `assess_squares`."""
     return assess_squares(classifier, squares, tta, progress)[0]
-
-
-def _number(value: object) -> float:
-    return round(float(value), 6)  # float32 digits beyond the 6th are noise in a report
-
-
-def _undefined_as_none(values: np.ndarray, defined: np.ndarray) -> list[float | None]:
-    return [_number(v) if ok else None for v, ok in zip(values, defined)]
-
-
-def compute_metrics(probs: np.ndarray, targets: np.ndarray, classes: Sequence[str],
-                    top_k: int = 2) -> dict:
-    """Accuracy, top-k accuracy, ECE, confusion matrix and per-class P/R/F1 (TorchMetrics).
-
-    A per-class value that is 0/0 (precision of a class never predicted, recall of a class
-    with no images) is None; the macro average is over the classes that have images, a
-    class never predicted counting with precision 0.
-    """
-    import torch
-    from torchmetrics.classification import (
-        MulticlassAccuracy,
-        MulticlassCalibrationError,
-        MulticlassConfusionMatrix,
-        MulticlassF1Score,
-        MulticlassPrecision,
-        MulticlassRecall,
-    )
-
-    n, k = len(classes), max(1, min(top_k, len(classes)))
-    preds, target = torch.from_numpy(probs).float(), torch.from_numpy(targets).long()
-    matrix = MulticlassConfusionMatrix(n)(preds, target).numpy()
-    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
-    precision = MulticlassPrecision(n, average=None)(preds, target).numpy()
-    recall = MulticlassRecall(n, average=None)(preds, target).numpy()
-    f1 = MulticlassF1Score(n, average=None)(preds, target).numpy()
-    present = support > 0
-    correct = int(np.trace(matrix))
-    per_class = {
-        name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
-        for name, p, r, f, s in zip(classes, _undefined_as_none(precision, predicted > 0),
-                                    _undefined_as_none(recall, present),
-                                    _undefined_as_none(f1, present | (predicted > 0)), support)
-    }
-    return {
-        "accuracy": _number(MulticlassAccuracy(n, average="micro")(preds, target)),
-        "n_correct": correct,
-        "accuracy_interval": [_number(v) for v in wilson_interval(correct, len(targets))],
-        "top_k": k,
-        "top_k_accuracy": _number(MulticlassAccuracy(n, top_k=k, average="micro")(preds, target)),
-        "ece": _number(MulticlassCalibrationError(n, n_bins=N_BINS, norm="l1")(preds, target)),
-        "ece_bins": N_BINS,
-        "macro_avg": {name: _number(values[present].mean())
-                      for name, values in (("precision", precision), ("recall", recall),
-                                           ("f1", f1))},
-        "per_class": per_class,
-        "confusion_matrix": matrix.astype(int).tolist(),
-    }
-
-
-def worst_mistakes(probs: np.ndarray, targets: np.ndarray, paths: Sequence[str],
-                   classes: Sequence[str], limit: int = GALLERY_MAX) -> list[dict]:
-    """The `limit` most confident wrong predictions, most confident first."""
-    predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
-    wrong = np.flatnonzero(predicted != targets)
-    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:limit]
-    return [{"path": paths[i], "true": classes[targets[i]], "predicted": classes[predicted[i]],
-             "confidence": _number(confidence[i])} for i in order]
 
 
 def write_predictions(path: Path, paths: Sequence[str], truths: Sequence[str],
@@ -553,7 +425,7 @@ def evaluate(request: EvalRequest) -> Evaluation:
         "worst_mistakes": worst_mistakes(probs, targets, paths, classes),
         "temperature": card.temperature,
         "card_accuracy": card.accuracy,
-        "ece_uncalibrated": _number(expected_calibration_error(
+        "ece_uncalibrated": rounded(expected_calibration_error(
             np.log(np.clip(probs, 1e-12, None)) * card.temperature, targets)),
         "out": str(out.resolve()),
         "files": [METRICS_FILE, *EVAL_FIGURES, PREDICTIONS_FILE],
@@ -589,42 +461,7 @@ def _open_set(request: EvalRequest, classifier: Classifier, known: np.ndarray | 
     plot_novelty(known, unknown, threshold, out / NOVELTY_FIGURE)
     return {"unknown_data": str(index.root.resolve()), "n_unknown": len(unknown),
             "skipped": chosen.skipped, "method": classifier.novelty.method,
-            "keep": classifier.novelty.keep, "threshold": _number(threshold), **metrics}
-
-
-def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
-    """P(an unknown photo scores above a known one), ties counted half: the Mann-Whitney U
-    statistic over both counts. (TorchMetrics' binary_auroc squashes scores outside [0, 1]
-    with a sigmoid first, which ties every large novelty score.)"""
-    both = np.concatenate([known, unknown]).astype(np.float64)
-    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based, ties share their mean
-    ranks = average_rank[inverse]
-    u = ranks[len(known):].sum() - len(unknown) * (len(unknown) + 1) / 2
-    return float(u / (len(known) * len(unknown)))
-
-
-def open_set_metrics(known: np.ndarray, unknown: np.ndarray, threshold: float,
-                     right: np.ndarray) -> dict:
-    """AUROC (unknown photos as positives), FPR95 (the share of unknown photos kept when 95 %
-    of known ones are), and at `threshold`: the shares kept and rejected, and the accuracy
-    on the known photos kept."""
-    at95 = float(np.quantile(known, 0.95, method="higher"))
-    kept = known <= threshold
-    return {"auroc": _number(auroc(known, unknown)),
-            "fpr95": _number((unknown <= at95).mean()),
-            "known_kept": _number(kept.mean()),
-            "unknown_rejected": _number((unknown > threshold).mean()),
-            "accuracy_kept": _number(right[kept].mean()) if kept.any() else None,
-            "accuracy_all": _number(right.mean())}
-
-
-def _card_accuracy(accuracy: dict) -> str:
-    """What a model card says of the model's accuracy: how measured, over how many photos."""
-    said = (describe_accuracy(accuracy["correct"], accuracy["n"], interval=True)
-            if accuracy.get("correct") is not None else f"{100 * accuracy['value']:.1f} %")
-    over = f" over {accuracy['folds']} folds" if accuracy["how"] == "cross-validated" else ""
-    return f"{accuracy['how']} accuracy {said}{over}"
+            "keep": classifier.novelty.keep, "threshold": rounded(threshold), **metrics}
 
 
 def _chosen_set(request: EvalRequest, data: Path | None, split_file: Path | None,
@@ -649,68 +486,3 @@ def _chosen_set(request: EvalRequest, data: Path | None, split_file: Path | None
     return chosen
 
 
-def _cell(value: float | None) -> str:
-    return f"{100 * value:7.1f} %" if value is not None else f"{'-':>9}"
-
-
-def _mapping_line(mapping: dict[str, str], n_classes: int) -> str:
-    if all(folder == name for folder, name in mapping.items()):
-        return f"Class folders: {len(mapping)} of the model's {n_classes} classes, same names"
-    return "Class folders: " + ", ".join(f"{folder} -> {name}" for folder, name in mapping.items())
-
-
-def _open_set_line(open_set: dict) -> str:
-    kept = open_set["accuracy_kept"]
-    return (f"Unknown photos ({open_set['n_unknown']} in {open_set['unknown_data']}): AUROC "
-            f"{open_set['auroc']:.3f}, FPR95 {100 * open_set['fpr95']:.1f} %; at the threshold "
-            f"(keeps {100 * open_set['keep']:.0f} % of validation photos) "
-            f"{100 * open_set['unknown_rejected']:.1f} % of them called unknown, "
-            f"{100 * open_set['known_kept']:.1f} % of the known photos kept, "
-            + ("none right" if kept is None else f"{100 * kept:.1f} % of those right")
-            + f" (all: {100 * open_set['accuracy_all']:.1f} %)")
-
-
-def format_summary(metrics: dict) -> str:
-    """The human-readable report: what was evaluated, per-class table, headline numbers, files."""
-    source = metrics["data"] + (f" (part {metrics['part']} of {metrics['split']})"
-                                if metrics["split"] else "")
-    width = max([len(c) for c in metrics["classes"]] + [9]) + 2  # room for " *"
-    lines = [f"Model: {metrics['model']} ({metrics['architecture']})"
-             + (f"; its card: {_card_accuracy(metrics['card_accuracy'])}"
-                if metrics.get("card_accuracy") else ""),
-             f"Data:  {source}: {metrics['n_images']} images; "
-             + ("the model averages each with its mirror" if metrics["mirror"] else
-                "each image and its mirror averaged (--tta: not what predict gives)"
-                if metrics["tta"] else "one view per image, as predict sees it"),
-             _mapping_line(metrics["class_mapping"], len(metrics["classes"])),
-             "", f"{'class':<{width}}  {'precision':>9}{'recall':>9}{'f1':>9}{'support':>9}"]
-    for name, row in metrics["per_class"].items():
-        marked = name + (" *" if row["support"] < FEW_PHOTOS else "")
-        lines.append(f"{marked:<{width}}  {_cell(row['precision'])}{_cell(row['recall'])}"
-                     f"{_cell(row['f1'])}{row['support']:>9}")
-    if any(row["support"] < FEW_PHOTOS for row in metrics["per_class"].values()):
-        lines.append(f"* fewer than {FEW_PHOTOS} photos: that class's figures say little")
-    macro = metrics["macro_avg"]
-    lines += [f"{'macro avg':<{width}}  {_cell(macro['precision'])}{_cell(macro['recall'])}"
-              f"{_cell(macro['f1'])}{metrics['n_images']:>9}", "",
-              f"accuracy {describe_accuracy(metrics['n_correct'], metrics['n_images'])}",
-              f"top-{metrics['top_k']} accuracy {100 * metrics['top_k_accuracy']:.1f} %   "
-              f"ECE {metrics['ece']:.3f} ({metrics['ece_bins']} bins"
-              + (f"; {metrics['ece_uncalibrated']:.3f} without the model's temperature "
-                 f"{metrics['temperature']:.3g}" if metrics["temperature"] != 1.0 else "")
-              + ("; rough on so few images" if metrics["n_images"] < INTERVAL_BELOW else "")
-              + f")   mistakes {metrics['n_mistakes']}"]
-    found = metrics["training_images"]["found"]
-    if found and metrics["training_images"]["included"]:
-        lines.append(f"warning: {found} of the {metrics['n_images']} images were used to train "
-                     "this model: the accuracy overstates what it does on new photos")
-    elif found:
-        lines.append(f"Left out {found} photo(s) this model was trained on "
-                     "(--include-training scores them too)")
-    if "open_set" in metrics:
-        lines.append(_open_set_line(metrics["open_set"]))
-    if metrics["skipped"]:
-        lines.append(f"{len(metrics['skipped'])} unreadable file(s) skipped "
-                     "(listed in metrics.json)")
-    lines.append(f"Wrote {metrics['out']}/: {', '.join(metrics['files'])}")
-    return "\n".join(lines)

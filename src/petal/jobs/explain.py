@@ -48,7 +48,8 @@ class Explanation:
                 f"where it looked for {self.explained}")
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import figure_html, paragraph
+        from petal.display import paragraph
+        from petal.report.notebook import figure_html
 
         return paragraph(self.summary()) + figure_html(self.figure())
 

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-
-import torch
 
 from petal.data.check import check_folder
 from petal.data.decisions import read_review_for
@@ -59,7 +55,7 @@ from petal.run_folder import (
     writing,
 )
 from petal.stats import describe_accuracy, mcnemar_p
-from petal.system import usable_cores
+from petal.system import machine
 from petal.training.fit import TrainRequest
 from petal.training.orchestrator import train_model
 from petal.training.outputs import OutOfFold
@@ -114,7 +110,7 @@ class MainJob:
         return Run(self.folder / role)
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import heading, paragraph, table_html
+        from petal.display import heading, paragraph, table_html
 
         rows = [[role, info["model"], info["recipe"]["name"],
                  describe_accuracy(info["eval_correct"], info["eval_images"]),
@@ -143,25 +139,6 @@ class Timer:
 
     def to_json(self) -> dict:
         return {"steps": self.steps, "total_seconds": round(time.perf_counter() - self.started, 2)}
-
-
-def machine() -> dict:
-    """What the run ran on, for the report."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        memory_gib = 0.0
-    return {"cpu": cpu, "cores": usable_cores(), "memory_gib": round(memory_gib, 1),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform()}
 
 
 def _train_role(job: MainJobRequest, role: str, model: str, recipe_name: str,
@@ -269,8 +246,8 @@ def run_main_job(job: MainJobRequest, started: float) -> MainJob:
 
 def check_job(job: MainJobRequest) -> None:
     """PetalError, before anything is written, for what would stop the job midway: a recipe
-    set, an override, a model or a weights file petal cannot use, a review file that is not
-    there, or an --out that holds a run already."""
+    set, an override, a model or a weights file petal cannot use, or a review file that is
+    not there (an --out that holds a run already is refused once it is held)."""
     if job.recipes not in RECIPE_SETS:
         raise PetalError(f"--recipes {job.recipes}: use one of {', '.join(RECIPE_SETS)}")
     for recipe, overrides in zip(RECIPE_SETS[job.recipes],
@@ -281,12 +258,12 @@ def check_job(job: MainJobRequest) -> None:
     parse_weights(job.weights)
     if job.review_file is not None and not job.review_file.is_file():
         raise PetalError(f"review file {job.review_file} does not exist")
-    if any((job.out / name).exists() for name in (REPORT_FILE, TIMINGS_FILE, DATA_CHECK_FILE,
-                                                   CONFIG_FILE)):
-        raise PetalError(f"{job.out} already holds a run: choose another --out")
 
 
 def _run_main_job(job: MainJobRequest, started: float) -> MainJob:
+    if any((job.out / name).exists() for name in (REPORT_FILE, TIMINGS_FILE, DATA_CHECK_FILE,
+                                                   CONFIG_FILE)):
+        raise PetalError(f"{job.out} already holds a run: choose another --out")
     scratch_recipe, transfer_recipe = RECIPE_SETS[job.recipes]
     timer = Timer(started)
     job.out.mkdir(parents=True, exist_ok=True)

@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from petal.analysis.confident import hard_cases, label_issues, out_of_fold, outlier_scores
 from petal.data.check import check_folder
 from petal.data.decoded_cache import DecodedCache
+from petal.data.split import deal_folds
 from petal.errors import PetalError
-from petal.inference import novelty
 from petal.models import architecture_config, build_model, default_weights
 from petal.models.features import AnswerWithFeatures
 from petal.paths import cache_root
-from petal.stats import softmax
 from petal.training.cut import cut_trunks
 from petal.training.feature_cache import trunk_features
 
@@ -81,12 +81,13 @@ class Review:
 
     def to_pandas(self) -> Any:
         """The findings as a pandas DataFrame (pandas is not one of petal's dependencies)."""
-        from petal.report.notebook import pandas
+        from petal.display import pandas
 
         return pandas().DataFrame(self.findings())
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import heading, paragraph, table_html, thumbnails_html
+        from petal.display import heading, paragraph, table_html
+        from petal.report.notebook import thumbnails_html
 
         columns = ["finding", "path", "given", "suggested", "score"]
         rows = self.findings()
@@ -100,82 +101,6 @@ class Review:
                 + thumbnails_html([Path(self.root) / item["path"] for item in first],
                                   [f"{item['given']} -> {item['suggested']}" for item in first])
                 + table_html([[row[c] for c in columns] for row in rows], columns))
-
-
-def fold_of(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
-    """A fold number per image, each class dealt round-robin after a seeded shuffle."""
-    rng = np.random.default_rng(seed)
-    fold = np.zeros(len(labels), int)
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        fold[members] = np.arange(len(members)) % folds
-    return fold
-
-
-def fit_linear(features: np.ndarray, labels: np.ndarray, classes: int,
-               weight_decay: float = 1e-3, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression on standardised features, full batch with L-BFGS.
-    (A linear probe of a few thousand rows: one torch optimiser call, no training loop.)"""
-    inputs = torch.from_numpy(features.astype(np.float32))
-    targets = torch.from_numpy(labels.astype(np.int64))
-    weight = torch.zeros(features.shape[1], classes, requires_grad=True)
-    bias = torch.zeros(classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = torch.nn.functional.cross_entropy(inputs @ weight + bias, targets)
-        value = value + weight_decay * weight.pow(2).sum()
-        value.backward()
-        return value
-
-    optimizer.step(loss)
-    return weight.detach().numpy(), bias.detach().numpy()
-
-
-def out_of_fold(features: np.ndarray, labels: np.ndarray, classes: int, folds: int
-                ) -> np.ndarray:
-    """(N, classes) probabilities, each from a head fitted without the image's fold."""
-    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
-    standard = (features - mean) / std
-    fold = fold_of(labels, folds)
-    probabilities = np.zeros((len(labels), classes), np.float32)
-    for k in range(folds):
-        held = fold == k
-        weight, bias = fit_linear(standard[~held], labels[~held], classes)
-        probabilities[held] = softmax(standard[held] @ weight + bias)
-    return probabilities
-
-
-def label_issues(probabilities: np.ndarray, labels: np.ndarray) -> list[tuple[int, int, float]]:
-    """(image, suggested class, score) of the confident joint's off-diagonal images, the
-    largest score (suggested minus given probability) first."""
-    classes = probabilities.shape[1]
-    thresholds = np.array([probabilities[labels == c, c].mean() if (labels == c).any() else 1.0
-                           for c in range(classes)])
-    above = probabilities >= thresholds  # classes each image confidently belongs to
-    candidates = np.where(above, probabilities, -np.inf)
-    confident = candidates.argmax(axis=1)
-    found = [(i, int(confident[i]), float(probabilities[i, confident[i]] - probabilities[i, g]))
-             for i, g in enumerate(labels) if above[i].any() and confident[i] != g]
-    return sorted(found, key=lambda item: -item[2])
-
-
-def hard_cases(probabilities: np.ndarray, labels: np.ndarray, flagged: set[int]
-               ) -> list[tuple[int, int, float]]:
-    """(image, predicted class, score) of every image whose out-of-fold prediction is another
-    class and that is not in `flagged`, the largest score (predicted minus given probability)
-    first."""
-    predicted = probabilities.argmax(axis=1)
-    found = [(i, int(p), float(probabilities[i, p] - probabilities[i, g]))
-             for i, (p, g) in enumerate(zip(predicted, labels)) if p != g and i not in flagged]
-    return sorted(found, key=lambda item: -item[2])
-
-
-def outlier_scores(features: np.ndarray) -> np.ndarray:
-    """Each image's distance to its 10th nearest other image (the open-set score)."""
-    reference = novelty.reference_features(features)
-    return novelty.knn_distance(features, reference, novelty.KNN_K + 1)  # +1: itself
 
 
 def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: str,
@@ -217,7 +142,10 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
     labels = np.array([index.classes.index(r.label) for r in index.images])
     files = [(index.root / r.path, r.sha256) for r in index.images]
     features = pooled_features(index.classes, files, model, cache_dir, progress)
-    probabilities = out_of_fold(features, labels, len(index.classes), folds)
+    fold_of = {r.path: k for k, members in enumerate(deal_folds(index.images, folds))
+               for r in members}
+    probabilities = out_of_fold(features, labels, len(index.classes),
+                                np.array([fold_of[r.path] for r in index.images]))
     paths = [r.path for r in index.images]
     flagged = label_issues(probabilities, labels)
 

@@ -100,12 +100,13 @@ class Run:
 
     def to_pandas(self) -> Any:
         """The history as a pandas DataFrame (pandas is not one of petal's dependencies)."""
-        from petal.report.notebook import pandas
+        from petal.display import pandas
 
         return pandas().DataFrame(self.history)
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import figures_html, heading, paragraph, table_html
+        from petal.display import heading, paragraph, table_html
+        from petal.report.notebook import figures_html
 
         card = self.card if (self.folder / MODEL_DIR).is_dir() else None
         title = (f"Run {self.folder}: {card.architecture.get('name')}, recipe "

@@ -14,17 +14,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-MAX_ROWS = 20  # rows of a table shown inline; to_pandas() has them all
-
-
-def heading(text: str) -> str:
-    return f"<h4>{escape(text)}</h4>"
-
-
-def paragraph(text: str) -> str:
-    return f"<p>{escape(text)}</p>"
-
-
 def figure_html(fig: Figure, width: int | None = None) -> str:
     """The figure as an inline PNG."""
     from petal.report.figures import png_bytes
@@ -64,33 +53,3 @@ class Figures(dict):
 
     def _repr_html_(self) -> str:
         return figures_html(list(self.values()))
-
-
-def table_html(rows: Sequence[Sequence[object]], columns: Sequence[str],
-               limit: int = MAX_ROWS) -> str:
-    """A table of the first `limit` rows (and how many more there are)."""
-    head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in rows[:limit])
-    more = (f"<p>... and {len(rows) - limit} more rows (.to_pandas() has them all)</p>"
-            if len(rows) > limit else "")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"  # undefined (0/0)
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"  # NaN: an empty cell
-    return str(value)
-
-
-def pandas():  # noqa: ANN201 - the pandas module, typed by pandas itself
-    """pandas, which petal does not depend on; a PetalError that says how to add it."""
-    try:
-        import pandas
-    except ImportError as exc:
-        from petal.errors import PetalError
-
-        raise PetalError("to_pandas() needs pandas: pip install pandas") from exc
-    return pandas

@@ -1,5 +1,5 @@
 """The labelling queue: `petal label PHOTOS --model RUN --out NEW_DATA` shows unlabelled photos
-in the order in which labelling them should help the model most (petal.jobs.label_queue),
+in the order in which labelling them should help the model most (petal.analysis.queue),
 with the model's guess pre-selected, and records each decision in NEW_DATA
 (petal.data.new_labels) as it is made. The page is petal.serve.local_page's.
 """
@@ -13,13 +13,13 @@ from shlex import quote
 import numpy as np
 from tqdm.auto import tqdm
 
+from petal.analysis.queue import margins, queue_order
 from petal.data.decisions import read_review_for
 from petal.data.image import ImageLoadError
 from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, check_place
 from petal.data.scan import ImageRecord, scan_folder, scan_unlabelled
 from petal.errors import PetalError
 from petal.inference.classifier import Classifier, load
-from petal.jobs.label_queue import margins, queue_order
 from petal.serve.local_page import Decision, shown
 
 CHUNK = 64  # photos decoded and answered at once: bounds the memory of a large folder

@@ -482,8 +482,11 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
     rows = read_history(run / HISTORY_FILE)
     metrics = {"epochs": int(rows[-1]["epoch"]), "train_seconds": rows[-1]["elapsed_seconds"],
                "n_train": len(prepared.split.train)}
-    if request.validate:
-        metrics.update(_validation_metrics(rows, len(prepared.split.val)))
+    if request.validate:  # the saved model on the validation photos, as inference sees them
+        val_logits, _, val_labels = (collect_outputs(module, prepared.val_set, spec, batch)
+                                     if cross_validated else (logits, None, labels))
+        right = int((val_logits.argmax(axis=1) == val_labels).sum())
+        metrics.update(_validation_metrics(rows, len(prepared.split.val), right))
     cross = (read_cross_validation(run / CROSS_VALIDATION_FILE, photos) if cross_validated
              else None)
     metrics["accuracy"] = accuracy_summary(metrics, cross)
@@ -506,11 +509,12 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
                        metrics.get("best_epoch", metrics["epochs"]), seconds, recipe.lr)
 
 
-def _validation_metrics(rows: list[dict[str, float]], n_val: int) -> dict:
-    """The held-out figures of history.csv: the last epoch's, and the best epoch's."""
+def _validation_metrics(rows: list[dict[str, float]], n_val: int, correct: int) -> dict:
+    """The held-out figures: the saved model's `correct` of `n_val` validation photos in
+    float32, as every engine answers them (training validates in its own number format:
+    in bfloat16 a borderline photo can fall the other way), and history.csv's best epoch."""
     best = max(rows, key=lambda r: r["val_acc"])
-    correct = round(rows[-1]["val_acc"] * n_val)
-    return {"val_acc": rows[-1]["val_acc"], "val_correct": correct,
+    return {"val_acc": round(correct / n_val, 6), "val_correct": correct,
             "val_interval": [round(v, 6) for v in wilson_interval(correct, n_val)],
             "val_loss": rows[-1]["val_loss"], "best_val_acc": best["val_acc"],
             "best_epoch": int(best["epoch"]), "n_val": n_val}

@@ -164,7 +164,8 @@ class LRFinding:
         return f"{said}{recipe}, from {len(self.lrs)} steps in {self.seconds:.0f} s"
 
     def _repr_html_(self) -> str:
-        from petal.report.notebook import figure_html, paragraph
+        from petal.display import paragraph
+        from petal.report.notebook import figure_html
 
         return paragraph(f"LR finder: {self.summary()}") + figure_html(self.figure())
 
