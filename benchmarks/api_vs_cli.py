@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PETAL, machine
+from common import PETAL, record
 
 TIMES = ("epoch_seconds", "elapsed_seconds")
 
@@ -87,13 +86,14 @@ def main() -> int:
     result = {"recipe": args.recipe, "epochs": len(rows["api"]),
               "history_identical": rows["api"] == rows["cli"],
               "weights_identical": weights["api"] == weights["cli"], "seconds": seconds,
-              "last_epoch": rows["api"][-1], "import": cost, "machine": machine()}
+              "last_epoch": rows["api"][-1], "import": cost}
     print(f"{args.recipe} on {args.data}: history.csv identical but for the times: "
           f"{result['history_identical']} ({result['epochs']} epochs); model.safetensors "
           f"identical: {result['weights_identical']}; {seconds['api']} s through the API, "
           f"{seconds['cli']} s through the CLI")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        record(args.json, result, f"`import petal`'s cost; {args.recipe} trained through "
+               "`petal.train` and `petal train`: history and weights identical or not")
     return 0 if result["history_identical"] else 1
 
 

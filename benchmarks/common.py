@@ -1,5 +1,6 @@
 """What every benchmark shares: where things are, training a recipe, a model's validation
-photos, linked slices of the data set, and the machine a figure was measured on.
+photos, linked slices of the data set, and writing a result file stamped with when, where,
+how and from which code it was measured (`record`).
 
 Benchmarks run from the repository root with petal's environment, e.g.
 `.venv/bin/python benchmarks/open_set.py`; they import this module as `common`.
@@ -8,20 +9,22 @@ Benchmarks run from the repository root with petal's environment, e.g.
 from __future__ import annotations
 
 import os
-import platform
+import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from petal.fsutil import atomic_write_json
 from petal.inference.model_folder import ModelCard, read_card
 from petal.jobs.evaluate import decoded_squares, split_set
 from petal.run_folder import find_model_folder
+from petal.system import machine
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 FLOWERS = ROOT.parent / "shared/data/flowers"  # the data set, beside the repository
@@ -89,35 +92,51 @@ def validation_photos(model: Path) -> ValidationPhotos:
     return ValidationPhotos(folder, card, squares, targets)
 
 
-def _version(package: str) -> str | None:
+# Where result files live: the index of each folder (its README.md) is generated from the
+# stamps of its files by benchmarks/results_index.py.
+RESULT_FOLDERS = (ROOT / "benchmarks/results", ROOT / "benchmarks/tuning/results")
+
+
+def host_name(cpu: dict) -> str:
+    """A short name for the CPU of `machine()`: AMD's generation (the hosts sold as "AMD
+    EPYC" have been Zen 3, 4 and 5, which train at different speeds), else the model name."""
+    family, model = cpu.get("cpu_family"), cpu.get("cpu_model")
+    if "AMD" in cpu.get("cpu", "") and family and model:
+        zen = {"25": "Zen 4" if int(model) >= 0x10 else "Zen 3", "26": "Zen 5"}.get(family)
+        if zen:
+            return zen
+    name = cpu.get("cpu", "unknown CPU").replace("(R)", "").replace(" Processor", "")
+    return f"{name} (AMX)" if cpu.get("amx") else name
+
+
+def _git(*arguments: str) -> str | None:
     try:
-        return version(package)
-    except PackageNotFoundError:
+        return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
         return None
 
 
-def _cpuinfo_field(cpuinfo: list[str], name: str) -> str | None:
-    """The first `name : value` of /proc/cpuinfo's lines, or None."""
-    return next((line.split(":", 1)[1].strip() for line in cpuinfo
-                 if line.split(":", 1)[0].strip() == name), None)
+def stamp(about: str) -> dict:
+    """When, where, how and from which code a result is measured: the date and time, the
+    machine, the command line as typed, the commit and whether code differed from it (a
+    change under a results folder does not count: result files are rewritten as they go)."""
+    changed = _git("status", "--porcelain", "--untracked-files=no") or ""
+    results = tuple(str(folder.relative_to(ROOT)) + "/" for folder in RESULT_FOLDERS)
+    dirty = any(not line[3:].startswith(results) for line in changed.splitlines())
+    script = os.path.relpath(sys.argv[0], ROOT) if sys.argv[0] else "python"
+    host = {**machine(), "load_average_at_start": list(os.getloadavg())}
+    return {"about": about, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": host_name(host), "machine": host,
+            "command": shlex.join(["python", script, *sys.argv[1:]]),
+            "commit": _git("rev-parse", "--short=12", "HEAD"), "code_changed": dirty}
 
 
-def machine() -> dict:
-    """CPU model, usable cores, memory, OS, Python and torch / ONNX Runtime versions.
-
-    The CPU's family and model numbers, AVX-512 and bfloat16 support (AMX, AVX-512 BF16)
-    are recorded too: hosts sold under one name ("AMD EPYC", "Intel Xeon") have been Zen 3,
-    4 and 5 and an Intel Xeon with AMX here, and train at different speeds.
-    """
-    proc_cpuinfo = Path("/proc/cpuinfo")
-    cpuinfo = proc_cpuinfo.read_text().splitlines() if proc_cpuinfo.exists() else []
-    model = _cpuinfo_field(cpuinfo, "model name") or platform.processor()
-    flags = (_cpuinfo_field(cpuinfo, "flags") or "").split()
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": model, "cpu_family": _cpuinfo_field(cpuinfo, "cpu family"),
-            "cpu_model": _cpuinfo_field(cpuinfo, "model"), "avx512": "avx512f" in flags,
-            "amx": "amx_tile" in flags, "avx512_bf16": "avx512_bf16" in flags,
-            "cores": len(os.sched_getaffinity(0)),
-            "memory_gib": round(memory_gib, 1), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": _version("torch"),
-            "onnxruntime": _version("onnxruntime"), "load_average_at_start": os.getloadavg()}
+def record(path: Path | str, figures: dict, about: str) -> dict:
+    """Write `figures` to the JSON file at `path` (atomically: an interrupted benchmark
+    leaves the last good file), stamped under "recorded" (see `stamp`); `about` says in a
+    line what the file holds, for the results index. Returns what was written."""
+    result = {"recorded": stamp(about), **figures}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, result)
+    return result

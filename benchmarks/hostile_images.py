@@ -50,7 +50,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from common import FLOWERS, PETAL, linked, machine
+from common import FLOWERS, PETAL, linked, record
 from PIL import Image
 from safetensors.numpy import load_file, save_file
 
@@ -392,8 +392,8 @@ def main() -> int:
     print(f"over {LIMIT_MIB} MiB or {LIMIT_CPU_S} s: {', '.join(over) or 'none'}; "
           f"not ended as they should: {', '.join(unexpected) or 'none'}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": str(model), **results,
-                                               "machine": machine()}, indent=2) + "\n")
+        record(args.json, {"model": str(model), **results}, "peak memory, CPU and exit of "
+               f"petal on the worst input; sections: {', '.join(args.only)}")
     return 1 if over or unexpected else 0
 
 

@@ -19,7 +19,6 @@ convolutions, which are memory-bound, keep real networks below it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import machine
+from common import record
 from torch.utils.flop_counter import FlopCounterMode
 
 import petal
@@ -36,6 +35,7 @@ from petal.inference.device import onnx_has_cuda
 from petal.inference.export import export
 from petal.inference.model_folder import ModelCard, load_model, save_model_folder
 from petal.models import architecture_config, build_model
+from petal.system import usable_cores
 
 PRETRAINED = "efficientnet_lite0"
 MATMUL_SIDE = 2048
@@ -93,7 +93,6 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
-    host = machine()
     with tempfile.TemporaryDirectory(prefix="petal-throughput-") as scratch:
         model_path = args.model or pretrained_model_folder(Path(scratch) / "model")
         onnx_path = export(model_path, out=Path(scratch) / "model.onnx").path
@@ -114,20 +113,19 @@ def main() -> int:
 
     architecture = engines["torch"].card.architecture["name"]
     print(f"{architecture} at {size} px: {gflops:.3f} GFLOP per image; peak matmul "
-          f"{peak:.1f} GFLOP/s on {host['cores']} cores -> bound {bound:.0f} images/s")
+          f"{peak:.1f} GFLOP/s on {usable_cores()} cores -> bound {bound:.0f} images/s")
     print(f"{'engine':<7} {'images/s':>9} {'of bound':>9}")
     for name, result in results.items():
         print(f"{name:<7} {result['images_per_second']:>9.1f} "
               f"{result['fraction_of_bound']:>9.1%}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d"), "machine": host,
+        record(args.json, {
             "model": str(args.model or f"{PRETRAINED} (ImageNet)"), "input_size": size,
             "device": args.device,
             "batch_size": args.batch_size, "images": args.images,
             "gflop_per_image": gflops, "peak_matmul_gflops": peak, "bound_images_per_second":
-            bound, "engines": results}, indent=2) + "\n")
+            bound, "engines": results}, "images/s of torch and ONNX Runtime against the "
+            "CPU's bound")
     return 0
 
 

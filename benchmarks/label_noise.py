@@ -12,14 +12,13 @@ also finds) count against precision here, so the figure is a lower bound.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import FLOWERS, machine
+from common import FLOWERS, record
 
 from petal.data.scan import scan_folder
 from petal.jobs.review import review
@@ -33,8 +32,8 @@ def flipped_copy(data: Path, share: float, dest: Path, seed: int = 0) -> set[str
     chosen = set(rng.choice(len(index.images), round(share * len(index.images)),
                             replace=False).tolist())
     flipped = set()
-    for i, record in enumerate(index.images):
-        label = record.label
+    for i, image in enumerate(index.images):
+        label = image.label
         if i in chosen:
             label = str(rng.choice([c for c in index.classes if c != record.label]))
         link = dest / label / f"{record.label}-{Path(record.path).name}"
@@ -67,8 +66,8 @@ def main() -> int:
         print(f"{100 * share:.0f} % flipped ({r['flipped']}): flagged {r['flagged']}, precision "
               f"{r['precision']:.3f}, recall {r['recall']:.3f}, {r['seconds']} s", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                                         "results": results}, indent=2) + "\n")
+        record(args.json, {"results": results}, "`petal data review` on copies of the "
+               "flowers set with some labels flipped: flagged, precision, recall, seconds")
     return 0
 
 

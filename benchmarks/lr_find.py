@@ -13,15 +13,13 @@ with --train, the validation accuracy of a training at the shipped rule's sugges
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from common import FLOWERS, machine
+from common import FLOWERS, record
 
 from petal.data.scan import scan_folder
 from petal.data.split import make_split
@@ -108,9 +106,10 @@ def main() -> int:
     print("largest distance from the recipe's LR, in decades: "
           + ", ".join(f"{k} {v}" for k, v in summary.items()))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                                         "rule": SUGGESTION_RULE, "results": results,
-                                         "worst_decades_from_recipe": summary}, indent=2) + "\n")
+        record(args.json, {"rule": SUGGESTION_RULE, "results": results,
+                           "worst_decades_from_recipe": summary},
+               "the LR range test by recipe and split seed: raw losses, every rule's "
+               "suggestion, accuracy at the suggestion and at the recipe's LR, the test's time")
     return 0
 
 

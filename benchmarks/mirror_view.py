@@ -16,15 +16,13 @@ without the view alike. Prints a line per run and the totals per recipe.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import machine, validation_photos
+from common import record, validation_photos
 
 from petal.inference.model_folder import load_model
 from petal.inference.preprocess import to_input
@@ -82,9 +80,9 @@ def main() -> int:
               f"{totals[recipe]['images']} images over {len(mine)} runs, "
               f"{totals[recipe]['extra_ms']:+.1f} ms an image")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "date": date.today().isoformat(), "runs": rows, "per_recipe": totals,
-            "machine": machine(), "command": " ".join(sys.argv)}, indent=2) + "\n")
+        record(args.json, {"runs": rows, "per_recipe": totals}, "the mirrored view "
+               "(`tta_flip`) on trained models: images right and ms an image, with and "
+               "without it")
     return 0
 
 

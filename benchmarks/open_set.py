@@ -24,20 +24,20 @@ the known-class accuracy of the images kept at that threshold; the time to score
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import FLOWERS, ROOT, linked, machine, train
+from common import FLOWERS, ROOT, linked, record, train
 
 import petal
+from petal.analysis.metrics import auroc
 from petal.inference import novelty
 from petal.inference.export import export
 from petal.inference.onnx_engine import onnx_runner
 from petal.inference.preprocess import to_input
-from petal.jobs.evaluate import auroc, central_crops, decoded_squares, folder_set, split_set
+from petal.jobs.evaluate import central_crops, decoded_squares, folder_set, split_set
 from petal.stats import softmax
 
 SHIPPED = f"knn k={novelty.KNN_K}"
@@ -203,8 +203,7 @@ def main() -> int:
     far_data = far_ood_folder(args.out / "far")
     far_set = folder_set(far_data, ["not_flowers"], {}, False)
     far = fold(args.out / "all", far_set, "far-OOD")
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-               "near_ood": {"folds": near, "mean": summary(near)}, "far_ood": far}
+    results = {"near_ood": {"folds": near, "mean": summary(near)}, "far_ood": far}
     print(f"\n{'method':<10} {'near AUROC':>10} {'near FPR95':>10} {'far AUROC':>9} "
           f"{'far FPR95':>9}")
     for name, mean in results["near_ood"]["mean"].items():
@@ -216,7 +215,9 @@ def main() -> int:
           f"{far['cost']['ms_per_image_batch_32']} in a batch of 32; "
           f"{far['cost']['novelty_file_bytes'] / 1e6:.1f} MB in the model folder")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        record(args.json, results, "novelty methods on fast-transfer: leave-one-class-out "
+               "near-OOD per fold and mean, far-OOD (photos that are not flowers), accuracy of "
+               "the kept photos, the cost of the shipped score")
     return 0
 
 

@@ -18,7 +18,6 @@ on N random 64-bit hashes.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import PETAL, machine
+from common import PETAL, record
 from PIL import Image
 
 CLASSES = 10
@@ -175,14 +174,15 @@ def main() -> int:
             shutil.rmtree(work)
     growth = {step: exponents(rows, step) for step in steps}
     print("growth exponents between sizes: " + "; ".join(f"{k} {v}" for k, v in growth.items()))
-    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "sizes": args.sizes,
+    result = {"sizes": args.sizes,
               "rows": rows, "growth_exponents": growth}
     if args.hashes:
         result["near_duplicate_search"] = time_hashes(args.hashes)
     if args.plot:
         plot(rows, steps, args.plot)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        record(args.json, result, "time and peak memory of data check, data split, cache "
+               "build (and training) on synthetic sets by size; near-duplicate search")
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -38,7 +37,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from attacks import ATTACKS, run_attack
-from common import FLOWERS
+from common import FLOWERS, record
 
 EXPECTED = {"not_image": 415, "oversized": 413, "missing_part": 422}
 
@@ -259,7 +258,8 @@ if __name__ == "__main__":
     if arguments.attack:
         figures = asyncio.run(attack_main(arguments))
         if arguments.json:
-            Path(arguments.json).write_text(json.dumps(figures, indent=2) + "\n")
+            record(arguments.json, figures, "`petal serve` under attack beside good clients: "
+                   "answers, latencies, memory and CPU")
         sys.exit(1 if any(a["good_failed"] for a in figures["attacks"].values()) else 0)
     figures = asyncio.run(main(arguments))
     print(f"{figures['clients']} clients, {figures['seconds']} s: "
@@ -277,5 +277,6 @@ if __name__ == "__main__":
           f"after, peak {figures['rss_peak_mib']} MiB; CPU: server {figures['server_cpu_s']} s, "
           f"load generator {figures['client_cpu_s']} s")
     if arguments.json:
-        Path(arguments.json).write_text(json.dumps(figures, indent=2) + "\n")
+        record(arguments.json, figures, "`petal serve` under load: requests/s, latency "
+               "percentiles, forward-pass batch, memory and CPU")
     sys.exit(1 if figures["good_failed"] or figures["bad_unexpected"] else 0)

@@ -18,16 +18,14 @@ temperature, and the wall time of `petal train`.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from common import FLOWERS, machine, train
+from common import FLOWERS, record, train
 
 import petal
 from petal.inference.export import export
@@ -119,8 +117,9 @@ def main() -> int:
               f" ECE {m['ece']:.3f} ({m['ece_uncalibrated']:.3f} uncalibrated); "
               f"{m['seconds']:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows,
-                                         "means": means, "machine": machine()}, indent=2) + "\n")
+        record(args.json, {"rows": rows, "means": means}, "fast-transfer on a few flowers a "
+               "class, subsampled: the card's accuracy, the test accuracy on unsampled photos, "
+               "the share called unknown, ECE with and without the temperature, seconds")
     return 0
 
 

@@ -17,13 +17,12 @@ compare thread counts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
-from common import machine
+from common import record
 
 from petal.models import build_model
 
@@ -85,11 +84,11 @@ def main() -> int:
                         "first_step_s": round(first, 1)})
         print(f"{name:<42} {rate:6.1f} images/s  (first step {first:.1f} s)", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d"), "machine": machine(), "model": args.model,
+        record(args.json, {"model": args.model,
             "width": args.width, "batch": args.batch, "size": args.size,
             "threads": torch.get_num_threads(),
-            "results": results}, indent=2) + "\n")
+            "results": results}, f"bare {args.model} training steps, "
+            f"{torch.get_num_threads()} threads: eager, contiguous, `torch.compile`, bf16")
     return 0
 
 

@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from common import FLOWERS, PETAL, ROOT, linked, machine
+from common import FLOWERS, PETAL, ROOT, linked, record
 
 from petal.run_folder import CONFIG_FILE, read_history
 
@@ -254,22 +254,20 @@ def main() -> int:
     weights = (export_weights(out / "tf_efficientnet_lite0_imagenet.safetensors")
                if args.task == "transfer" else None)
     read_photos(data, split)
-    setup = machine()
     petal = run_petal(PETAL_RECIPE[args.task], data, split_file, out, args.petal_set)
     fastai = run_fastai(args.task, data, split_file, weights, out, args.fastai_epochs,
                         args.freeze_epochs)
     comparison = compare(fastai, petal, len(split["val"]))
     print_table([fastai, petal], comparison)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d"), "task": args.task, "machine": setup,
-            "data": str(args.data),
+        record(args.json, {
+            "task": args.task, "data": str(args.data),
             "per_class": args.per_class, "split": str(split_file),
             "n_train": len(split["train"]), "n_val": len(split["val"]),
             "fastai_install_seconds": install_seconds, "comparison": comparison,
             "runs": [asdict(run) for run in (fastai, petal)],
-            "load_average_at_end": os.getloadavg()}, indent=2) + "\n")
+            "load_average_at_end": os.getloadavg()},
+            f"petal against fastai ({args.task}): accuracy, seconds, the same split")
     return 0
 
 

@@ -8,25 +8,25 @@ eval_crop=full sees), `f` with its mirror (`f+fm`) and all four averaged (`c+cm+
 Nothing is retrained, so the recipe field eval_crop can be judged on models that already
 exist, saved either way.
 
-    .venv/bin/python benchmarks/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
+    .venv/bin/python benchmarks/tuning/eval_crop.py runs/tune/s1-default runs/tune/s2-default \
         --json benchmarks/tuning/results/eval_crop.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import date
 from pathlib import Path
 
-import numpy as np
-from common import machine, validation_photos
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 
-import petal
-from petal.fsutil import read_json
-from petal.jobs.evaluate import central_crops
-from petal.run_folder import CONFIG_FILE
+import numpy as np  # noqa: E402
+from common import record, validation_photos  # noqa: E402
+
+import petal  # noqa: E402
+from petal.fsutil import read_json  # noqa: E402
+from petal.jobs.evaluate import central_crops  # noqa: E402
+from petal.run_folder import CONFIG_FILE  # noqa: E402
 
 VIEWS = {"c": ["c"], "c+cm": ["c", "cm"], "f": ["f"], "f+fm": ["f", "fm"],
          "c+cm+f+fm": ["c", "cm", "f", "fm"]}
@@ -60,9 +60,9 @@ def main() -> int:
     totals = {name: sum(row[name] for row in rows) for name in ["n", *VIEWS]}
     print("total  " + "  ".join(f"{k} {v}" for k, v in totals.items()))
     if args.json:
-        args.json.write_text(json.dumps({"date": date.today().isoformat(),
-                                         "machine": machine(), "runs": rows,
-                                         "totals": totals}, indent=2) + "\n")
+        record(args.json, {"runs": rows, "totals": totals}, "trained models scored on their "
+               "validation split with the central crop, the whole square, their mirrors and "
+               "all four averaged")
     return 0
 
 

@@ -7,9 +7,9 @@ uses) and prints each run's final and best validation accuracy with their means,
 difference between two recipes can be read against the run-to-run spread of one, and a
 setting can be judged on several splits at once (docs/TUNING.md):
 
-    .venv/bin/python benchmarks/seed_spread.py --recipe fast-transfer --seeds 0 1 2 \\
+    .venv/bin/python benchmarks/tuning/seed_spread.py --recipe fast-transfer --seeds 0 1 2 \\
         --out runs/spread --json benchmarks/tuning/results/seed_spread_fast_transfer.json
-    .venv/bin/python benchmarks/seed_spread.py --recipe original-transfer --seeds 0 \\
+    .venv/bin/python benchmarks/tuning/seed_spread.py --recipe original-transfer --seeds 0 \\
         --split-seeds 1 2 --set lr=5e-4 --jobs 2 --out runs/tune-lr5e-4
 
 Run folders go to OUT/RECIPE-seedN (default split) or OUT/RECIPE-splitS-seedN. A finished
@@ -24,19 +24,19 @@ jobs halve the wall time (the runs' seconds are then one core's).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import queue
 import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import FLOWERS, PETAL, machine, split_file
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 
-from petal.run_folder import read_history
+from common import FLOWERS, PETAL, record, split_file  # noqa: E402
+
+from petal.run_folder import read_history  # noqa: E402
 
 
 def run_path(out: Path, recipe: str, split_seed: int, seed: int) -> Path:
@@ -138,12 +138,12 @@ def main() -> int:
     print(f"mean final {summary['mean_final_val_acc']:.4f}, range "
           f"{summary['min_final_val_acc']:.4f}-{summary['max_final_val_acc']:.4f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d"), "machine": machine(), "recipe": args.recipe,
-            "overrides": args.overrides, "precision": args.precision or "auto",
-            "jobs": args.jobs, "data": str(args.data),
-            "results": results, **summary}, indent=2) + "\n")
+        record(args.json, {
+            "recipe": args.recipe, "overrides": args.overrides,
+            "precision": args.precision or "auto", "jobs": args.jobs, "data": str(args.data),
+            "results": results, **summary},
+            f"{args.recipe} {' '.join(args.overrides)} by training seed and split seed: "
+            "each run's final accuracy and the means")
     return 0
 
 

@@ -7,7 +7,7 @@ weights (a soup, Wortsman et al. 2022: one network), each with the recipe's mirr
 when the models were trained with tta_flip. On a 2-core CPU two one-core fine-tunes run
 side by side, so a pair costs less than twice one.
 
-    .venv/bin/python benchmarks/combine_seeds.py \
+    .venv/bin/python benchmarks/tuning/combine_seeds.py \
         --pair runs/tune5-freezebn/original-transfer-split1-seed0 \
                runs/tune5-freezebn-seed1/original-transfer-split1-seed1 \
         --json benchmarks/tuning/results/combine_seeds.json
@@ -16,18 +16,18 @@ side by side, so a pair costs less than twice one.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
-from common import machine, validation_photos
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 
-import petal
-from petal.inference.model_folder import load_model, save_model_folder
-from petal.jobs.evaluate import probabilities
-from petal.run_folder import find_model_folder
+from common import record, validation_photos  # noqa: E402
+
+import petal  # noqa: E402
+from petal.inference.model_folder import load_model, save_model_folder  # noqa: E402
+from petal.jobs.evaluate import probabilities  # noqa: E402
+from petal.run_folder import find_model_folder  # noqa: E402
 
 
 def soup(first: Path, second: Path, out: Path) -> Path:
@@ -73,9 +73,9 @@ def main() -> int:
               for key in ["n", "first_right", "second_right", "ensemble_right", "soup_right"]}
     print("total  " + "  ".join(f"{k} {v}" for k, v in totals.items()))
     if args.json:
-        args.json.write_text(json.dumps({"date": date.today().isoformat(),
-                                         "machine": machine(), "pairs": rows,
-                                         "totals": totals}, indent=2) + "\n")
+        record(args.json, {"pairs": rows, "totals": totals}, "pairs of models of one split: "
+               "each alone, their averaged probabilities (ensemble), their averaged weights "
+               "(soup)")
     return 0
 
 
