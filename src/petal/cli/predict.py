@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from petal.cli.common import (
     positive_int,
     wants_progress,
 )
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.fsutil import check_writable_file, walk_files
 from petal.paths import refuse_inside_model_data
 from petal.spreadsheet import escape_cell
@@ -132,7 +133,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.figure:
         _prediction_figure(predictions, Path(args.figure), classifier if args.explain else None)
         summary += f"; figure: {args.figure}"
-    print(summary, file=sys.stdout if args.format == "table" else sys.stderr)
+    stream = sys.stdout if args.format == "table" else sys.stderr
+    print(summary, file=stream)
+    shift = classifier.shift(predictions)
+    if shift is not None and shift.shifted:
+        warnings.warn(shift.message(), PetalWarning, stacklevel=1)
+    elif shift is not None and shift.enough:
+        said = shift.message()
+        print(said[0].upper() + said[1:], file=stream)
     return 0
 
 

@@ -31,24 +31,32 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                        help="most images per forward pass when requests queue up (1: no batching)")
     serve.add_argument("--batch-wait-ms", type=float, default=0.0,
                        help="wait this long for more images before a forward pass (default 0)")
+    serve.add_argument("--shift-window", type=int, default=100, metavar="N",
+                       help="check every N answers of a model for photos less like its "
+                            "training photos than its held-out ones (default 100; GET "
+                            "/api/shift, and a warning in the log)")
     add_rejection(serve)
     serve.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from petal.inference.device import describe_device
+    from petal.inference.shift import MIN_PHOTOS
     from petal.serve.app import ServeOptions, create_app
     from petal.serve.served import load_models
     from petal.serve.server import bind, serve_forever, url_of
 
     if args.max_upload_mb <= 0 or args.top_k < 1 or args.max_batch < 1:
         raise PetalError("--max-upload-mb must be > 0, --top-k and --max-batch >= 1")
+    if args.shift_window < MIN_PHOTOS:
+        raise PetalError(f"--shift-window must be >= {MIN_PHOTOS}: fewer photos say little")
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     models = load_models(args.models, engine=args.engine, device=args.device)
     for served in models:
         apply_rejection(served.classifier, args)
     options = ServeOptions(max_upload_bytes=round(args.max_upload_mb * 2**20), top_k=args.top_k,
-                           max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+                           max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+                           shift_window=args.shift_window)
     served = ", ".join(f"{m.name} ({m.classifier.engine} on "
                        f"{describe_device(m.classifier.device)})" for m in models)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,12 @@ import numpy as np
 from PIL import Image
 
 from petal.data.image import ImageLoadError, load_image
-from petal.errors import PetalError
+from petal.errors import PetalError, PetalWarning
 from petal.inference.engine import BatchRunner, GradientMaps
 from petal.inference.model_folder import ModelCard
 from petal.inference.novelty import Novelty
 from petal.inference.preprocess import image_to_array, to_input
+from petal.inference.shift import MIN_PHOTOS, ShiftCheck, check_shift
 from petal.log import SIDE_NOTE
 from petal.run_folder import find_model_folder
 from petal.stats import softmax
@@ -162,7 +164,21 @@ class Classifier:
             (0, self.spec.size, self.spec.size, 3), np.uint8)
         sources = [_describe(image, i) for i, image in enumerate(batch)]
         predictions = self.top_k(self.answer(arrays), sources, top_k)
-        return predictions[0] if single else predictions
+        if single:
+            return predictions[0]
+        shift = self.shift(predictions) if len(predictions) >= MIN_PHOTOS else None
+        if shift is not None and shift.shifted:
+            warnings.warn(shift.message(), PetalWarning, stacklevel=2)
+        return predictions
+
+    def shift(self, predictions: Sequence[Prediction]) -> ShiftCheck | None:
+        """Whether the photos of `predictions` are less like the training photos than the
+        held-out photos behind the card's figures (petal.inference.shift): `.shifted`,
+        `.message()`; None when the model rejects nothing (no novelty score, or keeping(None))."""
+        scores = [p.novelty for p in predictions if p.novelty is not None]
+        if self.novelty is None or len(scores) < len(predictions):
+            return None
+        return check_shift(np.array(scores), self.novelty.val_scores, self.novelty.threshold)
 
 
 def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None,

@@ -55,6 +55,7 @@ from petal.inference.classifier import Classifier, load
 from petal.inference.explain import overlays_if_any
 from petal.inference.model_folder import ModelCard
 from petal.inference.preprocess import center_crop
+from petal.inference.shift import check_shift
 from petal.paths import cache_root, refuse_inside
 from petal.report.figures import (
     Mistake,
@@ -187,6 +188,8 @@ class Evaluation:
         columns = ["class", "precision", "recall", "f1", "support"]
         return (heading(f"Evaluation of {self.metrics['model']} on {self.metrics['data']}")
                 + paragraph(self.summary() + f"; ECE {self.metrics['ece']:.3f}")
+                + (paragraph(self.metrics["shift"]["message"]) if "shift" in self.metrics
+                   else "")
                 + table_html([[row[c] for c in columns] for row in self.per_class], columns)
                 + figures_html(list(self.plot().values())))
 
@@ -430,6 +433,9 @@ def evaluate(request: EvalRequest) -> Evaluation:
         "out": str(out.resolve()),
         "files": [METRICS_FILE, *EVAL_FIGURES, PREDICTIONS_FILE],
     }
+    if novelty is not None and not chosen.split:  # other photos than the model's own split
+        shift = check_shift(novelty, classifier.novelty.val_scores, classifier.novelty.threshold)
+        metrics["shift"] = {**shift.to_json(), "message": shift.message()}
     out.mkdir(parents=True, exist_ok=True)
     write_figures(metrics, probs, targets, out, classifier)
     write_predictions(out / PREDICTIONS_FILE, paths, [classes[t] for t in targets],

@@ -72,6 +72,10 @@ def format_summary(metrics: dict) -> str:
     elif found:
         lines.append(f"Left out {found} photo(s) this model was trained on "
                      "(--include-training scores them too)")
+    if "shift" in metrics:
+        said = metrics["shift"]["message"]
+        lines.append(f"warning: {said}" if metrics["shift"]["shifted"]
+                     else said[0].upper() + said[1:])
     if "open_set" in metrics:
         lines.append(_open_set_line(metrics["open_set"]))
     if metrics["skipped"]:

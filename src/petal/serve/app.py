@@ -5,6 +5,9 @@
                          measured, value, photos, interval)
     POST /api/predict    multipart field `file` (one); ?model=NAME (default: all), ?top_k=N,
                          ?explain=true (heat maps, off by default: the plain answer stays fast)
+    GET  /api/shift      per model: whether the photos it answers are less like its training
+                         photos than the held-out photos behind its figures, checked a window
+                         of `shift_window` answers at a time (petal.inference.shift)
     GET  /healthz        {"status": "ok"}
 
 /api/predict answers {"predictions": [{"model": NAME, "unknown": bool, "novelty": float,
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -43,6 +47,7 @@ from starlette.datastructures import State
 from petal.data.image import ImageLoadError, open_image
 from petal.inference.classifier import Classifier
 from petal.inference.explain import explain_answer, overlay
+from petal.inference.shift import WINDOW, ShiftWatch
 from petal.models.spec import InputSpec
 from petal.serve.limits import BodyLimit, image_error, too_large
 from petal.serve.served import ServedModel
@@ -61,6 +66,7 @@ class ServeOptions:
     decode_threads: int = 2
     body_idle_s: float = 15.0  # an upload that sends nothing for this long gets 408 ...
     body_deadline_s: float = 120.0  # ... and so does one not complete by then (10 MiB: 0.7 Mbit/s)
+    shift_window: int = WINDOW  # answers checked at a time for photos unlike the training ones
 
 
 # Uploads over this many pixels decode on one thread of their own, at the lowest CPU
@@ -75,6 +81,9 @@ def _lowest_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError):
         pass
+
+
+log = logging.getLogger(__name__)
 
 
 def busy() -> HTTPException:
@@ -111,6 +120,24 @@ def answer(classifier: Classifier, result: Result, k: int) -> dict:
     return {key: prediction[key] for key in ("unknown", "novelty", "top_k")}
 
 
+def watch_for(classifier: Classifier, window: int) -> ShiftWatch | None:
+    """A ShiftWatch over the model's answers; None when it calls nothing unknown."""
+    if classifier.novelty is None:
+        return None
+    return ShiftWatch(classifier.novelty.val_scores, classifier.novelty.threshold, window)
+
+
+def record_novelty(served: ServedModel, watch: ShiftWatch | None, result: Result) -> None:
+    """One answer into the model's watch; a completed window is logged, a warning when its
+    photos differ."""
+    if watch is None or result.answer.novelty is None:
+        return
+    check = watch.add(float(result.answer.novelty[0]))
+    if check is not None:
+        log.log(logging.WARNING if check.shifted else logging.INFO,
+                f"{served.name}: {check.message()}")
+
+
 def _readable(exc: RequestValidationError) -> str:
     messages = []
     for error in exc.errors():
@@ -124,6 +151,7 @@ def _readable(exc: RequestValidationError) -> str:
 
 def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()) -> FastAPI:
     by_name = {model.name: model for model in models}
+    watches = {model.name: watch_for(model.classifier, options.shift_window) for model in models}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -161,6 +189,14 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
         return {"models": [model.describe() for model in models],
                 "max_upload_bytes": options.max_upload_bytes, "top_k": options.top_k}
 
+    @app.get("/api/shift")
+    async def shift() -> dict:
+        return {"window": options.shift_window, "models": [
+            {"name": name, "pending": None if watch is None else watch.pending,
+             "last": None if watch is None or watch.last is None
+             else {**watch.last.to_json(), "message": watch.last.message()}}
+            for name, watch in watches.items()]}
+
     @app.post("/api/predict")
     async def predict(
         request: Request,
@@ -192,6 +228,8 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
                     request.app.state.decoder, explanations, chosen, arrays, results)
         finally:
             places.release()
+        for served, result in zip(chosen, results):
+            record_novelty(served, watches[served.name], result)
         return {"predictions": [
             {"model": served.name, **answer(served.classifier, result, top_k), **picture,
              "ms": round(result.ms, 2), "batch": result.batch}

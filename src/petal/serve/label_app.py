@@ -6,6 +6,7 @@ with the model's guess pre-selected, and records each decision in NEW_DATA
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from shlex import quote
@@ -20,7 +21,10 @@ from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, check_place
 from petal.data.scan import ImageRecord, scan_folder, scan_unlabelled
 from petal.errors import PetalError
 from petal.inference.classifier import Classifier, load
+from petal.inference.shift import ShiftCheck, check_shift
 from petal.serve.local_page import Decision, shown
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64  # photos decoded and answered at once: bounds the memory of a large folder
 
@@ -91,9 +95,21 @@ class LabelQueue:
         except ImageLoadError as exc:  # changed since the scan
             raise PetalError(f"a photo changed while petal read it: {exc}") from exc
         self.probabilities = probabilities
+        self.shift = self._shift()
         self.margins = margins(probabilities)
         self.order = self._order(features)
         self.lock = threading.Lock()
+
+    def _shift(self) -> ShiftCheck | None:
+        """Whether the new photos are less like the training photos than the held-out ones
+        (logged: a warning when they are); None for a model that calls nothing unknown."""
+        score = self.classifier.novelty
+        if score is None or self.novelty is None:
+            return None
+        check = check_shift(self.novelty, score.val_scores, score.threshold)
+        if check.enough:
+            log.log(logging.WARNING if check.shifted else logging.INFO, check.message())
+        return check
 
     def source(self, i: int) -> Path:
         """Photo i's path under the resolved folder: the same row however the folder is
@@ -114,6 +130,8 @@ class LabelQueue:
     def page(self) -> dict:
         rejected = (f" {len(self.rejected)} file(s) could not be read and are left out."
                     if self.rejected else "")
+        differ = (f" Note: {self.shift.message()}." if self.shift is not None
+                  and self.shift.shifted else "")
         held = (f"{self.new.folder} holds the new labels and the photos linked from your "
                 f"folder {self.new.linked_from!r}" if self.new.linked_from else
                 f"{self.new.folder} holds the new labels alone (make it with --data DIR to "
@@ -122,7 +140,7 @@ class LabelQueue:
             "title": f"petal label {self.photos}",
             "summary": f"{len(self.images)} photos in the order petal's queue gives them: the "
                        f"ones the model ({self.model}) is unsure of, spread over what its "
-                       f"training photos do not cover.{rejected}",
+                       f"training photos do not cover.{rejected}{differ}",
             "next_step": {"text": f"Every decision is saved at once. {held}; retrain on it:",
                           "command": f"petal train --data {quote(str(self.new.folder))}"},
             "classes": self.classes,
