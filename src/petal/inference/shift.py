@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from scipy.stats import fisher_exact, ks_2samp
 
 ALPHA = 0.01  # false alarms on photos like the held-out ones: at most 1 batch in 100
 WINDOW = 100  # a server's answers checked at a time (ShiftWatch)
@@ -100,6 +99,8 @@ def check_shift(scores: np.ndarray, reference_scores: np.ndarray, threshold: flo
     reference_unknown = int((reference > threshold).sum())
     if n == 0 or m == 0:
         return ShiftCheck(n, unknown, m, reference_unknown, 1.0, 1.0, None, alpha)
+    from scipy.stats import ks_2samp  # here: scipy.stats takes most of a second to import
+
     return ShiftCheck(n, unknown, m, reference_unknown,
                       _share_p(unknown, n, reference_unknown, m),
                       float(ks_2samp(scores, reference, alternative="less").pvalue),
@@ -107,6 +108,8 @@ def check_shift(scores: np.ndarray, reference_scores: np.ndarray, threshold: flo
 
 
 def _share_p(unknown: int, n: int, reference_unknown: int, m: int) -> float:
+    from scipy.stats import fisher_exact
+
     table = [[unknown, n - unknown], [reference_unknown, m - reference_unknown]]
     return float(fisher_exact(table, alternative="greater").pvalue)
 
