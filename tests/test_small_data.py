@@ -4,18 +4,22 @@ photos that the model scoring them never saw."""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from safetensors.numpy import load_file
 
 import petal
 from conftest import card_edited_copy, colour_photos
 from petal.cli import main
+from petal.errors import PetalError
 from petal.inference import novelty
 from petal.run_folder import OUT_OF_FOLD_FILE
 from petal.training.calibration import calibrate
@@ -163,3 +167,35 @@ def test_a_hand_edited_card_accuracy_is_refused(small_cv_run: Path, tmp_path: Pa
                            lambda card: card["metrics"].update(accuracy=accuracy))
     with pytest.raises(PetalError, match="metrics.accuracy must be the object petal writes"):
         petal.load(run)
+
+
+def test_evaluate_of_a_model_trained_on_every_photo_is_out_of_fold(
+        small_cv_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    evaluation = petal.evaluate(small_cv_run, out=tmp_path / "eval")
+    found = OutOfFold.load(small_cv_run / OUT_OF_FOLD_FILE, 3, 24)
+    right = int((found.logits.argmax(axis=1) == found.labels).sum())
+    card = petal.load(small_cv_run).card
+    assert evaluation.metrics["out_of_fold"] == {"folds": 5}
+    assert evaluation.accuracy["correct"] == right == card.accuracy["correct"]
+    assert evaluation.metrics["n_images"] == 24 == int(evaluation.confusion_matrix.sum())
+    with open(tmp_path / "eval" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    data = small_cv_run.parent / "data"
+    assert sorted(Path(r["path"]).relative_to(data.resolve()).as_posix() for r in rows) == sorted(
+        p.relative_to(data).as_posix() for p in data.rglob("*.png"))
+    assert all(Path(r["path"]).parent.name == r["true"] for r in rows)  # each photo its own row
+    for name in ("confusion_matrix.png", "reliability.png", "worst_mistakes.png"):
+        assert Image.open(tmp_path / "eval" / name).size[0] > 200
+    assert main(["evaluate", str(small_cv_run), "--out", str(tmp_path / "cli")]) == 0
+    said = capsys.readouterr().out
+    assert "out of fold: the model trained on all of them" in said
+    assert f"accuracy {100 * right / 24:.1f} % ({right} of 24 images" in said
+
+
+def test_evaluate_says_why_when_the_out_of_fold_predictions_are_gone(
+        small_cv_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(small_cv_run, run)
+    (run / OUT_OF_FOLD_FILE).unlink()
+    with pytest.raises(PetalError, match="holds no out-of-fold predictions.*--data DIR"):
+        petal.evaluate(run, out=tmp_path / "eval")

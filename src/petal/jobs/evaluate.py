@@ -4,7 +4,10 @@ What is evaluated (an `EvalRequest`), in order of precedence:
   data=DIR               every readable image of DIR (one sub-folder per class); unreadable
                          files are skipped and listed in `skipped`
   split_file=FILE        a part (`part`, default val) of that split, of `data` or the model's data
-  (neither)              the model's own validation split: model.json's `data` and `split`
+  (neither)              the model's own validation split: model.json's `data` and `split`;
+                         for a model trained on every photo of its split (cross-validated,
+                         then a final model), what the cross-validation's models said of the
+                         photos each did not train on (out_of_fold.safetensors), marked so
 
 Class folders map to the model's classes by name (case-insensitive, singular or plural:
 `Roses/` -> rose, `daisies/` -> daisy) or by an explicit class map; a folder may hold only
@@ -71,6 +74,7 @@ from petal.run_folder import (
     EVAL_FIGURES,
     METRICS_FILE,
     NOVELTY_FIGURE,
+    OUT_OF_FOLD_FILE,
     PREDICTIONS_FILE,
     find_model_folder,
     run_of_model,
@@ -81,6 +85,7 @@ from petal.stats import (
     softmax,
 )
 from petal.training.calibration import expected_calibration_error
+from petal.training.outputs import OutOfFold
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -306,8 +311,9 @@ def read_predictions(path: Path) -> dict[str, bool]:
 
 
 def write_figures(metrics: dict, probs: np.ndarray, targets: np.ndarray, out: Path,
-                  classifier: Classifier) -> None:
-    """confusion_matrix.png, reliability.png and worst_mistakes.png into `out`."""
+                  classifier: Classifier | None) -> None:
+    """confusion_matrix.png, reliability.png and worst_mistakes.png into `out`; without a
+    `classifier` (another model answered) the mistakes are shown without a heat map."""
     classes = metrics["classes"]
     confusion_png, reliability_png, mistakes_png = (out / name for name in EVAL_FIGURES)
     save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), classes),
@@ -330,12 +336,13 @@ def _reliability(metrics: dict, probs: np.ndarray, targets: np.ndarray) -> tuple
                                                metrics["ece_uncalibrated"]))
 
 
-def mistake_images(classifier: Classifier, paths: Sequence[str]) -> tuple[list, bool]:
+def mistake_images(classifier: Classifier | None, paths: Sequence[str]) -> tuple[list, bool]:
     """The mistakes as the model saw them with the heat map of the class it wrongly
-    predicted over them (True), or as thumbnails for a model without maps (False)."""
+    predicted over them (True), or as thumbnails for a model without maps or none (False)."""
     if not paths:
         return [], False
-    explained = overlays_if_any(classifier, np.stack([classifier.prepare(p) for p in paths]))
+    explained = (overlays_if_any(classifier, np.stack([classifier.prepare(p) for p in paths]))
+                 if classifier is not None else None)
     if explained is None:
         return [thumbnail(path) for path in paths], False
     return explained, True
@@ -394,6 +401,10 @@ def evaluate(request: EvalRequest) -> Evaluation:
     split_file = Path(request.split_file) if request.split_file is not None else None
     own_split = ((model_folder / card.split).resolve()
                  if card.split and model_folder is not None else None)
+    if data is None and split_file is None and request.part == "val" and _all_trained(own_split):
+        out = Path(request.out) if request.out is not None else (
+            run_of_model(model_folder) / EVAL_DIR)
+        return _out_of_fold(request, classifier, model_folder, own_split, out)
     chosen = _chosen_set(request, data, split_file, own_split, card, classes)
     trained_on = training_hashes(own_split)
     seen = leave_out_training(chosen, trained_on, request.include_training)
@@ -442,6 +453,56 @@ def evaluate(request: EvalRequest) -> Evaluation:
                       [classes[p] for p in probs.argmax(axis=1)], probs.max(axis=1))
     if request.unknown is not None:
         metrics["open_set"] = _open_set(request, classifier, novelty,
+                                        probs.argmax(axis=1) == targets, out)
+        metrics["files"].append(NOVELTY_FIGURE)
+    atomic_write_json(out / METRICS_FILE, metrics)
+    return Evaluation(metrics, probs, targets)
+
+
+def _all_trained(own_split: Path | None) -> bool:
+    """Whether the model trained on every photo of its split (no validation part)."""
+    return own_split is not None and own_split.is_file() and not Split.load(own_split).val
+
+
+def _out_of_fold(request: EvalRequest, classifier: Classifier, model_folder: Path,
+                 own_split: Path, out: Path) -> Evaluation:
+    """A model trained on every photo of its split, evaluated on what its cross-validation's
+    models said of the photos each did not train on, divided by the final model's
+    temperature as its own answers are (fitted on these same answers: the calibrated ECE
+    is optimistic). PetalError when the run holds no such predictions."""
+    card, classes, run = classifier.card, classifier.classes, run_of_model(model_folder)
+    if not (run / OUT_OF_FOLD_FILE).is_file() or card.accuracy.get("how") != "cross-validated":
+        raise PetalError(f"the model trained on every photo of its split and {run} holds no "
+                         "out-of-fold predictions to evaluate it on: evaluate it on other "
+                         "photos with --data DIR")
+    split = Split.load(own_split)
+    if list(split.classes) != list(classes):
+        raise PetalError(f"{own_split} names other classes than the model: train again")
+    photos = sorted(item.path for item in split.train + split.val)  # as cross_validate placed them
+    found = OutOfFold.load(run / OUT_OF_FOLD_FILE, len(classes), len(photos))
+    probs, targets = softmax(found.logits / card.temperature), found.labels
+    root = Path(card.data) if card.data else own_split.parent
+    paths = [str(root.resolve() / photos[i]) for i in found.photos]
+    metrics = {
+        "model": str(model_folder.resolve()), "architecture": card.architecture.get("name"),
+        "classes": classes, "data": str(root.resolve()), "split": str(own_split),
+        "part": None, "out_of_fold": {"folds": card.accuracy.get("folds")},
+        "tta": False, "mirror": classifier.spec.mirror, "n_images": len(paths),
+        **compute_metrics(probs, targets, classes, request.top_k),
+        "training_images": {"found": 0, "included": False, "checked": True},
+        "class_mapping": {name: name for name in classes}, "skipped": [],
+        "n_mistakes": int((probs.argmax(axis=1) != targets).sum()),
+        "worst_mistakes": worst_mistakes(probs, targets, paths, classes),
+        "temperature": card.temperature, "card_accuracy": card.accuracy,
+        "ece_uncalibrated": rounded(expected_calibration_error(found.logits, targets)),
+        "out": str(out.resolve()), "files": [METRICS_FILE, *EVAL_FIGURES, PREDICTIONS_FILE],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_figures(metrics, probs, targets, out, None)
+    write_predictions(out / PREDICTIONS_FILE, paths, [classes[t] for t in targets],
+                      [classes[p] for p in probs.argmax(axis=1)], probs.max(axis=1))
+    if request.unknown is not None:
+        metrics["open_set"] = _open_set(request, classifier, found.novelty,
                                         probs.argmax(axis=1) == targets, out)
         metrics["files"].append(NOVELTY_FIGURE)
     atomic_write_json(out / METRICS_FILE, metrics)

@@ -27,8 +27,8 @@ def history_figures(rows: Sequence[dict[str, float]], steps: Sequence[tuple[int,
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     else:
         ax.text(0.5, 0.5, "trained on every photo: no validation accuracy\n(the "
-                "cross-validation's figures are on the model card)", ha="center", va="center",
-                transform=ax.transAxes)
+                "cross-validation's figures: the model card,\nand `petal evaluate RUN`, out of "
+                "fold)", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel="epoch", ylabel="validation accuracy", title="Accuracy vs. epochs")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)

@@ -38,13 +38,17 @@ def _open_set_line(open_set: dict) -> str:
 def format_summary(metrics: dict) -> str:
     """The human-readable report: what was evaluated, per-class table, headline numbers, files."""
     source = metrics["data"] + (f" (part {metrics['part']} of {metrics['split']})"
-                                if metrics["split"] else "")
+                                if metrics["split"] and metrics["part"] else "")
+    fold = metrics.get("out_of_fold")
     width = max([len(c) for c in metrics["classes"]] + [9]) + 2  # room for " *"
     lines = [f"Model: {metrics['model']} ({metrics['architecture']})"
              + (f"; its card: {_card_accuracy(metrics['card_accuracy'])}"
                 if metrics.get("card_accuracy") else ""),
              f"Data:  {source}: {metrics['n_images']} images; "
-             + ("the model averages each with its mirror" if metrics["mirror"] else
+             + (f"out of fold: the model trained on all of them, so each is answered by the "
+                f"one of its {fold['folds']} cross-validation models that did not train on it"
+                if fold else
+                "the model averages each with its mirror" if metrics["mirror"] else
                 "each image and its mirror averaged (--tta: not what predict gives)"
                 if metrics["tta"] else "one view per image, as predict sees it"),
              _mapping_line(metrics["class_mapping"], len(metrics["classes"])),
@@ -63,6 +67,7 @@ def format_summary(metrics: dict) -> str:
               f"ECE {metrics['ece']:.3f} ({metrics['ece_bins']} bins"
               + (f"; {metrics['ece_uncalibrated']:.3f} without the model's temperature "
                  f"{metrics['temperature']:.3g}" if metrics["temperature"] != 1.0 else "")
+              + ("; the temperature was fitted on these answers: optimistic" if fold else "")
               + ("; rough on so few images" if metrics["n_images"] < INTERVAL_BELOW else "")
               + f")   mistakes {metrics['n_mistakes']}"]
     found = metrics["training_images"]["found"]
