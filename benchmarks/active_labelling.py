@@ -5,12 +5,12 @@
 The flowers set's default split (seed 0): its 431 validation photos score every model; its
 training photos are the "unlabelled" pool, their true labels the oracle. Each seed starts
 from 10 labelled photos a class (drawn with that seed), then adds BATCH photos at a time,
-chosen by petal's queue (petal.analysis.queue.queue_order on the last model's calibrated
-probabilities and features, as `petal label` computes them) or at random, and trains
-fast-transfer again (`petal train --split`, a split file of the labelled photos and the fixed
-validation photos) after each batch. The features come from the trunk cache, so a round
-costs one fast-transfer training. Prints and saves the accuracy curves, the labels each
-strategy needs to reach 90 % and 94 % (mean curve), and writes the plot
+chosen by petal's queue (petal.analysis.queue.queue_with_unknown_last on the last model's
+calibrated probabilities, features and novelty, as `petal label` computes them) or at
+random, and trains fast-transfer again (`petal train --split`, a split file of the labelled
+photos and the fixed validation photos) after each batch. The features come from the trunk
+cache, so a round costs one fast-transfer training. Prints and saves the accuracy curves,
+the labels each strategy needs to reach 90 % and 94 % (mean curve), and writes the plot
 docs/images/active_labelling.png.
 """
 
@@ -31,8 +31,9 @@ import numpy as np  # noqa: E402
 from common import FLOWERS, PETAL, ROOT, record, train  # noqa: E402
 from trunk_grid import top_outputs  # noqa: E402
 
-from petal.analysis.queue import BATCH, queue_order  # noqa: E402
+from petal.analysis.queue import BATCH, queue_with_unknown_last  # noqa: E402
 from petal.data.split import Split  # noqa: E402
+from petal.inference.classifier import load  # noqa: E402
 from petal.inference.model_folder import read_card  # noqa: E402
 from petal.run_folder import find_model_folder  # noqa: E402
 from petal.stats import softmax  # noqa: E402
@@ -65,7 +66,9 @@ def queue_picks(base: Split, labelled: list[int], run: Path) -> list[int]:
     logits, features = top_outputs(run, files)
     _, known = top_outputs(run, [(FLOWERS / base.train[i].path, base.train[i].sha256)
                                  for i in labelled])
-    order = queue_order(softmax(logits), features, known)
+    score = load(run).novelty
+    order = queue_with_unknown_last(softmax(logits), features, known,
+                                    score.score(features), score.threshold)
     return [pool[i] for i in order[:BATCH]]
 
 

@@ -147,7 +147,9 @@ def test_review_page_decides_by_click_and_key_and_reload_keeps_them(
         page.wait_for_selector("#list li")
         assert page.locator("#progress").text_content() == "3 of 4 decided"
         assert page.locator("#list li.decided").count() == 3
-        assert "excluded" in page.locator("#state").text_content()  # cat0, shown first
+        # reopened where the work stopped: at the first photo not decided, not at photo 1
+        assert "cat/cat3.jpg" in page.locator("#where").text_content()
+        assert "not decided" in page.locator("#state").text_content()
         page.locator("#filters button", has_text="Not decided").click()
         assert page.locator("#list li").count() == 1
     finally:
@@ -283,6 +285,44 @@ def test_a_review_file_that_names_a_path_outside_the_folder_serves_nothing(
         server.stop()
 
 
+def test_every_class_can_be_picked_by_typing_when_there_are_more_than_nine(
+        browser, tmp_path: Path) -> None:
+    classes = [f"class{i:02d}" for i in range(10)] + ["viola", "violet"]
+    data = tmp_path / "data"
+    for c, label in enumerate(classes):
+        write_image(data / label / f"{label}0.jpg", seed=c, size=(96, 80))
+    issues = [{"path": f"{c}/{c}0.jpg", "given": c, "suggested": "class00", "score": 0.5}
+              for c in classes[:4]]
+    write_review(Review(str(data), classes, 12, 5, issues, [], {"exact_duplicates": [],
+                        "near_duplicates": [], "label_conflicts": []}, 0.5, []),
+                 tmp_path / "review")
+    server = PageServer("review", str(tmp_path / "review"))
+    try:
+        page = open_page(browser, server.url)
+        assert "/ then a few letters" in page.locator("#keys").text_content()
+        page.keyboard.press("/")
+        page.keyboard.type("violet")  # the 12th class: no digit reaches it
+        page.keyboard.press("Enter")
+        wait_saved(page, "class00/class000.jpg relabelled as violet")
+        page.keyboard.press("/")
+        page.keyboard.type("vio")  # two classes start so: nothing is decided
+        page.keyboard.press("Enter")
+        assert 'no single class starts with "vio"' in page.locator("#error").text_content()
+        page.keyboard.press("Escape")
+        page.keyboard.press("/")
+        page.keyboard.type("CLASS09")  # case aside
+        page.keyboard.press("Enter")
+        wait_saved(page, "class01/class010.jpg relabelled as class09")
+        page.keyboard.press("k")  # keys still act once the box is left
+        wait_saved(page, "class02/class020.jpg kept")
+    finally:
+        server.stop()
+    assert decisions_of(tmp_path / "review") == {"class00/class000.jpg": ("relabel", "violet"),
+                                                 "class01/class010.jpg": ("relabel", "class09"),
+                                                 "class02/class020.jpg": ("keep", ""),
+                                                 "class03/class030.jpg": ("", "")}
+
+
 @pytest.fixture
 def unlabelled(colour_run: Path, tmp_path: Path) -> Path:
     """Photos to label for colour_run (red and blue squares): new reds and blues, two green
@@ -290,8 +330,8 @@ def unlabelled(colour_run: Path, tmp_path: Path) -> Path:
     from conftest import colour_photos
 
     photos = tmp_path / "unlabelled"
-    colour_photos(photos / "batch1", "x", (190, 40, 40), 3, noise=60)
-    colour_photos(photos / "batch2", "x", (40, 50, 190), 3, noise=60)
+    colour_photos(photos / "batch1", "x", (201, 30, 30), 3)  # the training colours, other
+    colour_photos(photos / "batch2", "x", (30, 40, 201), 3)  # noise (seeded by the colour)
     colour_photos(photos, "greens", (30, 190, 40), 2)
     (photos / "notes.txt").write_text("not a photo")
     return photos
@@ -311,6 +351,8 @@ def test_label_queue_accept_pick_none_reload_then_retrain(
     try:
         page = open_page(browser, server.url)
         assert page.locator("#progress").text_content() == "0 of 8 decided"
+        # the photos called unknown come after the others (checked below)
+        assert page.locator("#actions button.suggested").count() == 0
         first = page.locator("#where").text_content().split(": ", 1)[1]
         guess = page.locator("#classes button.suggested").get_attribute("data-label")
         page.keyboard.press("Enter")  # accept the guess
@@ -343,6 +385,21 @@ def test_label_queue_accept_pick_none_reload_then_retrain(
         items = httpx.get(f"{server.base}/api/items",
                           headers={"X-Petal-Token": server.token}).json()["items"]
         assert [bool(i["action"]) for i in items] == [False] * 5 + [True] * 3
+        # the green photos, of neither class, are offered as none of these, no class guessed,
+        # after the photos the model hesitates over
+        offered_none = {i["name"] for i in items if i["suggested_action"] == "none"}
+        assert {"greens/0.png", "greens/1.png"} <= offered_none
+        kinds = [i["suggested_action"] for i in items if not i["action"]]
+        assert kinds == sorted(kinds)  # "" before "none": the photos called unknown last
+        assert all(i["suggested"] == "" for i in items if i["suggested_action"] == "none")
+        page = open_page(browser, server.url)
+        page.locator("#filters button", has_text="All, in queue order").click()
+        green = next(i for i, item in enumerate(items) if item["suggested_action"] == "none")
+        page.locator("#list li").nth(green).click()
+        assert "Enter files it as none of these" in page.locator("#lines").text_content()
+        assert page.locator("#actions button.suggested").text_content().startswith("None")
+        page.keyboard.press("Enter")
+        wait_saved(page, f"{items[green]['name']} none of these")
     finally:
         server.stop()
 

@@ -71,3 +71,18 @@ def queue_order(probabilities: np.ndarray, features: np.ndarray, labelled: np.nd
         waiting = [i for i in waiting if i not in taken]
         nearest = np.minimum(nearest, nearest_distance(points, points[picked]))
     return np.array(order, int)
+
+
+def queue_with_unknown_last(probabilities: np.ndarray, features: np.ndarray,
+                            labelled: np.ndarray, novelty: np.ndarray | None,
+                            threshold: float) -> np.ndarray:
+    """queue_order of the photos the model does not call unknown, then those it does (novelty
+    above `threshold`), most novel first: likely of none of its classes, they would spend a
+    batch meant for the model's hesitations, and they are confirmed "none" apart."""
+    unknown = (np.zeros(len(probabilities), bool) if novelty is None
+               else np.asarray(novelty) > threshold)
+    known = np.flatnonzero(~unknown)
+    strange = np.flatnonzero(unknown)
+    ranked = known[queue_order(probabilities[known], features[known], labelled)]
+    return np.concatenate([ranked, strange[np.argsort(-novelty[strange], kind="stable")]
+                           if len(strange) else strange]).astype(int)

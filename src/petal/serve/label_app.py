@@ -14,7 +14,7 @@ from shlex import quote
 import numpy as np
 from tqdm.auto import tqdm
 
-from petal.analysis.queue import margins, queue_order
+from petal.analysis.queue import margins, queue_with_unknown_last
 from petal.data.decisions import read_review_for
 from petal.data.image import ImageLoadError
 from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, check_place
@@ -117,15 +117,26 @@ class LabelQueue:
         return self.new.photos / self.images[i].path
 
     def _order(self, features: np.ndarray) -> list[int]:
-        """Undecided photos in queue order, then those decided in an earlier session (they
-        count as labelled, like the model's training photos)."""
+        """Undecided photos in queue order, then those the model calls unknown (most unlike
+        its training photos first: likely of none of its classes, they would spend a batch
+        meant for its hesitations), then those decided in an earlier session (they count as
+        labelled, like the model's training photos)."""
         done = [i for i in range(len(self.images)) if str(self.source(i)) in self.new.rows]
         todo = [i for i in range(len(self.images)) if str(self.source(i)) not in self.new.rows]
-        known = (self.classifier.novelty.reference if self.classifier.novelty is not None
+        score = self.classifier.novelty
+        known = (score.reference if score is not None
                  else np.zeros((0, features.shape[1]), np.float32))
         known = np.concatenate([known, features[done]]) if done else known
-        ranked = queue_order(self.probabilities[todo], features[todo], known)
+        ranked = queue_with_unknown_last(
+            self.probabilities[todo], features[todo], known,
+            None if self.novelty is None else self.novelty[todo],
+            score.threshold if score is not None else np.inf)
         return [todo[i] for i in ranked] + done
+
+    def _unknown(self, i: int) -> bool:
+        """Whether the model calls photo i unknown."""
+        return (self.novelty is not None and self.classifier.novelty is not None
+                and bool(self.novelty[i] > self.classifier.novelty.threshold))
 
     def page(self) -> dict:
         rejected = (f" {len(self.rejected)} file(s) could not be read and are left out."
@@ -140,7 +151,9 @@ class LabelQueue:
             "title": f"petal label {self.photos}",
             "summary": f"{len(self.images)} photos in the order petal's queue gives them: the "
                        f"ones the model ({self.model}) is unsure of, spread over what its "
-                       f"training photos do not cover.{rejected}{differ}",
+                       f"training photos do not cover; then the ones it calls unknown, likely "
+                       f"of none of its classes (Enter files each as none of these)."
+                       f"{rejected}{differ}",
             "next_step": {"text": f"Every decision is saved at once. {held}; retrain on it:",
                           "command": f"petal train --data {quote(str(self.new.folder))}"},
             "classes": self.classes,
@@ -148,7 +161,8 @@ class LabelQueue:
             "actions": [{"action": "none", "key": "0", "text": "None of these",
                          "done": "none of these"}],
             "filters": [["undecided", "To label"], ["all", "All, in queue order"],
-                        ["label", "Labelled"], ["none", "None of these"]],
+                        ["unknown", "Called unknown"], ["label", "Labelled"],
+                        ["none", "None of these"]],
         }
 
     def items(self) -> list[dict]:
@@ -163,13 +177,17 @@ class LabelQueue:
         lines = [f"petal's guess: {guess}",
                  f"Queue place {place + 1}: margin {self.margins[i]:.2f} between its two "
                  "likeliest classes"]
-        if self.novelty is not None and self.novelty[i] > self.classifier.novelty.threshold:
-            lines.append("It looks like none of the classes the model knows.")
+        unknown = self._unknown(i)
+        if unknown:  # offered as none of these: a guess among the classes would file it
+            lines.append("It looks like none of the classes the model knows: Enter files it "
+                         "as none of these.")
         row = self.new.rows.get(str(self.source(i)))
         action = row["decision"] if row else ""
         return {"key": str(i), "name": shown(self.images[i].path), "lines": lines,
-                "suggested": self.classes[ranked[0]], "action": action,
-                "label": row["label"] if row else "", "tags": [action] if action else []}
+                "suggested": "" if unknown else self.classes[ranked[0]],
+                "suggested_action": "none" if unknown else "", "action": action,
+                "label": row["label"] if row else "",
+                "tags": [action] * bool(action) + ["unknown"] * unknown}
 
     def _index(self, key: str) -> int:
         if not (key.isascii() and key.isdigit()) or int(key) >= len(self.images):
