@@ -65,8 +65,11 @@ def test_train_with_folds_reports_mean_spread_and_pooled_interval(
     low, high = figures["pooled"]["interval"]
     assert low <= figures["pooled"]["correct"] / 16 <= high
     assert "Cross-validated over 4 folds: mean" in printed
-    assert "each image validated once:" in printed and "95 % interval" in printed
+    assert "each image validated once, by the fold's model" in printed
+    assert "95 % interval" in printed
     assert printed.count("Fold ") == 4
+    assert "for the other 3, at the pace so far" in printed  # measured, not guessed
+    assert "few seconds" not in printed and "Fold 4 of 4" in printed
 
 
 def test_folds_are_checked_before_training(colours: Path, tmp_path: Path,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import write_image
-from petal.analysis.queue import margins, queue_order
+from petal.analysis.queue import margins, queue_order, queue_with_unknown_last
 from petal.data.decisions import read_review_for, write_review_file
 from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, file_name
 from petal.data.review_sheet import ReviewSheet, relative_image_path
@@ -168,6 +168,19 @@ def photos(tmp_path: Path) -> Path:
     write_image(tmp_path / "photos" / "sub" / "p0.jpg", seed=7)  # the same name elsewhere
     return tmp_path / "photos"
 
+
+def test_photos_called_unknown_come_after_the_hesitations_most_novel_first() -> None:
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(3), size=12)
+    probabilities[[2, 5, 9]] = [1 / 3, 1 / 3, 1 / 3]  # the least sure of all ...
+    novelty = np.full(12, 0.1)
+    novelty[[2, 5, 9]] = [0.8, 0.9, 0.7]  # ... but of none of the classes
+    order = queue_with_unknown_last(probabilities, rng.normal(size=(12, 8)), np.zeros((0, 8)),
+                                    novelty, threshold=0.5)
+    assert sorted(order) == list(range(12)) and list(order[-3:]) == [5, 2, 9]
+    plain = queue_with_unknown_last(probabilities, rng.normal(size=(12, 8)), np.zeros((0, 8)),
+                                    None, threshold=0.5)
+    assert sorted(plain) == list(range(12))  # a model without a novelty score: one queue
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -378,3 +391,59 @@ def test_a_review_row_of_a_deleted_photo_is_skipped(image_folder: Path, tmp_path
         decisions = read_review_for(tmp_path / "review" / "review.csv", index)
     assert decisions.excluded == () and decisions.relabelled == {"dog/dog1.jpg": "fox"}
 
+
+
+def test_a_kept_row_of_the_review_file_names_no_class(tmp_path: Path) -> None:
+    path = tmp_path / "review.csv"
+    write_review_file(path, [{"path": f"cat/{i}.jpg", "given": "cat", "suggested": "dog",
+                              "score": 0.5} for i in range(3)], [])
+    sheet = ReviewSheet.read(path)
+    assert [r["label"] for r in sheet.findings()] == ["", "", ""]  # until someone relabels
+    sheet.decide("cat/0.jpg", "keep")
+    sheet.decide("cat/1.jpg", "relabel", "dog")
+    sheet.decide("cat/2.jpg", "relabel", "dog")
+    sheet.decide("cat/2.jpg", "exclude")  # changed their mind: no class left behind
+    sheet.save()
+    with open(path, newline="") as handle:
+        rows = {r["path"]: (r["action"], r["label"]) for r in csv.DictReader(handle)}
+    assert rows == {"cat/0.jpg": ("keep", ""), "cat/1.jpg": ("relabel", "dog"),
+                    "cat/2.jpg": ("exclude", "")}
+    index = scan_folder(_folder_of(tmp_path / "data", ["cat/0.jpg", "cat/1.jpg", "cat/2.jpg",
+                                                       "dog/3.jpg"]))
+    read = read_review_for(path, index)
+    assert read.relabelled == {"cat/1.jpg": "dog"} and read.excluded == ("cat/2.jpg",)
+    with open(path, "w", newline="") as handle:  # a relabel typed with no label: suggested
+        handle.write("path,finding,given,suggested,score,action,label\r\n"
+                     "cat/0.jpg,label,cat,dog,0.5,relabel,\r\n")
+    assert read_review_for(path, index).relabelled == {"cat/0.jpg": "dog"}
+
+
+def _folder_of(root: Path, paths: list[str]) -> Path:
+    for seed, path in enumerate(paths):
+        write_image(root / path, seed=seed)
+    return root
+
+
+def test_predict_leaves_out_what_the_labelling_queue_holds(tiny_run: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    from petal.cli import main
+
+    photos = _folder_of(tmp_path / "photos", [f"p{i}.jpg" for i in range(4)])
+    new = NewLabels.open(tmp_path / "new", ["cat", "dog", "fox"], photos)
+    new.decide(new.photos / "p0.jpg", sha(photos / "p0.jpg"), "label", "dog")
+    new.decide(new.photos / "p1.jpg", sha(photos / "p1.jpg"), "none")
+    elsewhere = tmp_path / "copied" / "renamed.jpg"  # the same photo under another name
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes((photos / "p0.jpg").read_bytes())
+    assert main(["predict", str(tiny_run), str(photos), str(elsewhere), "--skip-labelled",
+                 str(tmp_path / "new"), "--csv", "--engine", "torch", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert {row["path"] for row in csv.DictReader(out.out.splitlines())} == {
+        str(photos / "p2.jpg"), str(photos / "p3.jpg")}
+    assert f"Left out 3 photo(s) already decided in {tmp_path / 'new'}" in out.err
+    assert main(["predict", str(tiny_run), str(photos / "p0.jpg"), "--skip-labelled",
+                 str(tmp_path / "new")]) == 1
+    assert "every photo given is already decided" in capsys.readouterr().err
+    assert main(["predict", str(tiny_run), str(photos), "--skip-labelled",
+                 str(tmp_path / "nowhere")]) == 1
+    assert "labels.csv cannot be read" in capsys.readouterr().err

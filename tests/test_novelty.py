@@ -94,7 +94,7 @@ def test_predict_cli_says_unknown_everywhere(colour_run: Path, tmp_path: Path,
     green = colour_run.parent / "other" / "green"
     assert main(["predict", str(colour_run), str(green / "0.png")]) == 0
     out = capsys.readouterr().out
-    assert "unknown (closest: " in out and "(1 unknown)" in out
+    assert "unknown (among its classes: " in out and "(1 unknown)" in out
     assert main(["predict", str(colour_run), str(green / "0.png"), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)[0]
     assert answer["unknown"] is True and answer["novelty"] > 0
@@ -110,7 +110,7 @@ def test_predict_cli_says_unknown_everywhere(colour_run: Path, tmp_path: Path,
     assert figure.stat().st_size > 5000
     assert main(["compare", str(green / "0.png"), "--models", str(colour_run), "--out",
                  str(tmp_path / "compare.png")]) == 0
-    assert "unknown, closest" in capsys.readouterr().out
+    assert "unknown; among its classes:" in capsys.readouterr().out
 
 
 def test_evaluate_unknown(colour_run: Path, capsys: pytest.CaptureFixture) -> None:

@@ -110,7 +110,7 @@ def test_a_clean_small_set_lists_its_disagreements_and_draws_no_empty_sheet(
                     "near_duplicates": [], "label_conflicts": []}, 0.5, hard)
     written = write_review(result, tmp_path / "out")
     assert written == ["review.json", "review.csv", "review.html", "hard_cases.png"]
-    assert "b/x.png,hard,b,a,0.4,,a" in (tmp_path / "out" / "review.csv").read_text()
+    assert "b/x.png,hard,b,a,0.4,,\n" in (tmp_path / "out" / "review.csv").read_text()
     assert "Hard or ambiguous (1)" in format_review(result)
 
 

@@ -50,6 +50,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                          "image where the model looked for its top class")
     predict.add_argument("--batch-size", type=positive_int, default=32, help="images per batch "
                          "(default 32)")
+    predict.add_argument("--skip-labelled", metavar="NEW", help="leave out the photos already "
+                         "decided in NEW/labels.csv (the folder `petal label --out NEW` fills), "
+                         "whatever their names")
     add_rejection(predict)
     add_engine(predict)
     add_progress(predict)
@@ -80,11 +83,34 @@ def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
                 yield classifier.top_k(classifier.answer(np.stack(arrays)), sources, top_k)
 
 
+def _unlabelled(files: list[Path], labels: str) -> list[Path]:
+    """`files` but those whose content was decided in LABELS/labels.csv; PetalError if that
+    leaves none. A file that cannot be read stays, for predict to report."""
+    import hashlib
+
+    from petal.data.image import ImageLoadError, read_image_file
+    from petal.data.new_labels import labelled_hashes
+
+    decided, kept = labelled_hashes(labels), []
+    for path in files:
+        try:
+            if hashlib.sha256(read_image_file(path)).hexdigest() in decided:
+                continue
+        except ImageLoadError:
+            pass
+        kept.append(path)
+    print(f"Left out {len(files) - len(kept)} photo(s) already decided in {labels}",
+          file=sys.stderr)
+    if not kept:
+        raise PetalError(f"every photo given is already decided in {labels}")
+    return kept
+
+
 def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
     rest = "  ".join(f"{label} {p:.1%}" for label, p in
                      zip(prediction.labels[1:], prediction.probabilities[1:]))
     if prediction.unknown:
-        answer = (f"{'unknown':<{widths[1]}} (closest: {prediction.label} "
+        answer = (f"{'unknown':<{widths[1]}} (among its classes: {prediction.label} "
                   f"{prediction.probability:.1%})")
     else:
         answer = f"{prediction.label:<{widths[1]}} {prediction.probability:>7.1%}"
@@ -102,6 +128,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = walk_files(args.paths)
     if not files:
         raise PetalError(f"no files in {', '.join(args.paths)}")
+    if args.skip_labelled:
+        files = _unlabelled(files, args.skip_labelled)
     widths = (max(len(str(f)) for f in files),
               max(len(c) for c in classifier.classes + ["unknown"]))
     writer = csv.writer(sys.stdout) if args.format == "csv" else None

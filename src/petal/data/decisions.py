@@ -68,7 +68,8 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
                       outliers: Iterable[dict], hard: Iterable[dict] = (),
                       earlier: Iterable[dict] = (), own_columns: Sequence[str] = ()) -> None:
     """review.csv: a row per photo found, undecided: the likely label mistakes, the hard or
-    ambiguous photos (the label column holds the suggested class), then the outliers. A photo
+    ambiguous photos, then the outliers. The label column is left empty (a relabel without
+    one takes the suggested class) so that only a relabel names a class there. A photo
     found twice is one row (finding `label+outlier`, `hard+outlier`), so a decision on it is
     never contradicted by a row left undecided. `earlier` rows (an earlier review file's,
     as ReviewSheet.findings gives them) keep their decisions and their cells ("own") of a
@@ -78,15 +79,14 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
     rows: dict[str, dict] = {}
     for finding, found in (("label", label_issues), ("hard", hard)):
         for item in found:
-            rows[item["path"]] = {**item, "finding": finding, "action": "",
-                                  "label": item["suggested"]}
+            rows[item["path"]] = {**item, "finding": finding, "action": "", "label": ""}
     for outlier in outliers:
         if outlier["path"] in rows:
             rows[outlier["path"]]["finding"] += "+outlier"
             continue
         given = outlier["path"].split("/")[0]
         rows[outlier["path"]] = {**outlier, "finding": "outlier", "given": given,
-                                 "suggested": "", "action": "", "label": given}
+                                 "suggested": "", "action": "", "label": ""}
     for old in earlier:
         if not (old["action"] or any(old.get("own", []))):
             continue

@@ -104,6 +104,22 @@ def check_place(folder: Path, photos: Path, original: Path | None) -> None:
                          "empty folder (or one `petal label` made)")
 
 
+
+def labelled_hashes(folder: str | os.PathLike) -> set[str]:
+    """The SHA-256 of every photo decided in `folder`'s labels.csv (labelled or "none"), to
+    leave out of what is still to label; PetalError for a folder without a readable one."""
+    path = Path(folder) / LABELS_CSV
+    try:
+        data = read_limited(path, MAX_LABELS_BYTES)
+    except OSError as exc:
+        raise PetalError(f"{path} cannot be read ({exc}): give the folder `petal label "
+                         "--out` filled") from exc
+    records = read_records(path, data)
+    _, header = next(records, (0, []))
+    if [h.strip().lower() for h in header[:len(COLUMNS)]] != list(COLUMNS):
+        raise PetalError(f"{path}: the first line must be {','.join(COLUMNS)}")
+    return {cells[1] for _, cells in records if len(cells) > 1 and SHA256.fullmatch(cells[1])}
+
 @dataclass(frozen=True)
 class LinkedData:
     """A data folder's photos to link into NEW_DATA: (path under root, class) each."""

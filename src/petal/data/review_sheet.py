@@ -102,9 +102,8 @@ class ReviewSheet:
             raise PetalError(f"{image!r} is not a photo of this review")
         for row, path in zip(self.rows, paths):  # every row of it: none may contradict
             if path == image:
-                row[self._column("action")] = action
-                if action == "relabel":
-                    row[self._column("label")] = escape_cell(label)
+                row[self._column("action")] = action  # a label only for a relabel
+                row[self._column("label")] = escape_cell(label) if action == "relabel" else ""
         return self.findings()[paths.index(image)]
 
     def save(self) -> None:

@@ -41,7 +41,7 @@ class Comparison:
     plot = figure
 
     def summary(self) -> str:
-        return "\n".join(f"{r.title}: " + ("unknown, closest " if r.unknown else "")
+        return "\n".join(f"{r.title}: " + ("unknown; among its classes: " if r.unknown else "")
                          + ", ".join(f"{label} {p:.1%}"
                                      for label, p in zip(r.labels, r.probabilities))
                          for r in self.rankings)

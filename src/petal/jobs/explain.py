@@ -44,8 +44,8 @@ class Explanation:
     def summary(self) -> str:
         top = ", ".join(f"{label} {p:.1%}" for label, p
                         in zip(self.prediction.labels, self.prediction.probabilities))
-        return (f"{self.image}: {'unknown, closest ' if self.prediction.unknown else ''}{top}; "
-                f"where it looked for {self.explained}")
+        unknown = "unknown; among its classes: " if self.prediction.unknown else ""
+        return f"{self.image}: {unknown}{top}; where it looked for {self.explained}"
 
     def _repr_html_(self) -> str:
         from petal.display import paragraph

@@ -42,6 +42,12 @@ FOLDS = 5
 TRAIN_FROM = "conv_head"  # fast-transfer's cut: its cached features serve the review too
 OUTLIER_IQRS = 1.5  # Tukey's fence
 
+# What the review's agreement is, for a person who has just seen training report a higher
+# accuracy: the review's predictions come from a simpler model than the trained one.
+AGREEMENT_IS = ("the review's models are linear heads fitted in seconds on a pretrained "
+                "trunk's features, rougher than a model petal train makes, so this agreement "
+                "is usually below the accuracy training reports")
+
 
 @dataclass
 class Review:
@@ -95,9 +101,9 @@ class Review:
         return (heading(f"Review of {self.root}")
                 + paragraph(f"{self.folds}-fold out-of-fold predictions agree with the given "
                             f"label for {100 * self.oof_accuracy:.1f} % of {self.n_images} "
-                            f"photos; {len(self.label_issues)} likely label mistakes, "
-                            f"{len(self.hard)} hard or ambiguous, {len(self.outliers)} "
-                            "outliers")
+                            f"photos ({AGREEMENT_IS}); {len(self.label_issues)} likely "
+                            f"label mistakes, {len(self.hard)} hard or ambiguous, "
+                            f"{len(self.outliers)} outliers")
                 + thumbnails_html([Path(self.root) / item["path"] for item in first],
                                   [f"{item['given']} -> {item['suggested']}" for item in first])
                 + table_html([[row[c] for c in columns] for row in rows], columns))
@@ -172,7 +178,7 @@ def format_review(result: Review, limit: int = 20) -> str:
     """The human-readable summary: the most likely label mistakes and outliers first."""
     lines = [f"Reviewed {result.n_images} images in {len(result.classes)} classes of "
              f"{result.root} ({result.folds}-fold out-of-fold predictions agree with the given "
-             f"label for {100 * result.oof_accuracy:.1f} %)", "",
+             f"label for {100 * result.oof_accuracy:.1f} %: {AGREEMENT_IS})", "",
              f"Likely label mistakes ({len(result.label_issues)}), most likely first:"]
     lines += [f"  {i['path']}: filed as {i['given']}, looks like {i['suggested']} "
               f"(score {i['score']:.2f})" for i in result.label_issues[:limit]]

@@ -16,7 +16,7 @@ from pathlib import Path
 from petal.data.decisions import REVIEW_CSV, write_review_file
 from petal.data.review_sheet import ReviewSheet
 from petal.fsutil import atomic_write_json, atomic_write_text
-from petal.jobs.review import Review
+from petal.jobs.review import AGREEMENT_IS, Review
 from petal.report.figures import plot_gallery, thumbnail
 
 PAGE_LIMIT = 300  # rows of each finding on the page
@@ -75,7 +75,7 @@ def write_review_page(result: Review, path: Path) -> Path:
 <h1>Review of {e(result.root)}</h1>
 <p>{result.n_images} images in {len(result.classes)} classes. Each image was predicted by a
 model that never saw it ({result.folds}-fold out-of-fold); those predictions agree with the
-given label for {100 * result.oof_accuracy:.1f} % of the images.</p>
+given label for {100 * result.oof_accuracy:.1f} % of the images ({e(AGREEMENT_IS)}).</p>
 <p>To act on the findings, open them in the review page
 (<code>petal review {e(str(path.parent))}</code>) or set a row's <code>action</code> in
 <code>review.csv</code> beside this page to

@@ -183,13 +183,15 @@ def plot_predictions(images: Sequence[Image.Image | np.ndarray], labels: Sequenc
                      unknown: Sequence[bool] | None = None, limit: int = GALLERY_MAX) -> Path:
     """Each image titled with its predicted label and probability; `total` images were predicted.
 
-    An image the model calls `unknown` is captioned so, with its closest class, in orange.
+    An image the model calls `unknown` is captioned so, with its closest class (no
+    percentage: one shared among classes the photo is none of would read as certainty), in
+    orange.
     With `truths` (labelled photos), each caption also gives the true label and a ✓ in green
     or a ✗ in red. Draws at most `limit` images, the first ones given.
     """
     n = min(len(images), limit)
     unknown = list(unknown or [False] * n)[:n]
-    captions = [f"unknown (closest: {short(label)} {p:.1%})" if rejected else
+    captions = [f"unknown (closest: {short(label)})" if rejected else
                 f"{short(label)} ({p:.1%})"
                 for label, p, rejected in zip(labels[:n], probabilities[:n], unknown)]
     colors = [UNKNOWN if rejected else "black" for rejected in unknown]

@@ -76,7 +76,11 @@ def cross_validate(request: TrainRequest, folds: int, lr: float, progress: bool 
         sizes.append(len(part.labels))
         correct.append(int((part.logits.argmax(axis=1) == part.labels).sum()))
         accuracies.append(round(correct[-1] / sizes[-1], 6))
-        log.info(f"Fold {k + 1} of {folds}: {describe_accuracy(correct[-1], sizes[-1])}")
+        spent = time.perf_counter() - started
+        left = (f"; about {spent / (k + 1) * (folds - k - 1):.0f} s for the other "
+                f"{folds - k - 1}, at the pace so far" if k + 1 < folds else "")
+        log.info(f"Fold {k + 1} of {folds}: {describe_accuracy(correct[-1], sizes[-1])} "
+                 f"({spent:.0f} s in all{left})")
     total, n = sum(correct), sum(sizes)
     result = {"folds": folds, "lr": lr, "accuracies": accuracies, "correct": correct,
               "n_val": sizes, "mean": round(statistics.fmean(accuracies), 6),
@@ -97,6 +101,7 @@ def format_cross_validation(result: dict) -> str:
     return (f"Cross-validated over {result['folds']} folds: mean {100 * result['mean']:.1f} % "
             f"(standard deviation {100 * result['std']:.1f} points, folds "
             f"{100 * min(result['accuracies']):.1f}-{100 * max(result['accuracies']):.1f} %); "
-            "each image validated once: "
+            "each image validated once, by the fold's model that did not train on it: "
             + describe_accuracy(result["pooled"]["correct"], result["pooled"]["n_images"],
-                                interval=True))
+                                interval=True)
+            + " (what to expect of the final model on new photos like these)")

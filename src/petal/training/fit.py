@@ -553,12 +553,16 @@ def _report_held_out_fits(score: novelty.Novelty, calibration: dict, held_out: s
         warnings.warn(f"only {n} {held_out} set the unknown threshold and the confidence "
                       f"calibration: both are rough; {advice}", PetalWarning, stacklevel=3)
     if calibration["applied"]:
-        log.info(f"Confidence calibrated: temperature {calibration['temperature']:.3g}, ECE "
-                 f"{calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f} on the "
-                 f"{calibration['n']} {held_out} (cross-fitted)")
+        log.info(f"Confidence calibrated, so that an answer given at 90 % is right about 90 % "
+                 f"of the time: temperature {calibration['temperature']:.3g} (the scores are "
+                 f"divided by it), calibration error (ECE: the gap between confidence and how "
+                 f"often it is right) {calibration['ece']:.3f} -> "
+                 f"{calibration['ece_calibrated']:.3f} on the {calibration['n']} {held_out} "
+                 "(a temperature fitted on each half, measured on the other)")
     else:
         log.info(f"Confidence left as trained: a temperature fitted on half of the "
-                 f"{calibration['n']} {held_out} did not lower the ECE on the other half "
+                 f"{calibration['n']} {held_out} did not lower the calibration error (ECE: "
+                 f"the gap between confidence and how often it is right) on the other half "
                  f"({calibration['ece']:.3f} -> {calibration['ece_calibrated']:.3f})")
 
 

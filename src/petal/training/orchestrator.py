@@ -75,14 +75,15 @@ def plan(request: TrainRequest, split: Split, folds: int, final: str) -> str:
                "cross-validation needs at least 2 of every class)"
                if n_val < SMALL_HELD_OUT and counts[smallest] < 2 else "")
         return f"Training on {len(split.train)} photos, validating on {n_val}{why}"
-    cost = ("each a few seconds on stored features" if request.recipe.mode == "cached"
+    cost = ("each on stored features" if request.recipe.mode == "cached"
             else f"each a whole {request.recipe.name} training")
     reason = (f"{n_val} validation photos are too few to trust (fewer than {SMALL_HELD_OUT}): "
               if n_val < SMALL_HELD_OUT else "")
     final_line = (f"then the final model on all {n_all} photos" if final == "all"
                   else f"then the model on the split's {len(split.train)} training photos")
     return (f"{reason}cross-validating over {folds} folds of {n_all} photos ({folds} trainings, "
-            f"{cost}), {final_line} (--folds 0 skips the folds; --final chooses)")
+            f"{cost}; each fold says how long the rest will take), {final_line} (--folds 0 "
+            "skips the folds; --final chooses)")
 
 
 def train_model(request: TrainRequest, scanned: tuple[DatasetIndex, Split] | None = None, *,
