@@ -442,8 +442,9 @@ def test_predict_leaves_out_what_the_labelling_queue_holds(tiny_run: Path, tmp_p
         str(photos / "p2.jpg"), str(photos / "p3.jpg")}
     assert f"Left out 3 photo(s) already decided in {tmp_path / 'new'}" in out.err
     assert main(["predict", str(tiny_run), str(photos / "p0.jpg"), "--skip-labelled",
-                 str(tmp_path / "new")]) == 1
-    assert "every photo given is already decided" in capsys.readouterr().err
+                 str(tmp_path / "new"), "--json"]) == 0  # nothing left: not a failure
+    out = capsys.readouterr()
+    assert out.out.strip() == "[]" and "none is left to predict" in out.err
     assert main(["predict", str(tiny_run), str(photos), "--skip-labelled",
                  str(tmp_path / "nowhere")]) == 1
     assert "labels.csv cannot be read" in capsys.readouterr().err

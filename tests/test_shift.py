@@ -136,7 +136,7 @@ def test_the_server_checks_each_window_of_answers(tiny_run: Path, tmp_path: Path
     with (BackgroundServer(create_app(models, ServeOptions(shift_window=MIN_PHOTOS))) as url,
           httpx.Client(base_url=url, timeout=30) as client):
         assert client.get("/api/shift").json()["models"] == [
-            {"name": "tiny", "pending": 0, "last": None}]
+            {"name": "tiny", "pending": 0, "answers": 0, "unavailable": None, "last": None}]
         with caplog.at_level("WARNING", logger="petal"):
             for path in later[:MIN_PHOTOS + 3]:
                 response = client.post("/api/predict", files={"file": path.read_bytes()})
@@ -144,6 +144,7 @@ def test_the_server_checks_each_window_of_answers(tiny_run: Path, tmp_path: Path
         shift = client.get("/api/shift").json()
     model = shift["models"][0]
     assert shift["window"] == MIN_PHOTOS and model["pending"] == 3
+    assert model["answers"] == MIN_PHOTOS + 3
     assert model["last"]["shifted"] and model["last"]["n"] == MIN_PHOTOS
     assert "less like the training photos" in model["last"]["message"]
     assert any("tiny: these 10 photos are less like" in r.getMessage() for r in caplog.records)
@@ -152,7 +153,7 @@ def test_the_server_checks_each_window_of_answers(tiny_run: Path, tmp_path: Path
 def test_serve_refuses_a_window_too_small_to_tell(tiny_run: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     assert main(["serve", str(tiny_run), "--port", "0", "--shift-window", "3"]) == 1
-    assert "--shift-window must be >= 10" in capsys.readouterr().err
+    assert "--shift-window must be between 10" in capsys.readouterr().err
 
 
 def test_evaluate_and_the_label_queue_say_when_the_photos_differ(tiny_run: Path,

@@ -199,3 +199,30 @@ def test_evaluate_says_why_when_the_out_of_fold_predictions_are_gone(
     (run / OUT_OF_FOLD_FILE).unlink()
     with pytest.raises(PetalError, match="holds no out-of-fold predictions.*--data DIR"):
         petal.evaluate(run, out=tmp_path / "eval")
+
+
+def test_another_runs_out_of_fold_file_is_refused(small_cv_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(small_cv_run, run)
+    found = OutOfFold.load(run / OUT_OF_FOLD_FILE, 3, 24)
+    OutOfFold(found.logits, found.labels, found.novelty * 1.1, found.photos).save(
+        run / OUT_OF_FOLD_FILE)
+    with pytest.raises(PetalError, match="is not this model's"):
+        petal.evaluate(run, out=tmp_path / "eval")
+
+
+def test_no_shift_check_where_the_held_out_scores_are_other_networks(
+        small_cv_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A final model of a whole-network recipe (fast-resnet9) on every photo: its threshold's
+    out-of-fold scores come from the folds' networks, so new photos' scores are not
+    comparable with them, and petal says it does not check rather than raise false alarms."""
+    classifier = petal.load(small_cv_run)
+    assert "cross-validation's networks" in classifier.shift_unavailable
+    photos = sorted((small_cv_run.parent / "data").rglob("*.png"))
+    assert classifier.shift(classifier.predict(photos)) is None
+    assert main(["predict", str(small_cv_run), str(small_cv_run.parent / "data"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "differ from the training photos is not checked" in out and "less like" not in out
+    with pytest.raises(PetalError, match="--unknown compares"):
+        petal.evaluate(small_cv_run, unknown=small_cv_run.parent / "data", out=tmp_path / "e")

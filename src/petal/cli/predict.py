@@ -84,8 +84,8 @@ def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
 
 
 def _unlabelled(files: list[Path], labels: str) -> list[Path]:
-    """`files` but those whose content was decided in LABELS/labels.csv; PetalError if that
-    leaves none. A file that cannot be read stays, for predict to report."""
+    """`files` but those whose content was decided in LABELS/labels.csv. A file that cannot
+    be read stays, for predict to report."""
     import hashlib
 
     from petal.data.image import ImageLoadError, read_image_file
@@ -99,10 +99,8 @@ def _unlabelled(files: list[Path], labels: str) -> list[Path]:
         except ImageLoadError:
             pass
         kept.append(path)
-    print(f"Left out {len(files) - len(kept)} photo(s) already decided in {labels}",
-          file=sys.stderr)
-    if not kept:
-        raise PetalError(f"every photo given is already decided in {labels}")
+    print(f"Left out {len(files) - len(kept)} photo(s) already decided in {labels}"
+          + ("; none is left to predict" if not kept else ""), file=sys.stderr)
     return kept
 
 
@@ -118,6 +116,8 @@ def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from petal.inference.shift import MIN_PHOTOS
+
     if args.explain and not args.figure:
         raise PetalError("--explain draws into the --figure: give --figure OUT.png too")
     classifier = apply_rejection(load_classifier(args.model, args.engine, args.device), args)
@@ -130,6 +130,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise PetalError(f"no files in {', '.join(args.paths)}")
     if args.skip_labelled:
         files = _unlabelled(files, args.skip_labelled)
+        if not files:  # nothing left to label: not a failure
+            if args.format == "json":
+                print("[]")
+            return 0
     widths = (max(len(str(f)) for f in files),
               max(len(c) for c in classifier.classes + ["unknown"]))
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
@@ -169,6 +173,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elif shift is not None and shift.enough:
         said = shift.message()
         print(said[0].upper() + said[1:], file=stream)
+    elif shift is None and len(predictions) >= MIN_PHOTOS:
+        print("Whether these photos differ from the training photos is not checked: "
+              f"{classifier.shift_unavailable}", file=stream)
     return 0
 
 

@@ -48,8 +48,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.max_upload_mb <= 0 or args.top_k < 1 or args.max_batch < 1:
         raise PetalError("--max-upload-mb must be > 0, --top-k and --max-batch >= 1")
-    if args.shift_window < MIN_PHOTOS:
-        raise PetalError(f"--shift-window must be >= {MIN_PHOTOS}: fewer photos say little")
+    if not MIN_PHOTOS <= args.shift_window <= 1_000_000:
+        raise PetalError(f"--shift-window must be between {MIN_PHOTOS} (fewer photos say "
+                         "little) and 1000000 (a window that never fills checks nothing)")
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     models = load_models(args.models, engine=args.engine, device=args.device)
     for served in models:

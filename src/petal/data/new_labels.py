@@ -118,7 +118,9 @@ def labelled_hashes(folder: str | os.PathLike) -> set[str]:
     _, header = next(records, (0, []))
     if [h.strip().lower() for h in header[:len(COLUMNS)]] != list(COLUMNS):
         raise PetalError(f"{path}: the first line must be {','.join(COLUMNS)}")
-    return {cells[1] for _, cells in records if len(cells) > 1 and SHA256.fullmatch(cells[1])}
+    return {cells[1].strip().lower() for _, cells in records
+            if len(cells) > 2 and SHA256.fullmatch(cells[1].strip().lower())
+            and cells[2].strip() in DECISIONS}
 
 @dataclass(frozen=True)
 class LinkedData:

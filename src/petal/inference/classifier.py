@@ -157,7 +157,9 @@ class Classifier:
 
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5
                 ) -> Prediction | list[Prediction]:
-        """Top-k labels with probabilities: one Prediction for one input, a list for a list."""
+        """Top-k labels with probabilities: one Prediction for one input, a list for a list.
+        A list of MIN_PHOTOS or more that is less like the training photos than the held-out
+        photos behind the card's figures (`shift`) warns so (PetalWarning)."""
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         arrays = np.stack([self.prepare(image) for image in batch]) if batch else np.zeros(
@@ -171,12 +173,25 @@ class Classifier:
             warnings.warn(shift.message(), PetalWarning, stacklevel=2)
         return predictions
 
+    @property
+    def shift_unavailable(self) -> str | None:
+        """Why `shift` cannot check this model's answers, in a line; None when it can."""
+        if self.novelty is None:
+            return "it calls nothing unknown (no novelty score, or --no-reject)"
+        if self.card.novelty_from_other_models:
+            return ("its held-out novelty scores come from its cross-validation's networks, "
+                    "which see photos otherwise than the final network (a recipe that trains "
+                    "the whole network)")
+        return None
+
     def shift(self, predictions: Sequence[Prediction]) -> ShiftCheck | None:
         """Whether the photos of `predictions` are less like the training photos than the
         held-out photos behind the card's figures (petal.inference.shift): `.shifted`,
-        `.message()`; None when the model rejects nothing (no novelty score, or keeping(None))."""
+        `.message()`; None when the model rejects nothing (no novelty score, or keeping(None)),
+        or when its held-out scores came from other networks (`shift_unavailable`)."""
         scores = [p.novelty for p in predictions if p.novelty is not None]
-        if self.novelty is None or len(scores) < len(predictions):
+        if (self.novelty is None or len(scores) < len(predictions)
+                or self.card.novelty_from_other_models):
             return None
         return check_shift(np.array(scores), self.novelty.val_scores, self.novelty.threshold)
 

@@ -71,6 +71,16 @@ class ModelCard:
                 "interval": self.metrics.get("val_interval")}
 
     @property
+    def novelty_from_other_models(self) -> bool:
+        """Whether the held-out novelty scores (the threshold's ground) came from other
+        networks than this one: out-of-fold scores of a final model trained on every photo,
+        with a recipe that trains the whole network (the folds' networks see photos otherwise;
+        a frozen trunk, as in the cached recipes, sees them the same)."""
+        trained_on_all = "n_val" not in self.metrics and (self.accuracy or {}).get(
+            "how") == "cross-validated"
+        return trained_on_all and self.recipe.get("mode") != "cached"
+
+    @property
     def temperature(self) -> float:
         """What every logit is divided by before the softmax (1: uncalibrated)."""
         return float(self.calibration["temperature"]) if self.calibration else 1.0

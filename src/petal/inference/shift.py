@@ -68,11 +68,13 @@ class ShiftCheck:
                     f"photos (the check needs {MIN_PHOTOS} or more)")
         shares = (f"{100 * self.share:.1f} % called unknown against "
                   f"{100 * self.expected_share:.1f} % of those")
-        if self.shifted:
-            p = min(self.p_share, self.p_novelty)
+        if self.shifted:  # said by the test that fired: the share, or the scores as a whole
+            why = (f"{shares}, p = {self.p_share:.2g}" if self.p_share <= self.p_novelty else
+                   f"their novelty scores run higher as a whole, p = {self.p_novelty:.2g}; "
+                   f"{shares}")
             return (f"these {self.n} photos are less like the training photos than the photos "
-                    f"behind the model's figures ({shares}; p = {p:.2g}): expect lower "
-                    f"accuracy than its card says, and label some of them (petal label)")
+                    f"behind the model's figures ({why}): expect lower accuracy than its card "
+                    f"says, and label some of them (petal label)")
         fires = (f"; with {self.n} photos the check fires at {self.needs} called unknown"
                  if self.needs is not None else "")
         return (f"nothing shows these {self.n} photos differ from the photos behind the "
@@ -143,6 +145,7 @@ class ShiftWatch:
             raise ValueError(f"a window of {window} photos: the check needs {MIN_PHOTOS} or more")
         self.reference, self.threshold, self.window = reference_scores, threshold, window
         self.last: ShiftCheck | None = None  # the last whole window's check
+        self.answers = 0  # scores added in all
         self._scores: list[float] = []
         self._lock = threading.Lock()
 
@@ -154,6 +157,7 @@ class ShiftWatch:
     def add(self, score: float) -> ShiftCheck | None:
         """Record one answer's novelty; the window's check when this score completes it."""
         with self._lock:
+            self.answers += 1
             self._scores.append(score)
             if len(self._scores) < self.window:
                 return None

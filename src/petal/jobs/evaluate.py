@@ -445,8 +445,12 @@ def evaluate(request: EvalRequest) -> Evaluation:
         "files": [METRICS_FILE, *EVAL_FIGURES, PREDICTIONS_FILE],
     }
     if novelty is not None and not chosen.split:  # other photos than the model's own split
-        shift = check_shift(novelty, classifier.novelty.val_scores, classifier.novelty.threshold)
-        metrics["shift"] = {**shift.to_json(), "message": shift.message()}
+        if classifier.shift_unavailable:
+            metrics["shift_unavailable"] = classifier.shift_unavailable
+        else:
+            shift = check_shift(novelty, classifier.novelty.val_scores,
+                                classifier.novelty.threshold)
+            metrics["shift"] = {**shift.to_json(), "message": shift.message()}
     out.mkdir(parents=True, exist_ok=True)
     write_figures(metrics, probs, targets, out, classifier)
     write_predictions(out / PREDICTIONS_FILE, paths, [classes[t] for t in targets],
@@ -480,6 +484,12 @@ def _out_of_fold(request: EvalRequest, classifier: Classifier, model_folder: Pat
         raise PetalError(f"{own_split} names other classes than the model: train again")
     photos = sorted(item.path for item in split.train + split.val)  # as cross_validate placed them
     found = OutOfFold.load(run / OUT_OF_FOLD_FILE, len(classes), len(photos))
+    stored = classifier.novelty.val_scores if classifier.novelty is not None else None
+    if stored is not None and (stored.shape != found.novelty.shape
+                               or not np.allclose(stored, found.novelty, rtol=1e-5)):
+        raise PetalError(f"{run / OUT_OF_FOLD_FILE} is not this model's: its novelty scores "
+                         "differ from the ones the model was fitted on (copied from another "
+                         "run?); train again")
     probs, targets = softmax(found.logits / card.temperature), found.labels
     root = Path(card.data) if card.data else own_split.parent
     paths = [str(root.resolve() / photos[i]) for i in found.photos]
@@ -502,6 +512,11 @@ def _out_of_fold(request: EvalRequest, classifier: Classifier, model_folder: Pat
     write_predictions(out / PREDICTIONS_FILE, paths, [classes[t] for t in targets],
                       [classes[p] for p in probs.argmax(axis=1)], probs.max(axis=1))
     if request.unknown is not None:
+        if card.novelty_from_other_models:
+            raise PetalError("--unknown compares the novelty of your other photos with the "
+                             "known photos', and this model's known photos were scored by its "
+                             "cross-validation's networks, which see photos otherwise: evaluate "
+                             "it with --data DIR of labelled photos beside --unknown")
         metrics["open_set"] = _open_set(request, classifier, found.novelty,
                                         probs.argmax(axis=1) == targets, out)
         metrics["files"].append(NOVELTY_FIGURE)

@@ -77,6 +77,9 @@ def format_summary(metrics: dict) -> str:
     elif found:
         lines.append(f"Left out {found} photo(s) this model was trained on "
                      "(--include-training scores them too)")
+    if "shift_unavailable" in metrics:
+        lines.append("Whether these photos differ from the training photos is not checked: "
+                     + metrics["shift_unavailable"])
     if "shift" in metrics:
         said = metrics["shift"]["message"]
         lines.append(f"warning: {said}" if metrics["shift"]["shifted"]

@@ -121,8 +121,9 @@ def answer(classifier: Classifier, result: Result, k: int) -> dict:
 
 
 def watch_for(classifier: Classifier, window: int) -> ShiftWatch | None:
-    """A ShiftWatch over the model's answers; None when it calls nothing unknown."""
-    if classifier.novelty is None:
+    """A ShiftWatch over the model's answers; None when its answers cannot be checked
+    (Classifier.shift_unavailable)."""
+    if classifier.shift_unavailable:
         return None
     return ShiftWatch(classifier.novelty.val_scores, classifier.novelty.threshold, window)
 
@@ -193,6 +194,8 @@ def create_app(models: list[ServedModel], options: ServeOptions = ServeOptions()
     async def shift() -> dict:
         return {"window": options.shift_window, "models": [
             {"name": name, "pending": None if watch is None else watch.pending,
+             "answers": None if watch is None else watch.answers,
+             "unavailable": by_name[name].classifier.shift_unavailable,
              "last": None if watch is None or watch.last is None
              else {**watch.last.to_json(), "message": watch.last.message()}}
             for name, watch in watches.items()]}

@@ -21,7 +21,7 @@ from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, check_place
 from petal.data.scan import ImageRecord, scan_folder, scan_unlabelled
 from petal.errors import PetalError
 from petal.inference.classifier import Classifier, load
-from petal.inference.shift import ShiftCheck, check_shift
+from petal.inference.shift import MIN_PHOTOS, ShiftCheck, check_shift
 from petal.serve.local_page import Decision, shown
 
 log = logging.getLogger(__name__)
@@ -103,12 +103,17 @@ class LabelQueue:
     def _shift(self) -> ShiftCheck | None:
         """Whether the new photos are less like the training photos than the held-out ones
         (logged: a warning when they are); None for a model that calls nothing unknown."""
-        score = self.classifier.novelty
-        if score is None or self.novelty is None:
+        score, unavailable = self.classifier.novelty, self.classifier.shift_unavailable
+        if score is None or self.novelty is None or unavailable:
+            if unavailable and len(self.images) >= MIN_PHOTOS:
+                log.info(f"Whether these photos differ from the training photos is not "
+                         f"checked: {unavailable}")
             return None
         check = check_shift(self.novelty, score.val_scores, score.threshold)
         if check.enough:
-            log.log(logging.WARNING if check.shifted else logging.INFO, check.message())
+            said = check.message()
+            log.log(logging.WARNING if check.shifted else logging.INFO,
+                    said[0].upper() + said[1:])
         return check
 
     def source(self, i: int) -> Path:
