@@ -79,3 +79,18 @@ def test_results_indexes_are_generated_from_the_stamps() -> None:
     stray = [p.name for p in (BENCHMARKS / "results").iterdir()
              if p.suffix != ".json" and p.name != "README.md"]
     assert not stray, f"result files that cannot carry a stamp: {stray}"
+
+
+def test_label_noise_flips_the_share_it_says(common, image_folder: Path, tmp_path: Path) -> None:
+    """The benchmark's own data step (its photos are links; no review is run here)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import label_noise
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    flipped = label_noise.flipped_copy(image_folder, 0.5, tmp_path / "noisy")
+    links = sorted(p for p in (tmp_path / "noisy").rglob("*") if p.is_symlink())
+    assert len(flipped) == round(0.5 * len(links)) and len(links) > 2
+    for link in links:
+        filed, given = link.parent.name, link.name.split("-", 1)[0]
+        assert (filed != given) == (link.relative_to(tmp_path / "noisy").as_posix() in flipped)

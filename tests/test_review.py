@@ -120,4 +120,25 @@ def test_confident_learning_flags_only_confident_disagreements() -> None:
     # thresholds: class 0 = mean(0.9, 0.8) = 0.85, class 1 = mean(0.8, 0.3, 0.45) = 0.52
     assert label_issues(probabilities, labels) == []  # 0.7 < 0.85: not confident enough
     probabilities[3] = [0.9, 0.1]  # now above class 0's threshold
-    assert label_issues(probabilities, labels) == [(3, 0, pytest.approx(0.8))]
+    assert label_issues(probabilities, labels) == [(3, 0, pytest.approx(0.9))]  # 1 - 0.1
+    assert label_issues(probabilities, labels, "margin") == [(3, 0, pytest.approx(0.8))]
+
+
+def test_the_two_rankings_order_the_same_findings_differently() -> None:
+    """Self-confidence ranks first the photo whose given label is least likely; margin, the
+    one whose suggested class leads its given label most."""
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.9, 0.1, 0.0], [0.0, 0.5, 0.5],
+                              [0.1, 0.4, 0.5], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0],
+                              [0.95, 0.0, 0.05], [0.5, 0.5, 0.0]])
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 2])  # 6 and 7 look like other classes
+    assert label_issues(probabilities, labels) == [(7, 1, pytest.approx(1.0)),  # given: 0
+                                                   (6, 0, pytest.approx(0.95))]  # given: 0.05
+    assert label_issues(probabilities, labels, "margin") == [
+        (6, 0, pytest.approx(0.9)), (7, 1, pytest.approx(0.5))]
+    with pytest.raises(ValueError, match="rank 'loss'"):
+        label_issues(probabilities, labels, "loss")
+
+
+def test_review_refuses_an_unknown_ranking(mislabelled: Path) -> None:
+    with pytest.raises(PetalError, match="--rank loss: use one of self-confidence, margin"):
+        review(mislabelled, rank="loss", progress=False)

@@ -394,10 +394,12 @@ def evaluate(model: PathLike, *, data: PathLike | None = None, unknown: PathLike
 @public
 def review(data: PathLike, *, model: str = "efficientnet_lite0", folds: int = 5,
            out: PathLike | None = None, cache_dir: PathLike | None = None,
-           progress: bool | None = None) -> Review:
+           progress: bool | None = None, rank: str = "self-confidence") -> Review:
     """Likely label mistakes, hard photos and outliers in the image folder `data` (as `petal
     data review`), from out-of-fold predictions on `model`'s pretrained features; with
-    `out`, review.csv (your decisions), review.html and contact sheets are written there."""
+    `out`, review.csv (your decisions), review.html and contact sheets are written there.
+    `rank`: "self-confidence" (the given label's out-of-fold probability, lowest first) or
+    "margin" (how far the suggested class's exceeds it) orders the likely mistakes."""
     from petal.jobs.review import review as run_review
     from petal.jobs.review_page import write_review
     from petal.paths import refuse_cache_inside, refuse_inside
@@ -408,7 +410,8 @@ def review(data: PathLike, *, model: str = "efficientnet_lite0", folds: int = 5,
         refuse_inside(where, folder)
     refuse_cache_inside(folder, cache)
     found = run_review(folder, model=_text(model, "model"), folds=_count(folds, "folds", 2),
-                       cache_dir=cache, progress=_progress(progress))
+                       cache_dir=cache, progress=_progress(progress),
+                       rank=_text(rank, "rank"))
     if where is not None:
         written = write_review(found, where)
         log.info(f"Wrote {where}/: {', '.join(written)}")

@@ -41,6 +41,10 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                         help="pretrained model whose features are used (default "
                         "efficientnet_lite0: the features fast-transfer caches)")
     review.add_argument("--folds", type=int, default=5, help="folds (default 5)")
+    review.add_argument("--rank", choices=("self-confidence", "margin"),
+                        default="self-confidence", help="order of the likely label mistakes: "
+                        "the given label's out-of-fold probability, lowest first (default), "
+                        "or how far the suggested class's probability exceeds it")
     review.add_argument("--out", help="also write here review.csv (your decisions: edit it, "
                         "then pass it to --review), review.html (thumbnails), review.json, "
                         "label_issues.png and outliers.png (contact sheets of the first 16)")
@@ -111,7 +115,8 @@ def cmd_data_review(args: argparse.Namespace) -> int:
     # with --json, standard output carries the JSON alone: notes go to standard error
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
         result = review(args.dir, model=args.model, folds=args.folds, out=args.out,
-                        cache_dir=args.cache_dir, progress=wants_progress(args))
+                        cache_dir=args.cache_dir, progress=wants_progress(args),
+                        rank=args.rank)
     print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
     if args.serve:
         from petal.cli.decide import serve_review

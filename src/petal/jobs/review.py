@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from petal.analysis.confident import hard_cases, label_issues, out_of_fold, outlier_scores
+from petal.analysis.confident import (
+    RANKINGS,
+    hard_cases,
+    label_issues,
+    out_of_fold,
+    outlier_scores,
+)
 from petal.data.check import check_folder
 from petal.data.decoded_cache import DecodedCache
 from petal.data.split import deal_folds
@@ -134,10 +140,14 @@ def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: st
 
 
 def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: int = FOLDS,
-           cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Review:
-    """Review an image folder (see the module docstring); PetalError if it cannot be used."""
+           cache_dir: str | os.PathLike | None = None, progress: bool = True,
+           rank: str = RANKINGS[0]) -> Review:
+    """Review an image folder (see the module docstring); PetalError if it cannot be used.
+    `rank` orders the likely label mistakes (petal.analysis.confident.label_issues)."""
     if folds < 2:
         raise PetalError(f"--folds {folds}: at least 2")
+    if rank not in RANKINGS:
+        raise PetalError(f"--rank {rank}: use one of {', '.join(RANKINGS)}")
     report = check_folder(data, progress=progress)
     if not report.usable:
         raise PetalError(f"the data set cannot be used: {report.problem}")
@@ -153,7 +163,7 @@ def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: in
     probabilities = out_of_fold(features, labels, len(index.classes),
                                 np.array([fold_of[r.path] for r in index.images]))
     paths = [r.path for r in index.images]
-    flagged = label_issues(probabilities, labels)
+    flagged = label_issues(probabilities, labels, rank)
 
     def finding(i: int, suggested: int, score: float) -> dict:
         return {"path": paths[i], "given": index.classes[labels[i]],
