@@ -226,3 +226,4 @@ def test_no_shift_check_where_the_held_out_scores_are_other_networks(
     assert "differ from the training photos is not checked" in out and "less like" not in out
     with pytest.raises(PetalError, match="--unknown compares"):
         petal.evaluate(small_cv_run, unknown=small_cv_run.parent / "data", out=tmp_path / "e")
+    assert not (tmp_path / "e").exists()  # refused before anything is written

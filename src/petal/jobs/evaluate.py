@@ -479,6 +479,11 @@ def _out_of_fold(request: EvalRequest, classifier: Classifier, model_folder: Pat
         raise PetalError(f"the model trained on every photo of its split and {run} holds no "
                          "out-of-fold predictions to evaluate it on: evaluate it on other "
                          "photos with --data DIR")
+    if request.unknown is not None and card.novelty_from_other_models:
+        raise PetalError("--unknown compares the novelty of your other photos with the "
+                         "known photos', and this model's known photos were scored by its "
+                         "cross-validation's networks, which see photos otherwise: evaluate "
+                         "it with --data DIR of labelled photos beside --unknown")
     split = Split.load(own_split)
     if list(split.classes) != list(classes):
         raise PetalError(f"{own_split} names other classes than the model: train again")
@@ -512,11 +517,6 @@ def _out_of_fold(request: EvalRequest, classifier: Classifier, model_folder: Pat
     write_predictions(out / PREDICTIONS_FILE, paths, [classes[t] for t in targets],
                       [classes[p] for p in probs.argmax(axis=1)], probs.max(axis=1))
     if request.unknown is not None:
-        if card.novelty_from_other_models:
-            raise PetalError("--unknown compares the novelty of your other photos with the "
-                             "known photos', and this model's known photos were scored by its "
-                             "cross-validation's networks, which see photos otherwise: evaluate "
-                             "it with --data DIR of labelled photos beside --unknown")
         metrics["open_set"] = _open_set(request, classifier, found.novelty,
                                         probs.argmax(axis=1) == targets, out)
         metrics["files"].append(NOVELTY_FIGURE)
