@@ -448,3 +448,25 @@ def test_predict_leaves_out_what_the_labelling_queue_holds(tiny_run: Path, tmp_p
     assert main(["predict", str(tiny_run), str(photos), "--skip-labelled",
                  str(tmp_path / "nowhere")]) == 1
     assert "labels.csv cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make", ["folder", "fifo", "too large", "wrong header"])
+def test_a_labels_file_petal_cannot_use_is_refused_in_one_line(
+        make: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from petal.data import new_labels
+
+    labels = tmp_path / "new" / LABELS_CSV
+    labels.parent.mkdir()
+    if make == "folder":
+        labels.mkdir()
+    elif make == "fifo":
+        os.mkfifo(labels)  # a read would wait for a writer forever
+    elif make == "too large":
+        monkeypatch.setattr(new_labels, "MAX_LABELS_BYTES", 1000)
+        labels.write_text("source,sha256,decision,label\r\n" + "x,y,none,\r\n" * 200)
+    else:
+        labels.write_text("path,action\r\ncat/0.jpg,keep\r\n")
+    with pytest.raises(PetalError, match="cannot be read|the first line must be"):
+        new_labels.labelled_hashes(tmp_path / "new")

@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,19 +106,25 @@ def check_place(folder: Path, photos: Path, original: Path | None) -> None:
 
 
 
-def labelled_hashes(folder: str | os.PathLike) -> set[str]:
-    """The SHA-256 of every photo decided in `folder`'s labels.csv (labelled or "none"), to
-    leave out of what is still to label; PetalError for a folder without a readable one."""
-    path = Path(folder) / LABELS_CSV
+def _label_records(path: Path, advice: str = "") -> Iterator[tuple[int, list[str]]]:
+    """labels.csv's rows after its header, (line, cells); PetalError for a file that cannot
+    be read (bounded: MAX_LABELS_BYTES, regular files only) or has another header."""
     try:
         data = read_limited(path, MAX_LABELS_BYTES)
     except OSError as exc:
-        raise PetalError(f"{path} cannot be read ({exc}): give the folder `petal label "
-                         "--out` filled") from exc
+        raise PetalError(f"{path} cannot be read: {exc}" + (f"; {advice}" if advice else "")
+                         ) from exc
     records = read_records(path, data)
     _, header = next(records, (0, []))
     if [h.strip().lower() for h in header[:len(COLUMNS)]] != list(COLUMNS):
         raise PetalError(f"{path}: the first line must be {','.join(COLUMNS)}")
+    return records
+
+def labelled_hashes(folder: str | os.PathLike) -> set[str]:
+    """The SHA-256 of every photo decided in `folder`'s labels.csv (labelled or "none"), to
+    leave out of what is still to label; PetalError for a folder without a readable one."""
+    records = _label_records(Path(folder) / LABELS_CSV, "give the folder `petal label "
+                             "--out` filled")
     return {cells[1].strip().lower() for _, cells in records
             if len(cells) > 2 and SHA256.fullmatch(cells[1].strip().lower())
             and cells[2].strip() in DECISIONS}
@@ -182,14 +189,7 @@ class NewLabels:
         """labels.csv's rows by source; PetalError, naming the line, for one petal cannot
         use (a source outside the photos being labelled among them)."""
         path = self.folder / LABELS_CSV
-        try:
-            data = read_limited(path, MAX_LABELS_BYTES)
-        except OSError as exc:
-            raise PetalError(f"{path} cannot be read: {exc}") from exc
-        records = read_records(path, data)
-        _, header = next(records, (0, []))
-        if [h.strip().lower() for h in header[:len(COLUMNS)]] != list(COLUMNS):
-            raise PetalError(f"{path}: the first line must be {','.join(COLUMNS)}")
+        records = _label_records(path)
         rows = {}
         for line, cells in records:
             row = dict(zip(COLUMNS, (unescape_cell(c) for c in cells + [""] * len(COLUMNS))))

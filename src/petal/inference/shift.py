@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 import numpy as np
 
@@ -116,7 +116,7 @@ def _share_p(unknown: int, n: int, reference_unknown: int, m: int) -> float:
     return float(fisher_exact(table, alternative="greater").pvalue)
 
 
-@cache
+@lru_cache(maxsize=1024)  # a server asks again for each window of the same size
 def _needs(n: int, reference_unknown: int, m: int, level: float) -> int | None:
     """The fewest unknown photos of n for which the share test falls below `level` (its p
     falls as the count rises: a bisection)."""

@@ -401,10 +401,12 @@ def evaluate(request: EvalRequest) -> Evaluation:
     split_file = Path(request.split_file) if request.split_file is not None else None
     own_split = ((model_folder / card.split).resolve()
                  if card.split and model_folder is not None else None)
-    if data is None and split_file is None and request.part == "val" and _all_trained(own_split):
+    trained_on_all = (_trained_on_all(own_split) if data is None and split_file is None
+                      and request.part == "val" else None)
+    if trained_on_all is not None:
         out = Path(request.out) if request.out is not None else (
             run_of_model(model_folder) / EVAL_DIR)
-        return _out_of_fold(request, classifier, model_folder, own_split, out)
+        return _out_of_fold(request, classifier, model_folder, (own_split, trained_on_all), out)
     chosen = _chosen_set(request, data, split_file, own_split, card, classes)
     trained_on = training_hashes(own_split)
     seen = leave_out_training(chosen, trained_on, request.include_training)
@@ -463,13 +465,16 @@ def evaluate(request: EvalRequest) -> Evaluation:
     return Evaluation(metrics, probs, targets)
 
 
-def _all_trained(own_split: Path | None) -> bool:
-    """Whether the model trained on every photo of its split (no validation part)."""
-    return own_split is not None and own_split.is_file() and not Split.load(own_split).val
+def _trained_on_all(own_split: Path | None) -> Split | None:
+    """The model's split when it trained on every photo of it (no validation part)."""
+    if own_split is None or not own_split.is_file():
+        return None
+    split = Split.load(own_split)
+    return None if split.val else split
 
 
 def _out_of_fold(request: EvalRequest, classifier: Classifier, model_folder: Path,
-                 own_split: Path, out: Path) -> Evaluation:
+                 own: tuple[Path, Split], out: Path) -> Evaluation:
     """A model trained on every photo of its split, evaluated on what its cross-validation's
     models said of the photos each did not train on, divided by the final model's
     temperature as its own answers are (fitted on these same answers: the calibrated ECE
@@ -484,7 +489,7 @@ def _out_of_fold(request: EvalRequest, classifier: Classifier, model_folder: Pat
                          "known photos', and this model's known photos were scored by its "
                          "cross-validation's networks, which see photos otherwise: evaluate "
                          "it with --data DIR of labelled photos beside --unknown")
-    split = Split.load(own_split)
+    own_split, split = own  # the split file, and what it holds
     if list(split.classes) != list(classes):
         raise PetalError(f"{own_split} names other classes than the model: train again")
     photos = sorted(item.path for item in split.train + split.val)  # as cross_validate placed them
