@@ -15,7 +15,7 @@ from petal.analysis.queue import margins, queue_order, queue_with_unknown_last
 from petal.data.decisions import read_review_for, write_review_file
 from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, file_name
 from petal.data.review_sheet import ReviewSheet, relative_image_path
-from petal.data.scan import scan_folder
+from petal.data.scan import NONE_FOLDER, none_photos, scan_folder
 from petal.errors import PetalError, PetalWarning
 from petal.serve.label_app import linked_data
 
@@ -199,9 +199,14 @@ def test_labels_become_links_and_move_with_the_decision(photos: Path, tmp_path: 
     new.decide(one, sha(one), "label", "dog")  # relabelled: the link moves ...
     assert [p.name for p in (tmp_path / "new/dog").iterdir()] == [file_name(one)]
     assert not (tmp_path / "new/cat").exists()  # ... and no class folder is left empty
-    new.decide(other, sha(other), "none")
+    new.decide(other, sha(other), "none")  # none of the classes: kept, but not as a class
     new.decide(one, sha(one), "")
-    assert [p for p in (tmp_path / "new").rglob("*") if p.is_symlink()] == []
+    assert [p.relative_to(tmp_path / "new") for p in (tmp_path / "new").rglob("*")
+            if p.is_symlink()] == [Path(NONE_FOLDER) / file_name(other)]
+    assert none_photos(tmp_path / "new") == [tmp_path / "new" / NONE_FOLDER / file_name(other)]
+    new.decide(other, sha(other), "label", "cat")  # changed its mind: the link moves
+    assert not (tmp_path / "new" / NONE_FOLDER).exists()
+    new.decide(other, sha(other), "none")
     rows = list(csv.DictReader((tmp_path / "new" / LABELS_CSV).open()))
     assert [(r["source"], r["decision"], r["label"]) for r in rows] == [(str(other), "none", "")]
     with pytest.raises(PetalError, match="label 'fox'"):
@@ -284,6 +289,25 @@ def test_the_original_data_is_linked_in_when_the_folder_is_made(
     second.decide(one, sha(one), "label", "cat")
     second.decide(one, sha(one), "")
     assert scan_folder(tmp_path / "new2", progress=False).counts()["cat"] == 5
+
+
+def test_photos_of_none_of_the_classes_are_linked_in_too(image_folder: Path, photos: Path,
+                                                         tmp_path: Path) -> None:
+    """A second round keeps the first round's "none of these": not a class, still there."""
+    classes = ["cat", "dog", "fox"]
+    write_image(image_folder / NONE_FOLDER / "bird.jpg", seed=55)
+    assert scan_folder(image_folder, progress=False).classes == classes
+    new = NewLabels.open(tmp_path / "new", classes, photos,
+                         original=linked_data(image_folder, classes, None, progress=False))
+    assert none_photos(tmp_path / "new") == [
+        tmp_path / "new" / NONE_FOLDER / "data" / NONE_FOLDER / "bird.jpg"]
+    one = new.photos / "p1.jpg"
+    new.decide(one, sha(one), "none")
+    assert len(none_photos(tmp_path / "new")) == 2
+    new.decide(one, sha(one), "")  # a take-back never touches the linked old one
+    assert len(none_photos(tmp_path / "new")) == 1
+    with pytest.raises(PetalError, match="'_none' cannot be a class folder"):
+        NewLabels.open(tmp_path / "other", ["cat", NONE_FOLDER], photos)
 
 
 def test_the_review_is_applied_to_the_photos_linked_in(image_folder: Path, photos: Path,

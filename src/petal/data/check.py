@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from petal.data.duplicates import NEAR_DUPLICATE_MAX_DISTANCE, DuplicateReport, find_duplicates
-from petal.data.scan import DatasetIndex, require_usable, scan_folder
+from petal.data.scan import NONE_FOLDER, DatasetIndex, none_photos, require_usable, scan_folder
 from petal.errors import PetalError
 
 _LIST_LIMIT = 20  # lines per section in the human-readable report; --json has them all
@@ -23,6 +23,7 @@ class DataCheck:
     index: DatasetIndex
     duplicates: DuplicateReport
     problem: str | None  # why the set cannot be used, or None
+    n_none: int = 0  # files in NONE_FOLDER: photos of none of the classes, not a class
 
     @property
     def usable(self) -> bool:
@@ -89,6 +90,7 @@ class DataCheck:
             "label_conflicts": self.duplicates.conflicts,
             "near_duplicate_max_distance": NEAR_DUPLICATE_MAX_DISTANCE,
             "near_duplicates": [asdict(p) for p in self.duplicates.near_pairs],
+            "none_photos": self.n_none,
         }
 
 
@@ -100,7 +102,8 @@ def check_folder(root: str | os.PathLike, progress: bool = True) -> DataCheck:
         problem = None
     except PetalError as exc:
         problem = str(exc)
-    return DataCheck(index=index, duplicates=find_duplicates(index.images), problem=problem)
+    return DataCheck(index=index, duplicates=find_duplicates(index.images), problem=problem,
+                     n_none=len(none_photos(root)))
 
 
 def _section(title: str, lines: list[str]) -> list[str]:
@@ -124,6 +127,9 @@ def format_report(report: DataCheck) -> str:
     for name, count in index.counts().items():
         lines.append(f"{name:<{width}}  {count:>7}  {rejected_by_class.get(name, 0):>8}")
     lines.append(f"{'total':<{width}}  {len(index.images):>7}  {len(index.rejected):>8}")
+    if report.n_none:
+        lines += ["", f"{NONE_FOLDER}/: {report.n_none} file(s) of none of the classes: not a "
+                  "class; training checks its unknown threshold with them"]
     stats = report.size_stats()
     if stats:
         lines += ["", "Image size (px):   min   median    max"]

@@ -5,12 +5,15 @@
   none of the classes), `label`. It is the record: each decision reads it again (a person
   may have edited it), then replaces it atomically before anything else is touched.
 - NEW_DATA/CLASS/STEM-XXXXXXXX.EXT: a symbolic link to each photo labelled CLASS (a copy with
-  `copy=True`; XXXXXXXX from the photo's path, so that two photos of one name stay two).
+  `copy=True`; XXXXXXXX from the photo's path, so that two photos of one name stay two), and
+  NEW_DATA/_none/STEM-XXXXXXXX.EXT to each photo of none of the classes: not a class, the
+  next training checks (and with enough of them sets) its unknown threshold with them.
   Links follow labels.csv; opening the folder mends any a kill left behind.
 - With `original` (a data folder's photos and their labels, a review's decisions applied)
   when NEW_DATA is made, each photo DATA/PATH of class CLASS is linked as
-  NEW_DATA/CLASS/DATA_NAME/PATH, so that NEW_DATA holds the old photos and the new labels
-  together, and no decision ever touches a linked old photo.
+  NEW_DATA/CLASS/DATA_NAME/PATH (and each of its photos of none of the classes, in
+  DATA/_none/, likewise under NEW_DATA/_none/), so that NEW_DATA holds the old photos and the
+  new labels together, and no decision ever touches a linked old photo.
 
 The photos themselves, and the folders they are in, are never written; a row may only name
 a photo under the folder being labelled, with the content it had when it was labelled.
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from petal.data.decisions import read_records
 from petal.data.image import ImageLoadError, read_image_file
+from petal.data.scan import NONE_FOLDER
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import (
     atomic_write_text,
@@ -155,18 +159,20 @@ class NewLabels:
         folder = Path(folder).absolute()
         if problem := next(filter(None, map(name_problem, classes)), None):
             raise PetalError(f"class {problem}: it cannot name a folder in {folder}")
-        if clash := next((c for c in classes if c == LABELS_CSV or c.startswith(".")), None):
+        if clash := next((c for c in classes if c in (LABELS_CSV, NONE_FOLDER)
+                          or c.startswith(".")), None):
             raise PetalError(f"class {clash!r} cannot be a class folder in {folder} (the "
-                             f"labels file, or a hidden folder training would not see)")
+                             f"labels file, the folder of photos of none of the classes, or "
+                             f"a hidden folder training would not see)")
         check_place(folder, photos, original.root if original is not None else None)
         new = cls(folder, classes, photos.resolve(), copy, {})
         if (folder / LABELS_CSV).is_file():
             remove_stale_temporaries(folder / LABELS_CSV)
-            for label in classes:  # links a kill left half made
+            for label in new.folders:  # links a kill left half made
                 for leftover in (folder / label).glob(".*.tmp"):
                     leftover.unlink(missing_ok=True)
             new.rows = new.read()
-            new.linked_from = next((p.name for c in classes if (folder / c).is_dir()
+            new.linked_from = next((p.name for c in new.folders if (folder / c).is_dir()
                                     for p in (folder / c).iterdir() if p.is_dir()), None)
             new.remove_unrecorded()
             for source in list(new.rows):
@@ -178,8 +184,21 @@ class NewLabels:
         new.save()
         return new
 
+    @property
+    def folders(self) -> list[str]:
+        """The folders decisions place photos in: the classes', and NONE_FOLDER."""
+        return [*self.classes, NONE_FOLDER]
+
+    @staticmethod
+    def folder_of(row: dict | None) -> str | None:
+        """Where a labels.csv row's photo is placed: its class, NONE_FOLDER, or nowhere."""
+        if row is None:
+            return None
+        return row["label"] if row["decision"] == "label" else NONE_FOLDER
+
     def link_original(self, original: LinkedData) -> None:
-        """Link each of `original`'s photos as CLASS/ORIGINAL_NAME/PATH."""
+        """Link each of `original`'s photos as CLASS/ORIGINAL_NAME/PATH (CLASS may be
+        NONE_FOLDER)."""
         root = original.root.absolute()
         self.linked_from = root.name
         for path, label in original.photos:
@@ -232,9 +251,9 @@ class NewLabels:
         """Make photo `source`'s link what labels.csv says; PetalError when the photo is
         no longer what was labelled."""
         row = self.rows.get(str(source))
-        wanted = row["label"] if row and row["decision"] == "label" else None
+        wanted = self.folder_of(row)
         name = file_name(source)
-        for label in self.classes:
+        for label in self.folders:
             if label != wanted:
                 self._remove(self.folder / label / name)
         target = self.folder / str(wanted) / name
@@ -260,9 +279,9 @@ class NewLabels:
         unlink. Only what petal makes is touched: a link to a photo under self.photos named
         as petal names it, or, with copies, a file named as petal names a copy of one of those
         photos; a person's own files stay."""
-        wanted = {(row["label"], file_name(Path(source))) for source, row in self.rows.items()
-                  if row["decision"] == "label"}
-        unwanted = [(label, entry) for label in self.classes if (self.folder / label).is_dir()
+        wanted = {(self.folder_of(row), file_name(Path(source)))
+                  for source, row in self.rows.items()}
+        unwanted = [(label, entry) for label in self.folders if (self.folder / label).is_dir()
                     for entry in sorted((self.folder / label).iterdir())
                     if (label, entry.name) not in wanted]
         copies = ({file_name(photo) for photo in walk_files([self.photos])}

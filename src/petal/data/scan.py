@@ -1,5 +1,9 @@
 """Scan an image folder (one sub-folder per class) into a validated index.
 
+A sub-folder named NONE_FOLDER (`_none`) is not a class: it holds photos of none of the
+classes (`petal label` files them there), which training uses to check the unknown threshold
+(petal.training.none_photos).
+
 Every file is read once: hashed (SHA-256, for exact duplicates), decoded (a truncated
 or corrupt file is rejected here, not in the middle of training) and given a
 perceptual hash (for near-duplicates). What is decided here is final downstream.
@@ -19,8 +23,10 @@ from tqdm.auto import tqdm
 
 from petal.data.image import ImageLoadError, load_image, open_image, read_image_file
 from petal.errors import PetalError
-from petal.fsutil import name_problem
+from petal.fsutil import name_problem, walk_files
 from petal.system import usable_cores, worker_context
+
+NONE_FOLDER = "_none"
 
 # Size at which the perceptual hash is computed; JPEGs are decoded at reduced scale.
 _PHASH_DECODE_SIZE = 64
@@ -90,12 +96,14 @@ def _inspect(task: tuple[str, str, str]) -> ImageRecord | Rejected:
 
 
 def list_class_folders(root: Path) -> list[str]:
-    """Class names = visible sub-folders of `root`, sorted. Raises PetalError if unusable."""
+    """Class names = visible sub-folders of `root` but NONE_FOLDER, sorted. Raises PetalError
+    if unusable."""
     if not root.exists():
         raise PetalError(f"data folder {root} does not exist: check the path")
     if not root.is_dir():
         raise PetalError(f"{root} is not a folder: give a folder with one sub-folder per class")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in root.iterdir()
+                     if p.is_dir() and not p.name.startswith(".") and p.name != NONE_FOLDER)
     if not classes:
         raise PetalError(
             f"{root} has no class folders: put each class's images in a sub-folder "
@@ -105,6 +113,13 @@ def list_class_folders(root: Path) -> list[str]:
         if problem := name_problem(name):
             raise PetalError(f"class folder {root / name}: {problem}; rename the folder")
     return classes
+
+
+def none_photos(root: str | os.PathLike) -> list[Path]:
+    """The files under `root`/NONE_FOLDER (photos of none of the classes), sorted; none when
+    there is no such folder."""
+    folder = Path(root) / NONE_FOLDER
+    return walk_files([folder]) if folder.is_dir() else []
 
 
 def _class_files(root: Path, classes: list[str]) -> list[tuple[str, str, str]]:

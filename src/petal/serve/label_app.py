@@ -18,7 +18,7 @@ from petal.analysis.queue import margins, queue_with_unknown_last
 from petal.data.decisions import read_review_for
 from petal.data.image import ImageLoadError
 from petal.data.new_labels import LABELS_CSV, LinkedData, NewLabels, check_place
-from petal.data.scan import ImageRecord, scan_folder, scan_unlabelled
+from petal.data.scan import NONE_FOLDER, ImageRecord, none_photos, scan_folder, scan_unlabelled
 from petal.errors import PetalError
 from petal.inference.classifier import Classifier, load
 from petal.inference.shift import MIN_PHOTOS, ShiftCheck, check_shift
@@ -50,7 +50,8 @@ def model_outputs(classifier: Classifier, files: list[Path], progress: bool
 def linked_data(original: Path, classes: list[str], review: str | Path | None,
                 progress: bool) -> LinkedData:
     """The usable photos of data folder `original` with their classes, the review file's
-    decisions applied (excluded ones left out, relabelled ones under their new class)."""
+    decisions applied (excluded ones left out, relabelled ones under their new class), and
+    its photos of none of the classes (NONE_FOLDER) as they are."""
     index = scan_folder(original, progress=progress)
     missing = [c for c in classes if c not in index.classes]
     if missing:
@@ -58,7 +59,9 @@ def linked_data(original: Path, classes: list[str], review: str | Path | None,
                          f"{', '.join(missing)}: give the folder the model was trained on")
     decisions = read_review_for(review, index) if review is not None else None
     kept = decisions.apply(index.images) if decisions else index.images
-    return LinkedData(original, [(r.path, r.label) for r in kept])
+    none = [(photo.relative_to(original).as_posix(), NONE_FOLDER)
+            for photo in none_photos(original)]
+    return LinkedData(original, [(r.path, r.label) for r in kept] + none)
 
 
 class LabelQueue:
@@ -159,7 +162,9 @@ class LabelQueue:
                        f"training photos do not cover; then the ones it calls unknown, likely "
                        f"of none of its classes (Enter files each as none of these)."
                        f"{rejected}{differ}",
-            "next_step": {"text": f"Every decision is saved at once. {held}; retrain on it:",
+            "next_step": {"text": f"Every decision is saved at once. {held}, and the photos "
+                                  f"of none of these in {NONE_FOLDER}/, with which the next "
+                                  f"training checks when to answer unknown; retrain on it:",
                           "command": f"petal train --data {quote(str(self.new.folder))}"},
             "classes": self.classes,
             "class_action": "label", "class_prompt": "Label as:", "class_done": "labelled",

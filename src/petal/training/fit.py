@@ -65,6 +65,7 @@ from petal.training.feature_cache import CachedFeatures, trunk_features
 from petal.training.history import HistoryWriter
 from petal.training.lr_range import SUGGESTION_RULE, LRFinding
 from petal.training.module import ClassifierModule
+from petal.training.none_photos import use_none_photos
 from petal.training.outputs import OutOfFold, collect_outputs, read_cross_validation
 from petal.training.precision import AUTO, describe_training, uses_cuda
 from petal.training.recipes import MAX_LR, Recipe, recipe_from_json
@@ -496,6 +497,7 @@ def finish(request: TrainRequest, prepared: Prepared, module: ClassifierModule,
                      novelty=score.settings(), calibration=calibration)
     model_dir = save_model_folder(run / MODEL_DIR, prepared.model.cpu().eval(), card,
                                   {novelty.NOVELTY_FILE: score.tensors()})
+    use_none_photos(Path(request.data), model_dir, card)
     plot_history(run)
     seconds = time.perf_counter() - started
     accuracy = metrics["accuracy"]
