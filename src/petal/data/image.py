@@ -7,6 +7,12 @@ One size policy bounds what any file can cost, whatever its bytes claim: files o
 MAX_FILE_BYTES, images over MAX_PIXELS and strips whose long side is over MAX_ASPECT_RATIO
 times the short one are refused before their pixels are decoded (a 1-pixel-high strip is
 tiny to decode, but resizing its short side to 256 px makes it 256 times longer too).
+
+HEIC/HEIF (what an iPhone saves) is read through pillow-heif's Pillow opener, under the same
+policy; libheif applies the photo's rotation itself (and resets its EXIF orientation, so it
+is not applied twice). Only the primary image of a container is decoded, never its
+thumbnails, depth or auxiliary images. Without pillow-heif, a HEIC file is reported with how
+to add it, and every other format still reads.
 """
 
 from __future__ import annotations
@@ -20,6 +26,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from petal.errors import PetalError
 from petal.fsutil import FileTooLarge, NotARegularFile, read_limited
+
+try:
+    from pillow_heif import register_heif_opener
+except ImportError:  # an installation without it: every other format still reads
+    HEIF_READABLE = False
+else:
+    register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    HEIF_READABLE = True
+
+# ISO base media brands of HEIF images (HEVC-coded); AVIF's "avif"/"avis" are Pillow's own.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm",
+                         b"hevs"})
 
 # 64 megapixels: far above any photo petal needs (it trains at <= 512 px), far below
 # the size where decoding one file can exhaust memory (a decompression bomb).
@@ -107,6 +125,15 @@ def _decode_error(exc: Exception, name: str) -> ImageLoadError:
     return ImageLoadError(reason, f"cannot decode image: {text}", name)
 
 
+def is_heif(data: bytes) -> bool:
+    """Whether `data` starts as a HEIF image file does: an `ftyp` box naming a HEVC brand."""
+    if data[4:8] != b"ftyp" or len(data) < 16:
+        return False
+    size = min(int.from_bytes(data[:4], "big"), len(data), 4096)
+    brands = {data[8:12]} | {data[i:i + 4] for i in range(16, size - 3, 4)}
+    return bool(brands & HEIF_BRANDS)
+
+
 def open_image(source: str | PathLike | bytes) -> Image.Image:
     """Open (header only) and check an image; raises ImageLoadError. Pixels not decoded yet."""
     name = _describe(source)
@@ -118,6 +145,10 @@ def open_image(source: str | PathLike | bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        if not HEIF_READABLE and is_heif(data):
+            raise ImageLoadError("heif_unsupported", "a HEIC/HEIF photo, which this "
+                                 "installation cannot read: pip install pillow-heif",
+                                 name) from exc
         raise ImageLoadError("not_image", "not an image file (unrecognised format)", name) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError("too_many_pixels", f"decompression bomb refused: {exc}", name) from exc
