@@ -5,7 +5,7 @@
     petal.evaluate(run)                             # an Evaluation
     petal.load(run).predict("photo.jpg").label
 
-The verbs (check, train, lr_find, evaluate, review, compare, explain, export, run, load) are
+The verbs (check, split, train, lr_find, evaluate, review, compare, explain, export, run, load) are
 petal.api's; the types they return are named here too. Importing petal loads neither numpy
 nor torch: each name is imported when first used (PEP 562).
 """
@@ -29,9 +29,11 @@ if TYPE_CHECKING:
         lr_find,
         review,
         run,
+        split,
         train,
     )
     from petal.data.check import DataCheck  # noqa: F401
+    from petal.data.split import Split  # noqa: F401
     from petal.inference.classifier import Classifier, Prediction  # noqa: F401
     from petal.inference.export import Export  # noqa: F401
     from petal.jobs.compare import Comparison  # noqa: F401
@@ -43,11 +45,12 @@ if TYPE_CHECKING:
     from petal.training.lr_range import LRFinding  # noqa: F401
 
 _WHERE = {
-    **dict.fromkeys(("check", "train", "lr_find", "evaluate", "review", "compare", "explain",
-                     "export", "run", "load"), "petal.api"),
+    **dict.fromkeys(("check", "split", "train", "lr_find", "evaluate", "review", "compare",
+                     "explain", "export", "run", "load"), "petal.api"),
     "Explanation": "petal.jobs.explain",
     "Classifier": "petal.inference.classifier", "Prediction": "petal.inference.classifier",
-    "DataCheck": "petal.data.check", "Export": "petal.inference.export",
+    "DataCheck": "petal.data.check", "Split": "petal.data.split",
+    "Export": "petal.inference.export",
     "Comparison": "petal.jobs.compare", "Evaluation": "petal.jobs.evaluate",
     "MainJob": "petal.jobs.main_job", "Review": "petal.jobs.review", "Run": "petal.jobs.run",
     "LRFinding": "petal.training.lr_range",

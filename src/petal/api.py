@@ -35,6 +35,7 @@ from petal.log import show_by_default
 
 if TYPE_CHECKING:
     from petal.data.check import DataCheck
+    from petal.data.split import Split
     from petal.inference.classifier import Classifier
     from petal.inference.export import Export
     from petal.jobs.compare import Comparison
@@ -151,6 +152,28 @@ def _progress(value: object) -> bool:
     raise PetalError(f"progress: expected True, False or None, got {value!r}")
 
 
+def _label_columns(value: object) -> tuple[str, str] | None:
+    """label_columns: None (detected), "PATH,LABEL" or a pair of column names."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else value
+    if (not isinstance(names, (list, tuple)) or len(names) != 2
+            or not all(isinstance(n, str) and n.strip() for n in names)):
+        raise PetalError(f"label_columns {value!r}: give the photo's and the label's column "
+                         "names, as \"PATH,LABEL\" or a pair")
+    return names[0].strip(), names[1].strip()
+
+
+def _labels(labels: object, label_columns: object) -> dict:
+    """scan_folder's keyword arguments for a labels file (none for class folders)."""
+    if labels is None:
+        if label_columns is not None:
+            raise PetalError("label_columns (--label-columns) names the columns of a labels "
+                             "file: give labels (--labels FILE) too")
+        return {}
+    return {"labels": _path(labels, "labels"), "label_columns": _label_columns(label_columns)}
+
+
 def _lr(value: object) -> float | str | None:
     if value is None or value == "auto":
         return value
@@ -163,17 +186,54 @@ def _lr(value: object) -> float | str | None:
 # ---- the verbs ------------------------------------------------------------------------------
 
 @public
-def check(data: PathLike, *, progress: bool | None = None) -> DataCheck:
+def check(data: PathLike, *, labels: PathLike | None = None,
+          label_columns: str | Sequence[str] | None = None,
+          progress: bool | None = None) -> DataCheck:
     """What is in the image folder `data` and what petal will not use, and why: classes,
-    unusable files, exact and near copies, copies filed under two classes. `.usable` says
-    whether it can be trained on (`.problem` why not)."""
+    unusable files (and rows of the labels file `labels`, read instead of class folders:
+    `label_columns` "PATH,LABEL", else detected), exact and near copies, copies filed under
+    two classes. `.usable` says whether it can be trained on (`.problem` why not)."""
     from petal.data.check import check_folder
 
-    return check_folder(_path(data, "data"), progress=_progress(progress))
+    return check_folder(_path(data, "data"), progress=_progress(progress),
+                        **_labels(labels, label_columns))
+
+
+@public
+def split(data: PathLike, *, out: PathLike | None = None, labels: PathLike | None = None,
+          label_columns: str | Sequence[str] | None = None, seed: int = 0,
+          val_fraction: float = 0.1, test_fraction: float = 0.0, keep_conflicts: bool = False,
+          review: PathLike | None = None, progress: bool | None = None) -> Split:
+    """A stratified split of `data` (its class folders, or the labels file `labels`) that
+    keeps copies and near-copies on one side, a review file's decisions applied, as `petal
+    data split` makes it; saved to `out` when given."""
+    from petal.data.decisions import read_review_for
+    from petal.data.scan import require_usable, scan_folder
+    from petal.data.split import make_split
+    from petal.fsutil import check_writable_file
+    from petal.paths import refuse_inside
+
+    folder, where = _path(data, "data"), _optional_path(out, "out")
+    if where is not None:
+        refuse_inside(where, folder)
+        check_writable_file(where)  # before the scan
+    index = scan_folder(folder, progress=_progress(progress), **_labels(labels, label_columns))
+    require_usable(index)
+    decisions = read_review_for(_path(review, "review"), index) if review is not None else None
+    if decisions:
+        log.info(f"Applying {decisions.summary()}")
+    made = make_split(index, seed=_count(seed, "seed", 0), val_fraction=val_fraction,
+                      test_fraction=test_fraction, keep_conflicts=_flag(keep_conflicts,
+                                                                         "keep_conflicts"),
+                      decisions=decisions)
+    if where is not None:
+        made.save(where)
+    return made
 
 
 @public
 def train(data: PathLike | None = None, *, out: PathLike | None = None,
+          labels: PathLike | None = None, label_columns: str | Sequence[str] | None = None,
           model: str | None = None, recipe: str | None = None,
           overrides: dict | Sequence[str] | None = None, split: PathLike | None = None,
           review: PathLike | None = None, lr: float | str | None = None,
@@ -184,9 +244,10 @@ def train(data: PathLike | None = None, *, out: PathLike | None = None,
           strategy: str = "auto", started: float | None = None) -> Run:
     """Train a model on the image folder (or public data set name) `data` into run folder
     `out` (None: a new folder under runs/, said in the first line), as `petal train` does:
-    recipe (default fast-transfer) and model (default the recipe's), `overrides` of recipe
-    fields ({"epochs": 3} or ["epochs=3"]), a split file to reuse, a review file's decisions,
-    `lr` (a number, "auto" for the LR finder's suggestion, None for the recipe's), `folds`
+    its class folders, or the labels file `labels` (`label_columns` as for `check`); recipe
+    (default fast-transfer) and model (default the recipe's), `overrides` of recipe fields
+    ({"epochs": 3} or ["epochs=3"]), a split file to reuse, a review file's decisions, `lr` (a
+    number, "auto" for the LR finder's suggestion, None for the recipe's), `folds`
     (None: cross-validate a split with under 100 validation photos; 0: never) and `final`
     ("all" or "split"). `resume=RUN` continues an interrupted run as it was started (no other
     option may be given). Ctrl-C (KeyboardInterrupt) leaves the run resumable."""
@@ -197,7 +258,8 @@ def train(data: PathLike | None = None, *, out: PathLike | None = None,
     show = _progress(progress)
     if resume is not None:
         return _resume(_path(resume, "resume"), started, show, {
-            "data": data, "out": out, "model": model, "recipe": recipe, "overrides": overrides,
+            "data": data, "out": out, "labels": labels, "label_columns": label_columns,
+            "model": model, "recipe": recipe, "overrides": overrides,
             "split": split, "review": review, "lr": lr, "folds": folds, "final": final,
             "weights": weights, "cache_dir": cache_dir,
             "precision": None if precision == "auto" else precision,
@@ -221,7 +283,8 @@ def train(data: PathLike | None = None, *, out: PathLike | None = None,
         weights=_optional_text(weights, "weights"),
         cache_dir=_optional_path(cache_dir, "cache_dir"), precision=precision,
         accelerator=_text(accelerator, "accelerator"), devices=_devices(devices),
-        num_nodes=_count(num_nodes, "num_nodes", 1), strategy=_text(strategy, "strategy"))
+        num_nodes=_count(num_nodes, "num_nodes", 1), strategy=_text(strategy, "strategy"),
+        labels=_labels(labels, label_columns))
     _train_new(request, folds, final, started, show)
     return Run(request.out)
 
@@ -230,7 +293,7 @@ def _train_request(data: Path, *, out: Path | None, model: str | None, recipe: s
                    overrides: list[str], split: Path | None, review: Path | None,
                    lr: float | str | None, weights: str | None, cache_dir: Path | None,
                    precision: str, accelerator: str, devices: str, num_nodes: int,
-                   strategy: str) -> TrainRequest:
+                   strategy: str, labels: dict | None = None) -> TrainRequest:
     """The TrainRequest of a new run, every input checked (the output folder is outside the
     data folder)."""
     from petal.data.download import resolve_data
@@ -239,7 +302,7 @@ def _train_request(data: Path, *, out: Path | None, model: str | None, recipe: s
     from petal.training.recipes import get_recipe
 
     chosen = get_recipe(recipe, overrides)
-    folder, description = resolve_data(data, cache_dir)
+    folder, description = resolve_data(data, cache_dir, labelled=bool(labels))
     name = model or chosen.model
     out = out or Path(os.environ.get("PETAL_RUN_DIR") or _default_run_dir(chosen.name, name))
     refuse_inside(out, folder, run_folder=True)
@@ -249,7 +312,7 @@ def _train_request(data: Path, *, out: Path | None, model: str | None, recipe: s
                                                num_nodes=num_nodes, strategy=strategy,
                                                precision=precision),
                         cache_dir=str(cache_dir) if cache_dir is not None else None,
-                        data_description=description)
+                        data_description=description, **(labels or {}))
 
 
 def _train_new(request: TrainRequest, folds: int | None, final: str | None, started: float,
@@ -327,8 +390,11 @@ def lr_find(data: PathLike, *, model: str | None = None, recipe: str | None = No
             overrides: dict | Sequence[str] | None = None, rule: str | None = None,
             split: PathLike | None = None, review: PathLike | None = None,
             weights: str | None = None, out: PathLike | None = None,
-            cache_dir: PathLike | None = None, progress: bool | None = None) -> LRFinding:
-    """The learning-rate range test on `data`'s training photos (as `petal lr-find`): the
+            cache_dir: PathLike | None = None, progress: bool | None = None,
+            labels: PathLike | None = None, label_columns: str | Sequence[str] | None = None
+            ) -> LRFinding:
+    """The learning-rate range test on `data`'s training photos (its class folders, or the
+    labels file `labels`, as for `check`) (as `petal lr-find`): the
     loss at each rate, a suggestion by `rule` (default floor: where the loss stops falling;
     valley, steep and minimum are fastai's), and the plot written to `out`/lr_find.png when
     `out` is given."""
@@ -342,7 +408,8 @@ def lr_find(data: PathLike, *, model: str | None = None, recipe: str | None = No
     chosen_rule = str(_choice(rule or SUGGESTION_RULE, "rule", sorted(RULES)))
     chosen = get_recipe(_recipe(recipe),
                         _overrides(overrides, "overrides"))
-    folder, _ = resolve_data(_path(data, "data"), _optional_path(cache_dir, "cache_dir"))
+    folder, _ = resolve_data(_path(data, "data"), _optional_path(cache_dir, "cache_dir"),
+                             labelled=labels is not None)
     where = _optional_path(out, "out")
     if where is not None:
         refuse_inside(where, folder)
@@ -351,7 +418,8 @@ def lr_find(data: PathLike, *, model: str | None = None, recipe: str | None = No
                            weights=_optional_text(weights, "weights"),
                            cache_dir=None if cache_dir is None else str(cache_dir),
                            split_file=_optional_path(split, "split"),
-                           review_file=_optional_path(review, "review"))
+                           review_file=_optional_path(review, "review"),
+                           **_labels(labels, label_columns))
     show = _progress(progress)
     prepared = prepare(request, show)
     return find_lr(request, prepared, where / LR_FIND_PLOT if where is not None else None,
@@ -392,11 +460,13 @@ def evaluate(model: PathLike, *, data: PathLike | None = None, unknown: PathLike
 
 
 @public
-def review(data: PathLike, *, model: str = "efficientnet_lite0", folds: int = 5,
-           out: PathLike | None = None, cache_dir: PathLike | None = None,
+def review(data: PathLike, *, labels: PathLike | None = None,
+           label_columns: str | Sequence[str] | None = None, model: str = "efficientnet_lite0",
+           folds: int = 5, out: PathLike | None = None, cache_dir: PathLike | None = None,
            progress: bool | None = None, rank: str = "self-confidence") -> Review:
     """Likely label mistakes, hard photos and outliers in the image folder `data` (as `petal
-    data review`), from out-of-fold predictions on `model`'s pretrained features; with
+    data review`; or the labels file `labels`, as for `check`), from out-of-fold predictions
+    on `model`'s pretrained features; with
     `out`, review.csv (your decisions), review.html and contact sheets are written there.
     `rank`: "self-confidence" (the given label's out-of-fold probability, lowest first) or
     "margin" (how far the suggested class's exceeds it) orders the likely mistakes."""
@@ -411,7 +481,7 @@ def review(data: PathLike, *, model: str = "efficientnet_lite0", folds: int = 5,
     refuse_cache_inside(folder, cache)
     found = run_review(folder, model=_text(model, "model"), folds=_count(folds, "folds", 2),
                        cache_dir=cache, progress=_progress(progress),
-                       rank=_text(rank, "rank"))
+                       rank=_text(rank, "rank"), **_labels(labels, label_columns))
     if where is not None:
         written = write_review(found, where)
         log.info(f"Wrote {where}/: {', '.join(written)}")
@@ -496,7 +566,8 @@ def export(model: PathLike, *, out: PathLike | None = None, format: str = "onnx"
 
 
 @public
-def run(data: PathLike, *, out: PathLike | None = None, recipes: str = "fast",
+def run(data: PathLike, *, out: PathLike | None = None, labels: PathLike | None = None,
+        label_columns: str | Sequence[str] | None = None, recipes: str = "fast",
         lr_find: bool = True, scratch_model: str = "resnet9",
         transfer_model: str = "efficientnet_lite0", weights: str | None = None,
         scratch_overrides: dict | Sequence[str] | None = None,
@@ -505,7 +576,8 @@ def run(data: PathLike, *, out: PathLike | None = None, recipes: str = "fast",
         progress: bool | None = None, started: float | None = None) -> MainJob:
     """The whole experiment of the original write-up (as `petal run`): check, split, the LR
     finder and training for a network from scratch and a pretrained one, evaluation,
-    predictions, comparisons; `.report` is the path of report.html."""
+    predictions, comparisons; `.report` is the path of report.html. `labels`,
+    `label_columns`: as for `check`."""
     from petal.data.download import resolve_data
     from petal.jobs.main_job import RECIPE_SETS, MainJobRequest, run_main_job
     from petal.paths import refuse_inside
@@ -513,7 +585,8 @@ def run(data: PathLike, *, out: PathLike | None = None, recipes: str = "fast",
     started = time.perf_counter() if started is None else started
     _choice(recipes, "recipes", tuple(RECIPE_SETS))
     folder, description = resolve_data(_path(data, "data"),
-                                       _optional_path(cache_dir, "cache_dir"))
+                                       _optional_path(cache_dir, "cache_dir"),
+                                       labelled=labels is not None)
     where = _optional_path(out, "out") or Path(f"runs/main_{time.strftime('%Y%m%d-%H%M%S')}")
     refuse_inside(where, folder, run_folder=True)
     job = MainJobRequest(
@@ -524,7 +597,8 @@ def run(data: PathLike, *, out: PathLike | None = None, recipes: str = "fast",
         scratch_overrides=_overrides(scratch_overrides, "scratch_overrides"),
         transfer_overrides=_overrides(transfer_overrides, "transfer_overrides"),
         cache_dir=None if cache_dir is None else str(cache_dir), progress=_progress(progress),
-        lr_find=_flag(lr_find, "lr_find"), review_file=_optional_path(review, "review"))
+        lr_find=_flag(lr_find, "lr_find"), review_file=_optional_path(review, "review"),
+        **_labels(labels, label_columns))
     log.info(f"petal run: {recipes} recipes on {description} -> {where}")
     return run_main_job(job, started)
 

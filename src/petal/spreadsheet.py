@@ -17,10 +17,16 @@ unquoted and split the row on reading.
 from __future__ import annotations
 
 import csv
+import io
+import os
+from collections.abc import Iterator
 from typing import Any, TextIO
+
+from petal.errors import PetalError
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
+MAX_COLUMNS = 64  # the seven a review file holds, and room for a person's own
 
 
 def escape_cell(text: str) -> str:
@@ -38,3 +44,24 @@ def unescape_cell(cell: str) -> str:
 def csv_writer(text: TextIO) -> Any:
     """A csv writer whose rows end with CRLF, so that a cell holding `\r` or `\n` is quoted."""
     return csv.writer(text, lineterminator="\r\n")
+
+
+def read_records(path: str | os.PathLike, data: bytes, what: str = "review file"
+                 ) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of each non-blank record, the header first, decoded as it is read: the
+    memory it takes is the file's bytes and one record of at most MAX_COLUMNS cells."""
+    # a byte that is not UTF-8 stays itself (as the file system's names do: os.fsdecode),
+    # so that a photo's name read back is the name it was written as
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape",
+                            newline="")
+    reader = csv.reader(text)
+    try:
+        for cells in reader:
+            if len(cells) > MAX_COLUMNS:
+                raise PetalError(f"{what} {path}, line {reader.line_num}: "
+                                 f"{len(cells)} columns, more than the {MAX_COLUMNS} petal "
+                                 f"reads: is it the {what}?")
+            if any(cells):
+                yield reader.line_num, cells
+    except csv.Error as exc:
+        raise PetalError(f"{what} {path} is not a CSV file: {exc}") from exc

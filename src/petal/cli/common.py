@@ -16,6 +16,20 @@ def add_review(parser: argparse.ArgumentParser) -> None:
                         "marked relabel their new label (the folder itself is not changed)")
 
 
+def add_labels(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", metavar="FILE", help="read the labels from this CSV file "
+                        "(a row per photo: its path under the data folder, its label) instead "
+                        "of class folders")
+    parser.add_argument("--label-columns", metavar="PATH,LABEL", help="the labels file's "
+                        "columns holding the photo and its label (default: detected from the "
+                        "header, e.g. path/file/image/id and label/class/category)")
+
+
+def labels_of(args: argparse.Namespace) -> dict:
+    """The labels file options, as the API's keyword arguments."""
+    return {"labels": args.labels, "label_columns": args.label_columns}
+
+
 def add_cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache folder (default: $PETAL_CACHE, else "
                         "$XDG_CACHE_HOME/petal, else ~/.cache/petal)")

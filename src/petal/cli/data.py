@@ -8,7 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-from petal.cli.common import add_cache_dir, add_progress, add_review, wants_progress
+from petal.cli.common import (
+    add_cache_dir,
+    add_labels,
+    add_progress,
+    add_review,
+    labels_of,
+    wants_progress,
+)
 from petal.errors import PetalError
 
 
@@ -17,26 +24,31 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     data_verbs = data.add_subparsers(dest="data_verb", required=True, metavar="COMMAND")
 
     check = data_verbs.add_parser("check", help="report classes, sizes, unusable files, duplicates")
-    check.add_argument("dir", help="image folder with one sub-folder per class")
+    check.add_argument("dir", help="image folder: one sub-folder per class, or the "
+                       "photos --labels names")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_labels(check)
     add_progress(check)
     check.set_defaults(func=cmd_data_check)
 
     split = data_verbs.add_parser("split", help="stratified, duplicate-aware split saved as JSON")
-    split.add_argument("dir", help="image folder with one sub-folder per class")
+    split.add_argument("dir", help="image folder: one sub-folder per class, or the "
+                       "photos --labels names")
     split.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     split.add_argument("--val-fraction", type=float, default=0.1, help="default 0.1")
     split.add_argument("--test-fraction", type=float, default=0.0, help="default 0")
     split.add_argument("--keep-conflicts", action="store_true",
                        help="keep identical files filed under different classes")
     add_review(split)
+    add_labels(split)
     split.add_argument("--out", help="output file (default split.json)")
     add_progress(split)
     split.set_defaults(func=cmd_data_split)
 
     review = data_verbs.add_parser(
         "review", help="likely label mistakes and outliers, from out-of-fold predictions")
-    review.add_argument("dir", help="image folder with one sub-folder per class")
+    review.add_argument("dir", help="image folder: one sub-folder per class, or the "
+                       "photos --labels names")
     review.add_argument("--model", default="efficientnet_lite0",
                         help="pretrained model whose features are used (default "
                         "efficientnet_lite0: the features fast-transfer caches)")
@@ -49,6 +61,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                         "then pass it to --review), review.html (thumbnails), review.json, "
                         "label_issues.png and outliers.png (contact sheets of the first 16)")
     review.add_argument("--json", action="store_true", help="print the review as JSON")
+    add_labels(review)
     review.add_argument("--serve", action="store_true", help="then open the review page on "
                         "--out's findings (as `petal review OUT`): decide in the browser")
     review.add_argument("--port", type=int, default=0, help="the review page's port on "
@@ -68,7 +81,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from petal.api import check
 
-    report = check(args.dir, progress=wants_progress(args))
+    report = check(args.dir, progress=wants_progress(args), **labels_of(args))
     print(json.dumps(report.to_json(), indent=2) if args.json else report.summary())
     if not report.usable:
         print(f"error: {report.problem}", file=sys.stderr)
@@ -77,24 +90,12 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
-    from petal.data.decisions import read_review_for
-    from petal.data.scan import require_usable, scan_folder
-    from petal.data.split import make_split
-    from petal.fsutil import check_writable_file
-    from petal.paths import refuse_inside
+    from petal.api import split as make_split
 
     out = Path(args.out or "split.json")
-    refuse_inside(out, args.dir)
-    check_writable_file(out)  # before the scan
-    index = scan_folder(args.dir, progress=wants_progress(args))
-    require_usable(index)
-    decisions = read_review_for(args.review, index) if args.review else None
-    if decisions:
-        print(f"Applying {decisions.summary()}")
-    split = make_split(index, seed=args.seed, val_fraction=args.val_fraction,
+    split = make_split(args.dir, out=out, seed=args.seed, val_fraction=args.val_fraction,
                        test_fraction=args.test_fraction, keep_conflicts=args.keep_conflicts,
-                       decisions=decisions)
-    split.save(out)
+                       review=args.review, progress=wants_progress(args), **labels_of(args))
     sizes = ", ".join(f"{part} {sum(c.values())}" for part, c in split.counts().items())
     print(f"Split of {args.dir} (seed {args.seed}): {sizes}; "
           f"{len(split.excluded_conflicts)} conflicting copies left out -> {out}")
@@ -116,7 +117,7 @@ def cmd_data_review(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
         result = review(args.dir, model=args.model, folds=args.folds, out=args.out,
                         cache_dir=args.cache_dir, progress=wants_progress(args),
-                        rank=args.rank)
+                        rank=args.rank, **labels_of(args))
     print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
     if args.serve:
         from petal.cli.decide import serve_review

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from petal.cli.common import add_progress, wants_progress
+from petal.cli.common import add_progress, labels_of, wants_progress
 from petal.cli.train import add_training_args
 from petal.errors import PetalError
 from petal.training.lr_range import RULES, SUGGESTION_RULE
@@ -38,7 +38,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         finding = lr_find(args.data, model=args.model, recipe=args.recipe, overrides=args.set,
                           rule=args.rule, split=args.split, review=args.review,
                           weights=args.weights, out=args.out, cache_dir=args.cache_dir,
-                          progress=wants_progress(args))
+                          progress=wants_progress(args), **labels_of(args))
     plot = Path(args.out) / LR_FIND_PLOT
     if args.json:
         print(json.dumps(finding.to_json()))

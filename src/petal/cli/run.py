@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import time
 
-from petal.cli.common import add_cache_dir, add_progress, add_review, wants_progress
+from petal.cli.common import (
+    add_cache_dir,
+    add_labels,
+    add_progress,
+    add_review,
+    labels_of,
+    wants_progress,
+)
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
     run = verbs.add_parser("run", help="the whole experiment: check, split, train from scratch "
                            "and pretrained, evaluate, compare, report.html")
-    run.add_argument("--data", required=True, help="image folder (one sub-folder per class) "
+    run.add_argument("--data", required=True, help="image folder (one sub-folder per class, or "
+                     "with --labels) "
                      "or a data set name: tf_flowers, kaggle:OWNER/NAME")
     run.add_argument("--out", help="main run folder (default runs/main_TIME)")
     run.add_argument("--scratch-model", default="resnet9", help="default resnet9")
@@ -32,6 +40,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                      "report beside the rate the recipe trains at (default: on; "
                      "--no-lr-find skips it)")
     add_review(run)
+    add_labels(run)
     add_progress(run)
     add_cache_dir(run)
     run.set_defaults(func=cmd_run)
@@ -44,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               scratch_model=args.scratch_model, transfer_model=args.transfer_model,
               weights=args.weights, scratch_overrides=args.set_scratch,
               transfer_overrides=args.set_transfer, review=args.review,
-              cache_dir=args.cache_dir, progress=wants_progress(args), started=args.started)
+              cache_dir=args.cache_dir, progress=wants_progress(args), started=args.started,
+              **labels_of(args))
     print(f"\nDone in {time.perf_counter() - args.started:.0f} s. Report: {job.report}")
     return 0

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from petal.cli.common import add_cache_dir, add_progress, add_review, wants_progress
+from petal.cli.common import (
+    add_cache_dir,
+    add_labels,
+    add_progress,
+    add_review,
+    labels_of,
+    wants_progress,
+)
 from petal.errors import PetalError
 from petal.training.precision import AUTO, CHOICES
 
@@ -53,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           final=args.final, precision=args.precision, progress=wants_progress(args),
           weights=args.weights, cache_dir=args.cache_dir, accelerator=args.accelerator,
           devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-          started=args.started)
+          started=args.started, **labels_of(args))
     return 0
 
 
@@ -79,7 +86,8 @@ def _options_given(argv: list[str], besides: tuple[str, ...]) -> list[str]:
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", help="image folder (one sub-folder per class) or a data set "
+    parser.add_argument("--data", help="image folder (one sub-folder per class, or with "
+                        "--labels) or a data set "
                         "name: tf_flowers, kaggle:OWNER/NAME")
     parser.add_argument("--model", help="resnet9, efficientnet_lite0/1/2, a torchvision model "
                         "name (resnet34, ...) or timm:NAME (default: the recipe's)")
@@ -87,6 +95,7 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
                         "(default fast-transfer: minutes on a CPU)")
     parser.add_argument("--weights", help="imagenet, none, or a local state-dict file "
                         "(default: imagenet for pretrained families)")
+    add_labels(parser)
     parser.add_argument("--split", help="reuse this split file (default: a new split, seed 0)")
     add_review(parser)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

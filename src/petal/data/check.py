@@ -54,8 +54,7 @@ class DataCheck:
 
         rejected: dict[str, int] = {}
         for item in self.index.rejected:
-            label = item.path.split("/", 1)[0]
-            rejected[label] = rejected.get(label, 0) + 1
+            rejected[item.label] = rejected.get(item.label, 0) + 1
         rows = [[name, n, rejected.get(name, 0)] for name, n in self.counts.items()]
         verdict = "usable" if self.usable else f"NOT usable: {self.problem}"
         return (paragraph(f"{self.index.root}: {len(self.index.images)} readable images in "
@@ -94,9 +93,13 @@ class DataCheck:
         }
 
 
-def check_folder(root: str | os.PathLike, progress: bool = True) -> DataCheck:
-    """Scan and analyse `root`. A missing folder or one without class folders raises PetalError."""
-    index = scan_folder(root, progress=progress)
+def check_folder(root: str | os.PathLike, progress: bool = True,
+                 labels: str | os.PathLike | None = None,
+                 label_columns: tuple[str, str] | None = None) -> DataCheck:
+    """Scan and analyse `root` (its class folders, or the labels file `labels`). A missing
+    folder, one without class folders, or a labels file that cannot be read raises
+    PetalError."""
+    index = scan_folder(root, progress=progress, labels=labels, label_columns=label_columns)
     try:
         require_usable(index)
         problem = None
@@ -120,10 +123,12 @@ def format_report(report: DataCheck) -> str:
     index, dups = report.index, report.duplicates
     rejected_by_class: dict[str, int] = {}
     for item in index.rejected:
-        label = item.path.split("/", 1)[0]
-        rejected_by_class[label] = rejected_by_class.get(label, 0) + 1
+        rejected_by_class[item.label] = rejected_by_class.get(item.label, 0) + 1
     width = max([len(c) for c in index.classes] + [5])
-    lines = [f"Data: {index.root}", "", f"{'class':<{width}}  {'images':>7}  {'not used':>8}"]
+    source = (f" (labels from {index.labels['file']}, columns {index.labels['columns'][0]} and "
+              f"{index.labels['columns'][1]})" if index.labels else "")
+    lines = [f"Data: {index.root}{source}", "",
+             f"{'class':<{width}}  {'images':>7}  {'not used':>8}"]
     for name, count in index.counts().items():
         lines.append(f"{name:<{width}}  {count:>7}  {rejected_by_class.get(name, 0):>8}")
     lines.append(f"{'total':<{width}}  {len(index.images):>7}  {len(index.rejected):>8}")

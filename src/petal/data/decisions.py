@@ -11,26 +11,24 @@ petal's list of images, and the split file records them.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import io
 import os
 import warnings
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from petal.data.scan import DatasetIndex
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_text, read_limited
-from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
+from petal.spreadsheet import csv_writer, escape_cell, read_records, unescape_cell
 
 REVIEW_CSV = "review.csv"
 COLUMNS = ("path", "finding", "given", "suggested", "score", "action", "label")
 ACTIONS = ("keep", "relabel", "exclude")
 MAX_REVIEW_BYTES = 64 * 2**20  # a row per image of a few million images
-MAX_COLUMNS = 64  # the seven petal writes, and room for a person's own
 
 Labelled = TypeVar("Labelled")  # an ImageRecord or a SplitItem: frozen, with path and label
 
@@ -102,26 +100,6 @@ def write_review_file(path: str | os.PathLike, label_issues: Iterable[dict],
         writer.writerow([escape_cell(row[c]) if isinstance(row[c], str) else row[c]
                          for c in COLUMNS] + [escape_cell(c) for c in row.get("own") or blank])
     atomic_write_text(path, text.getvalue())
-
-
-def read_records(path: str | os.PathLike, data: bytes) -> Iterator[tuple[int, list[str]]]:
-    """(line, cells) of each non-blank record, the header first, decoded as it is read: the
-    memory it takes is the file's bytes and one record of at most MAX_COLUMNS cells."""
-    # a byte that is not UTF-8 stays itself (as the file system's names do: os.fsdecode),
-    # so that a photo's name read back is the name it was written as
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape",
-                            newline="")
-    reader = csv.reader(text)
-    try:
-        for cells in reader:
-            if len(cells) > MAX_COLUMNS:
-                raise PetalError(f"review file {path}, line {reader.line_num}: "
-                                 f"{len(cells)} columns, more than the {MAX_COLUMNS} petal "
-                                 "reads: is it the review file?")
-            if any(cells):
-                yield reader.line_num, cells
-    except csv.Error as exc:
-        raise PetalError(f"review file {path} is not a CSV file: {exc}") from exc
 
 
 def _as_written(cell: str, known: Collection[str]) -> str:

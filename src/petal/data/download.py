@@ -321,11 +321,12 @@ def find_class_root(path: Path) -> Path:
 
 
 def resolve_data(arg: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-                 progress: bool = True) -> tuple[Path, str]:
+                 progress: bool = True, labelled: bool = False) -> tuple[Path, str]:
     """A folder path, or the name of a public data set (downloaded once into the cache).
 
-    A local folder is checked here (it exists and holds class folders), so a command says
-    what is wrong before it prints what it is about to do.
+    A local folder is checked here (it exists and holds class folders, or with `labelled`,
+    labels from a file, is a folder), so a command says what is wrong before it prints what
+    it is about to do.
     """
     from petal.data.scan import list_class_folders
 
@@ -333,6 +334,9 @@ def resolve_data(arg: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     if is_dataset_name(arg):
         path = download_dataset(arg, cache_dir=cache_dir, progress=progress)
         return path, f"{arg} (public data set, downloaded to {path})"
-    list_class_folders(Path(arg))
+    if not labelled:
+        list_class_folders(Path(arg))
+    elif not Path(arg).is_dir():
+        raise PetalError(f"data folder {arg} does not exist or is not a folder: check the path")
     refuse_cache_inside(arg, cache_dir)
     return Path(arg), f"{arg} (local folder)"

@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from petal.data.decisions import read_records
 from petal.data.image import ImageLoadError, read_image_file
 from petal.data.scan import NONE_FOLDER
 from petal.errors import PetalError, PetalWarning
@@ -43,7 +42,7 @@ from petal.fsutil import (
     remove_stale_temporaries,
     walk_files,
 )
-from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
+from petal.spreadsheet import csv_writer, escape_cell, read_records, unescape_cell
 
 LABELS_CSV = "labels.csv"
 COLUMNS = ("source", "sha256", "decision", "label")

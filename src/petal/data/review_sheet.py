@@ -16,11 +16,10 @@ from petal.data.decisions import (
     ACTIONS,
     COLUMNS,
     MAX_REVIEW_BYTES,
-    read_records,
 )
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_text, read_limited
-from petal.spreadsheet import csv_writer, escape_cell, unescape_cell
+from petal.spreadsheet import csv_writer, escape_cell, read_records, unescape_cell
 
 UNDECIDED = ""
 

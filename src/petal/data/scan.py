@@ -22,6 +22,7 @@ import imagehash
 from tqdm.auto import tqdm
 
 from petal.data.image import ImageLoadError, load_image, open_image, read_image_file
+from petal.data.labels_file import read_labels
 from petal.errors import PetalError
 from petal.fsutil import name_problem, walk_files
 from petal.system import usable_cores, worker_context
@@ -47,11 +48,13 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A file petal will not use, and why (`reason` is one of ImageLoadError's kinds)."""
+    """A file (or a labels file's row) petal will not use, and why (`reason` is one of
+    ImageLoadError's kinds, or of a labels file's rows: petal.data.labels_file)."""
 
     path: str
     reason: str
     message: str
+    label: str = ""  # the class it was filed under, when it was
 
 
 @dataclass
@@ -60,6 +63,9 @@ class DatasetIndex:
     classes: list[str]
     images: list[ImageRecord]
     rejected: list[Rejected] = field(default_factory=list)
+    # where the labels came from: {"file": the labels file (resolved), "columns": [path,
+    # label]}; empty for class folders
+    labels: dict = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counter = Counter(record.label for record in self.images)
@@ -71,6 +77,7 @@ class DatasetIndex:
             "classes": self.classes,
             "images": [asdict(record) for record in self.images],
             "rejected": [asdict(item) for item in self.rejected],
+            **({"labels": self.labels} if self.labels else {}),
         }
 
 
@@ -83,7 +90,7 @@ def _inspect(task: tuple[str, str, str]) -> ImageRecord | Rejected:
         width, height = header.size
         image = load_image(header, min_size=_PHASH_DECODE_SIZE)
     except ImageLoadError as exc:
-        return Rejected(rel_path, exc.reason, exc.message)
+        return Rejected(rel_path, exc.reason, exc.message, label)
     return ImageRecord(
         path=rel_path,
         label=label,
@@ -133,12 +140,35 @@ def _class_files(root: Path, classes: list[str]) -> list[tuple[str, str, str]]:
     return tasks
 
 
-def scan_folder(root: str | os.PathLike, workers: int | None = None,
-                progress: bool = True) -> DatasetIndex:
-    """Scan `root` into a DatasetIndex. Files directly in `root` are ignored (not a class)."""
+def scan_folder(root: str | os.PathLike, workers: int | None = None, progress: bool = True,
+                labels: str | os.PathLike | None = None,
+                label_columns: tuple[str, str] | None = None) -> DatasetIndex:
+    """Scan `root` into a DatasetIndex: its class folders (files directly in `root` are not
+    a class), or with `labels` the photos that labels file names, with their labels
+    (petal.data.labels_file; `label_columns`: its path and label columns, else detected)."""
     root = Path(root)
-    classes = list_class_folders(root)
-    return _index(root, classes, _class_files(root, classes), workers, progress)
+    if labels is None:
+        classes = list_class_folders(root)
+        return _index(root, classes, _class_files(root, classes), workers, progress)
+    if not root.is_dir():
+        raise PetalError(f"data folder {root} does not exist or is not a folder: check the path")
+    found = read_labels(root, labels, label_columns)
+    classes = sorted({row.label for row in found.rows})
+    tasks = [(str(root / row.path), row.path, row.label) for row in found.rows]
+    index = _index(root, classes, tasks, workers, progress)
+    index.rejected[:0] = [Rejected(s.path, s.reason, s.message, s.label) for s in found.skipped]
+    index.labels = {"file": str(Path(labels).resolve()), "columns": list(found.columns)}
+    return index
+
+
+def scan_labelled_as(root: str | os.PathLike, labels: dict, progress: bool = True
+                     ) -> DatasetIndex:
+    """`root` scanned as a split or index whose `labels` (DatasetIndex.labels) says: its
+    labels file and columns, or its class folders."""
+    if not labels:
+        return scan_folder(root, progress=progress)
+    return scan_folder(root, progress=progress, labels=labels["file"],
+                       label_columns=tuple(labels["columns"]))
 
 
 def scan_unlabelled(root: str | os.PathLike, workers: int | None = None,
@@ -180,7 +210,9 @@ def _index(root: Path, classes: list[str], tasks: list[tuple[str, str, str]],
 
 def require_usable(index: DatasetIndex) -> None:
     """Raise PetalError saying what to fix when the index cannot be trained on."""
-    require_classes(index.counts(), "", "Add images to them or remove the folders.")
+    require_classes(index.counts(), "", f"Fix the rows of {index.labels['file']} (petal data "
+                    "check --labels lists what it skipped)." if index.labels else
+                    "Add images to them or remove the folders.")
 
 
 def require_classes(counts: dict[str, int], after: str, advice: str) -> None:

@@ -47,6 +47,7 @@ class Split:
     data_root: str = ""
     near_duplicate_max_distance: int = NEAR_DUPLICATE_MAX_DISTANCE
     review: dict = field(default_factory=dict)  # the applied review file's decisions, if any
+    labels: dict = field(default_factory=dict)  # where the labels came from (DatasetIndex's)
 
     def part(self, name: str) -> list[SplitItem]:
         if name not in PARTS:
@@ -63,6 +64,7 @@ class Split:
         return {
             "format": SPLIT_FORMAT,
             "data_root": self.data_root,
+            **({"labels": self.labels} if self.labels else {}),
             "seed": self.seed,
             "val_fraction": self.val_fraction,
             "test_fraction": self.test_fraction,
@@ -86,6 +88,7 @@ class Split:
             classes=list(data["classes"]),
             excluded_conflicts=list(data["excluded_conflicts"]),
             data_root=data.get("data_root", ""),
+            labels=_labels_source(data.get("labels", {})),
             near_duplicate_max_distance=data["near_duplicate_max_distance"],
             review=Decisions.from_json(data["review"]).to_json() if "review" in data else {},
             **{part: [SplitItem(**item) for item in data[part]] for part in PARTS},
@@ -112,6 +115,17 @@ class Split:
             raise PetalError(f"split file {path} does not exist") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise PetalError(f"split file {path} is not a valid petal split: {exc}") from exc
+
+
+def _labels_source(data: object) -> dict:
+    """A split file's `labels`, checked: {} or {"file": str, "columns": [str, str]}."""
+    if data == {}:
+        return {}
+    if (not isinstance(data, dict) or set(data) != {"file", "columns"}
+            or not isinstance(data["file"], str) or not isinstance(data["columns"], list)
+            or len(data["columns"]) != 2 or not all(isinstance(c, str) for c in data["columns"])):
+        raise ValueError(f"labels {data!r} is not a labels file and its two columns")
+    return {"file": data["file"], "columns": list(data["columns"])}
 
 
 def _targets(count: int, fraction: float) -> int:
@@ -193,6 +207,7 @@ def make_split(index: DatasetIndex, seed: int = 0, val_fraction: float = 0.1,
         classes=list(index.classes),
         excluded_conflicts=sorted(excluded),
         data_root=str(index.root),
+        labels=dict(index.labels),
         review=decisions.to_json() if decisions else {},
         **{part: _items(parts[part]) for part in PARTS},
     )
@@ -207,10 +222,14 @@ def check_split_matches(split: Split, index: DatasetIndex) -> None:
                          "make a new split with `petal data split`")
     by_path = {r.path: r.sha256 for r in index.images}
     stale = [i.path for part in PARTS for i in split.part(part) if by_path.get(i.path) != i.sha256]
+    if not stale and not split.review:  # a labels file's edit changes labels, not photos
+        label_of = {r.path: r.label for r in index.images}
+        stale = [i.path for part in PARTS for i in split.part(part) if label_of[i.path] != i.label]
     if stale:
         raise PetalError(
-            f"{len(stale)} file(s) in the split are missing from the data or changed since the "
-            f"split was made (first: {stale[0]}): make a new split with `petal data split`"
+            f"{len(stale)} file(s) in the split are missing from the data, changed or labelled "
+            f"otherwise since the split was made (first: {stale[0]}): make a new split with "
+            "`petal data split`"
         )
 
 

@@ -50,7 +50,7 @@ from petal.analysis.metrics import (
 )
 from petal.data.class_map import map_folders, parse_class_map
 from petal.data.decoded_cache import DecodedCache
-from petal.data.scan import scan_folder, scan_unlabelled
+from petal.data.scan import scan_folder, scan_labelled_as, scan_unlabelled
 from petal.data.split import Split, check_split_matches
 from petal.errors import PetalError
 from petal.fsutil import atomic_write_json, atomic_write_text
@@ -217,7 +217,7 @@ def split_set(split_file: Path, data: Path, part: str, classes: Sequence[str],
               class_map: Mapping[str, str], progress: bool) -> EvalSet:
     """One part of a split, checked against a fresh scan of the data it was made from."""
     split = Split.load(split_file)
-    index = scan_folder(data, progress=progress)
+    index = scan_labelled_as(data, split.labels, progress)
     check_split_matches(split, index)
     mapping = map_folders(split.classes, classes, class_map)
     items = [(i.path, i.label, i.sha256) for i in split.part(part)]

@@ -88,6 +88,8 @@ class MainJobRequest:
     progress: bool = True
     lr_find: bool = True  # run the LR range test for each model (shown, not trained with)
     review_file: Path | None = None  # decisions of `petal data review`, applied to the split
+    labels: Path | None = None  # a labels file to read instead of class folders
+    label_columns: tuple[str, str] | None = None  # its photo and label columns (else detected)
 
 
 class MainJob:
@@ -268,7 +270,9 @@ def _run_main_job(job: MainJobRequest, started: float) -> MainJob:
     timer = Timer(started)
     job.out.mkdir(parents=True, exist_ok=True)
     log.info(f"Data: {job.data_description or job.data}")
-    report = timer("check data", lambda: check_folder(job.data, progress=job.progress))
+    report = timer("check data", lambda: check_folder(job.data, progress=job.progress,
+                                                            labels=job.labels,
+                                                            label_columns=job.label_columns))
     atomic_write_json(job.out / DATA_CHECK_FILE, report.to_json())
     if not report.usable:
         raise PetalError(f"the data set cannot be used: {report.problem}")

@@ -141,14 +141,16 @@ def pooled_features(classes: list[str], files: list[tuple[Path, str]], model: st
 
 def review(data: str | os.PathLike, model: str = "efficientnet_lite0", folds: int = FOLDS,
            cache_dir: str | os.PathLike | None = None, progress: bool = True,
-           rank: str = RANKINGS[0]) -> Review:
-    """Review an image folder (see the module docstring); PetalError if it cannot be used.
+           rank: str = RANKINGS[0], labels: str | os.PathLike | None = None,
+           label_columns: tuple[str, str] | None = None) -> Review:
+    """Review an image folder (see the module docstring), or the photos of a labels file
+    (`labels`, `label_columns`: petal.data.labels_file); PetalError if it cannot be used.
     `rank` orders the likely label mistakes (petal.analysis.confident.label_issues)."""
     if folds < 2:
         raise PetalError(f"--folds {folds}: at least 2")
     if rank not in RANKINGS:
         raise PetalError(f"--rank {rank}: use one of {', '.join(RANKINGS)}")
-    report = check_folder(data, progress=progress)
+    report = check_folder(data, progress=progress, labels=labels, label_columns=label_columns)
     if not report.usable:
         raise PetalError(f"the data set cannot be used: {report.problem}")
     index = report.index

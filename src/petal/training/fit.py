@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from petal.data.decisions import read_review_for
 from petal.data.decoded_cache import DecodedCache
-from petal.data.scan import DatasetIndex, require_usable, scan_folder
+from petal.data.scan import DatasetIndex, require_usable, scan_folder, scan_labelled_as
 from petal.data.split import Split, check_split_matches, make_split
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, read_json
@@ -110,6 +110,8 @@ class TrainRequest:
     # False: a final model on every photo of the split, with no validation; its accuracy,
     # threshold and temperature come from the run's cross-validation (out_of_fold.safetensors)
     validate: bool = True
+    labels: Path | None = None  # a labels file to read instead of class folders
+    label_columns: tuple[str, str] | None = None  # its photo and label columns (else detected)
 
     def __post_init__(self) -> None:
         if self.lr is None or self.lr == "auto":
@@ -176,8 +178,15 @@ def load_split(request: TrainRequest, index: DatasetIndex) -> Split:
 
 
 def scan_and_split(request: TrainRequest, progress: bool = True) -> tuple[DatasetIndex, Split]:
-    """The checked data folder and the split to train on; PetalError on bad input."""
-    index = scan_folder(request.data, progress=progress)
+    """The checked data folder and the split to train on; PetalError on bad input. A split
+    file made from a labels file reads the data as it was read then."""
+    if request.labels is not None:
+        index = scan_folder(request.data, progress=progress, labels=request.labels,
+                            label_columns=request.label_columns)
+    elif request.split_file is not None:
+        index = scan_labelled_as(request.data, Split.load(request.split_file).labels, progress)
+    else:
+        index = scan_folder(request.data, progress=progress)
     require_usable(index)
     return index, load_split(request, index)
 

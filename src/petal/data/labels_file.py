@@ -1,0 +1,160 @@
+"""Labels from a CSV file instead of class folders: `--labels FILE` (a Kaggle competition's
+train.csv, a lab's export), rows of a photo's path (relative to the data folder) and its
+label.
+
+The columns are the ones named (`columns`), else detected from the header: a path column
+among PATH_COLUMNS and a label column among LABEL_COLUMNS, else the only two columns there
+are. A path without a suffix that names no file is tried with each of IMAGE_SUFFIXES (as
+Kaggle's `id` columns are). Every row petal cannot use is reported as the folders' unusable
+files are, with its line, and never used: a path outside the folder, a missing photo (found
+when it is read), an empty or unusable label, a photo listed twice (the later rows of one
+label are skipped; one of two labels is dropped altogether). The file is read within
+MAX_BYTES, a record of at most MAX_COLUMNS cells at a time (spreadsheet.read_records: a BOM,
+CRLF and bytes that are not UTF-8 are read as a person wrote them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from petal.errors import PetalError
+from petal.fsutil import read_limited
+from petal.spreadsheet import read_records, unescape_cell
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 128 * 2**20  # a row per photo of a few million photos
+PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "image",
+                "image_id", "image_name", "image_path", "img", "id", "id_code")
+LABEL_COLUMNS = ("label", "labels", "class", "class_name", "category", "species", "target",
+                 "diagnosis", "breed", "y")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".tif", ".tiff",
+                  ".bmp", ".gif", ".avif")
+RESERVED_LABELS = ("_none",)  # the folder of photos of none of the classes (scan.NONE_FOLDER)
+
+
+@dataclass(frozen=True)
+class LabelledRow:
+    """A usable row: the photo's path under the data folder ('/'-separated) and its label."""
+
+    path: str
+    label: str
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A row petal will not use: what it named, why (a short kind) and a sentence."""
+
+    path: str
+    label: str
+    reason: str
+    message: str
+
+
+def _column(header: list[str], named: str | None, candidates: Sequence[str], what: str,
+            path: Path) -> int:
+    names = [h.strip().lower() for h in header]
+    if named is not None:
+        if named.strip().lower() not in names:
+            raise PetalError(f"{path} has no column {named!r} (its columns: "
+                             f"{', '.join(header)})")
+        return names.index(named.strip().lower())
+    found = next((c for c in candidates if c in names), None)
+    if found is not None:
+        return names.index(found)
+    if len(header) == 2:  # two columns: the photo, then its label
+        return 0 if what == "photo" else 1
+    raise PetalError(f"{path}: cannot tell which column holds the {what} (its columns: "
+                     f"{', '.join(header) or 'none'}): name them with --label-columns "
+                     "PATH,LABEL")
+
+
+def _relative(cell: str) -> str | None:
+    """The cell as a path under the data folder ('/'-separated), None for one that leaves it
+    (absolute, `..`, a drive) or cannot name a file (empty, a NUL)."""
+    text = cell.strip().replace("\\", "/")
+    if not text or "\0" in text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return None
+    parts = [p for p in PurePosixPath(text).parts if p != "."]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def _with_suffix(root: Path, path: str) -> str:
+    """`path`, or for one without a suffix naming no file, the first of IMAGE_SUFFIXES that
+    does."""
+    if PurePosixPath(path).suffix or os.path.lexists(root / path):
+        return path
+    return next((path + s for s in IMAGE_SUFFIXES if os.path.lexists(root / (path + s))), path)
+
+
+@dataclass(frozen=True)
+class LabelsRead:
+    """What a labels file gave: its usable rows, the skipped ones, and the columns read (as
+    its header names them)."""
+
+    rows: list[LabelledRow]
+    skipped: list[SkippedRow]
+    columns: tuple[str, str]
+
+
+def read_labels(root: Path, file: str | os.PathLike,
+                columns: tuple[str, str] | None = None) -> LabelsRead:
+    """The rows of labels file `file` for data folder `root`; PetalError for a file that
+    cannot be read as one."""
+    file = Path(file)
+    try:
+        data = read_limited(file, MAX_BYTES)
+    except FileNotFoundError as exc:
+        raise PetalError(f"labels file {file} does not exist") from exc
+    except OSError as exc:  # a folder, a pipe, a device, a file over MAX_BYTES
+        raise PetalError(f"labels file {file} cannot be read: {exc}") from exc
+    records = read_records(file, data, what="labels file")
+    _, header = next(records, (0, []))
+    if not header:
+        raise PetalError(f"labels file {file} is empty: give a CSV file whose first line names "
+                         "its columns (e.g. path,label)")
+    path_at = _column(header, columns[0] if columns else None, PATH_COLUMNS, "photo", file)
+    label_at = _column(header, columns[1] if columns else None, LABEL_COLUMNS, "label", file)
+    if path_at == label_at:
+        raise PetalError(f"{file}: the photo and its label cannot be one column "
+                         f"({header[path_at]!r})")
+    log.info(f"Labels from {file}: photos in column {header[path_at]!r}, labels in "
+             f"{header[label_at]!r}")
+    rows: dict[str, LabelledRow] = {}
+    skipped, conflicts = [], set()
+    for line, cells in records:
+        cells = cells + [""] * 2
+        raw, label = unescape_cell(cells[path_at]), unescape_cell(cells[label_at]).strip()
+        where = f"{file.name}, line {line}"
+        path = _relative(raw)
+        problem = None
+        if path is None:
+            problem = ("outside", f"{where}: {raw!r} is not a photo under {root}")
+        elif not label:
+            problem = ("no_label", f"{where}: no label")
+        elif label in RESERVED_LABELS or label.startswith(".") or any(c in label for c in
+                                                                      "/\\\0"):
+            problem = ("bad_label", f"{where}: label {label!r} cannot name a class")
+        if problem is not None:
+            skipped.append(SkippedRow(path or raw, label, *problem))
+            continue
+        path = _with_suffix(root, path)
+        earlier = rows.get(path)
+        if earlier is None and path not in conflicts:
+            rows[path] = LabelledRow(path, label)
+        elif earlier is not None and earlier.label == label:
+            skipped.append(SkippedRow(path, label, "duplicate_row",
+                                      f"{where}: listed again (used once)"))
+        else:
+            conflicts.add(path)
+            first = rows.pop(path, None)
+            skipped.append(SkippedRow(path, label, "label_conflict", f"{where}: listed with "
+                                      f"another label ({first.label if first else 'earlier'}"
+                                      f"); left out"))
+    return LabelsRead(list(rows.values()), skipped, (header[path_at], header[label_at]))
