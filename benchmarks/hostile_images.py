@@ -16,6 +16,13 @@ time, less those of the same command on harmless input, are the case's cost.
   are not UTF-8, a path out of the folder, decisions that relabel every photo to one class;
 - novelty files (`petal predict` of one photo with a copy of MODEL, against the intact copy):
   NaN reference features, NaN validation scores, k = 100000 in model.json, a 3-row reference;
+- HEIC (`petal predict MODEL FILE --json`, against the same small photo): a 12-megapixel
+  HEIC (a phone's photo), a 64-megapixel one (the largest admitted), one whose header claims
+  50000 x 50000 and one holding 300 images;
+- labels files (`petal data check DATA --labels FILE`, DATA the same 20 flowers a class as
+  one flat folder, against its plain labels file): a million rows of missing photos, cells
+  that are formulas, `../` and absolute paths, NUL bytes, a BOM with CRLF line ends, 129 MiB
+  (sparse, over the limit);
 - CSV (`petal predict --csv` on a photo filed under a folder named `=cmd|' -C calc'!A0`):
   whether a cell of the output starts with a formula character;
 - writers: two `petal train` started together into one --out, and `--resume` of a run
@@ -27,7 +34,7 @@ time, less those of the same command on harmless input, are the case's cost.
   and review and label files whose photo names hold a carriage return.
 
 Prints one row per case and exits 1 if any case costs over 1 GiB, or over 2 CPU seconds
-(the targets of issue 21) but for a review file petal admits, whose parsing grows with its
+(the targets of issue 21) but for a review or labels file petal admits, whose parsing grows with its
 size up to the 64 MiB limit, or if any case ends otherwise than it should (exit 0 where the
 input is usable, an error line and exit 1 where not, no formula cell in the CSV).
 """
@@ -95,6 +102,60 @@ def image_files(folder: Path) -> dict[str, Path]:
     files["symlink loop"] = folder / "loop.jpg"
     (folder / "cut.jpg").write_bytes(FLOWER.read_bytes()[:2000])
     files["truncated JPEG"] = folder / "cut.jpg"
+    return files
+
+
+def _heic(image: Image.Image, path: Path, **options) -> Path:
+    import pillow_heif  # noqa: F401 - registers the HEIF writer with Pillow
+
+    image.save(path, format="HEIF", **options)
+    return path
+
+
+def heic_files(folder: Path) -> dict[str, tuple[Path, int]]:
+    """name -> (HEIC file, the exit status `petal predict` should end with)."""
+    photo = Image.open(FLOWER).convert("RGB")
+    files = {"12 MP HEIC": (_heic(photo.resize((4032, 3024), Image.Resampling.BICUBIC),
+                                  folder / "phone.heic", quality=80), 0),
+             "64 MP HEIC": (_heic(photo.resize((SIDE, SIDE), Image.Resampling.BICUBIC),
+                                  folder / "64mp.heic", quality=50), 0)}
+    small = _heic(photo.resize((64, 64)), folder / "small.heic")
+    data = bytearray(small.read_bytes())
+    at = data.find(b"ispe")
+    data[at + 8:at + 16] = struct.pack(">II", 50_000, 50_000)
+    (folder / "bomb.heic").write_bytes(bytes(data))
+    files["HEIC claiming 50000 x 50000"] = (folder / "bomb.heic", 1)
+    frames = [photo.resize((64, 64)).rotate(i) for i in range(300)]
+    frames[0].save(folder / "many.heic", format="HEIF", save_all=True,
+                   append_images=frames[1:])
+    files["HEIC of 300 images"] = (folder / "many.heic", 0)
+    return files
+
+
+def labels_files(folder: Path, data: Path) -> dict[str, tuple[Path, int]]:
+    """name -> (labels file for flat folder `data`, the exit `petal data check` ends with)."""
+    photos = sorted(p.name for p in data.iterdir())
+    plain = "".join(f"{name},{name.split('-')[0]}\n" for name in photos)
+    files: dict[str, tuple[Path, int]] = {}
+
+    def write(name: str, key: str, text: str | bytes, status: int) -> None:
+        path = folder / f"{name}.csv"
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        files[key] = (path, status)
+
+    write("plain", "plain", "path,label\n" + plain, 0)
+    write("million", "a million rows of missing photos", "path,label\n" + "".join(
+        f"gone/{i}.jpg,daisy\n" for i in range(10**6)) + plain, 0)
+    # their label's every photo is missing: the class is refused, as an empty class folder is
+    write("formulas", "formula cells", "path,label\n" + plain + "".join(
+        f"=HYPERLINK(\"http://x/{i}\"),{FORMULA}\n" for i in range(100)), 1)
+    write("paths", "../ and absolute paths", "path,label\n" + plain + "".join(
+        f"../../{i}.jpg,daisy\n/etc/passwd,rose\n" for i in range(100)), 0)
+    write("nul", "NUL bytes", b"path,label\n" + plain.encode() + b"a\x00b.jpg,daisy\n" * 100, 0)
+    write("bom", "a BOM and CRLF", "\ufeffpath,label\r\n" + plain.replace("\n", "\r\n"), 0)
+    with (folder / "huge.csv").open("wb") as handle:
+        handle.truncate(129 * 2**20)  # sparse
+    files["129 MiB (over the limit)"] = (folder / "huge.csv", 1)
     return files
 
 
@@ -186,6 +247,30 @@ def images_section(model: str, folder: Path) -> dict:
     rows = {name: measured(name, cost("predict", model, str(path), "--json", hide=str(path)),
                            baseline, 0 if name.startswith("64 MP") else 1)
             for name, path in image_files(folder).items()}
+    return {"baseline": _plain(baseline), "cases": rows}
+
+
+def heic_section(model: str, folder: Path) -> dict:
+    print(f"HEIC: petal predict {model} FILE --json")
+    baseline = cost("predict", model, str(FLOWER), "--json")
+    rows = {name: measured(name, cost("predict", model, str(path), "--json", hide=str(path)),
+                           baseline, status)
+            for name, (path, status) in heic_files(folder).items()}
+    return {"baseline": _plain(baseline), "cases": rows}
+
+
+def labels_section(folder: Path) -> dict:
+    data = folder / "flat"
+    data.mkdir()
+    for photo in sorted(linked(FLOWERS, folder / "data", per_class=20).glob("*/*")):
+        (data / f"{photo.parent.name}-{photo.name}").symlink_to(photo.resolve())
+    print(f"labels files: petal data check DATA --labels FILE ({len(list(data.iterdir()))} "
+          "photos in one folder)")
+    files = labels_files(folder, data)
+    check = ["data", "check", str(data), "--no-progress", "--labels"]
+    baseline = cost(*check, str(files.pop("plain")[0]))
+    rows = {name: measured(name, cost(*check, str(path), hide=str(path)), baseline, status)
+            for name, (path, status) in files.items()}
     return {"baseline": _plain(baseline), "cases": rows}
 
 
@@ -355,7 +440,7 @@ def _plain(figures: dict) -> dict:
     return {key: value for key, value in figures.items() if key != "output"}
 
 
-SECTIONS = ("images", "review", "novelty", "csv", "writers", "paths")
+SECTIONS = ("images", "heic", "labels", "review", "novelty", "csv", "writers", "paths")
 
 
 def main() -> int:
@@ -375,17 +460,21 @@ def main() -> int:
             where = folder / section
             results[section] = {
                 "images": lambda: images_section(str(model), where),
+                "heic": lambda: heic_section(str(model), where),
+                "labels": lambda: labels_section(where),
                 "review": lambda: review_section(where),
                 "novelty": lambda: novelty_section(model, where),
                 "csv": lambda: csv_section(str(model), where),
                 "writers": lambda: writers_section(where),
                 "paths": lambda: paths_section(model, where),
             }[section]()
-    rows = {f"{section}: {name}": row for section in ("images", "review", "novelty")
+    rows = {f"{section}: {name}": row
+            for section in ("images", "heic", "labels", "review", "novelty")
             if section in results for name, row in results[section]["cases"].items()}
     # a review file petal admits costs CPU by its size (its limit is 64 MiB); memory counts
     over = [name for name, row in rows.items() if row["extra_mib"] > LIMIT_MIB or (
-        row["extra_cpu_s"] > LIMIT_CPU_S and not (name.startswith("review") and not row["exit"]))]
+        row["extra_cpu_s"] > LIMIT_CPU_S and not (name.startswith(("review", "labels"))
+                                                  and not row["exit"]))]
     unexpected = [name for name, row in rows.items() if not row["as_expected"]] + [
         section for section in ("csv", "writers", "paths")
         if section in results and not results[section]["as_expected"]]

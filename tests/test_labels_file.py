@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_image
 
 import petal
+from conftest import write_image
 from petal.data.labels_file import MAX_BYTES, read_labels
 from petal.data.scan import scan_folder
 from petal.data.split import make_split

@@ -388,3 +388,50 @@ def test_cli_port_in_use(tiny_run: Path) -> None:
                               capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "cannot listen" in done.stderr and "--port" in done.stderr
+
+
+def test_served_to_the_network_every_request_needs_the_token(tiny_run: Path) -> None:
+    """--host 0.0.0.0: the address to open on a phone, with its token and a QR code; every
+    request but /healthz refused without the token, which the API takes as a header."""
+    token = "a-token-for-this-test-only"
+    process = subprocess.Popen([str(Path(sys.executable).with_name("petal")), "serve",
+                                str(tiny_run), "--host", "0.0.0.0", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PETAL_TOKEN": token})
+    try:
+        lines = [process.stdout.readline()]
+        while lines[-1] and "X-Petal-Token" not in lines[-1]:
+            lines.append(process.stdout.readline())
+        lines += [process.stdout.readline() for _ in range(3)]  # the QR code's first rows
+        output = "".join(lines)
+        match = re.search(rf"http://[^:/\s]+:(\d+)/\?token={token}", output)
+        assert match and "Open on a phone" in output, output
+        assert any(block in output for block in "█▀▄"), output  # the QR code, drawn
+        url = f"http://127.0.0.1:{match[1]}"
+        assert _healthy(url)  # open: a load balancer's probe has no token
+        assert httpx.get(f"{url}/api/models").status_code == 403
+        assert httpx.get(f"{url}/").status_code == 403
+        assert httpx.get(f"{url}/api/models", headers={"X-Petal-Token": "wrong"}
+                         ).status_code == 403
+        assert httpx.get(f"{url}/api/models", headers={"X-Petal-Token": token}
+                         ).status_code == 200
+        assert httpx.get(f"{url}/?token={token}").status_code == 200
+        photo = encoded(Image.new("RGB", (40, 40), (200, 30, 30)), "PNG")
+        assert httpx.post(f"{url}/api/predict", files={"file": ("a.png", photo)}
+                          ).status_code == 403
+        said = httpx.post(f"{url}/api/predict", files={"file": ("a.png", photo)},
+                          headers={"Authorization": f"Bearer {token}"})
+        assert said.status_code == 200 and said.json()["predictions"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 130
+    finally:
+        process.kill()
+        process.stdout.close()
+
+
+def test_a_token_too_short_to_keep_anyone_out_is_refused(tiny_run: Path) -> None:
+    done = subprocess.run([str(Path(sys.executable).with_name("petal")), "serve",
+                           str(tiny_run), "--host", "0.0.0.0", "--port", "0"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PETAL_TOKEN": "short"})
+    assert done.returncode == 1 and "PETAL_TOKEN must be at least 16" in done.stderr

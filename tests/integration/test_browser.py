@@ -132,3 +132,39 @@ def test_show_where_it_looked(page, colour_run: Path, tmp_path: Path) -> None:
     assert card.locator(".explanation").get_attribute("src").startswith("data:image/png;base64,")
     assert page.locator(".model[data-model='flowers'] .explanation").is_hidden()
     page.screenshot(path=str(tmp_path / "looked.png"), full_page=True)
+
+
+def test_a_phone_takes_a_photo_and_reads_the_answer(flowers_run: Path, tmp_path: Path) -> None:
+    """Served to the network (behind its token), on a phone-sized touch screen: the camera
+    one tap away, the answer large enough to read at arm's length."""
+    from playwright.sync_api import sync_playwright
+
+    from petal.serve.local_page import TokenRequired
+
+    token = "a-phone-token-for-this-test"
+    app = TokenRequired(create_app(load_models([f"flowers={flowers_run}"])), token,
+                        loopback_only=False)
+    photo, label = correctly_classified_photo(flowers_run)
+    with BackgroundServer(app) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            phone = browser.new_page(viewport={"width": 390, "height": 844},
+                                     device_scale_factor=2, is_mobile=True, has_touch=True)
+            phone.goto(url)  # without the token: refused, and it says how to get in
+            assert "needs its token" in phone.content()
+            phone.goto(f"{url}/?token={token}")
+            phone.wait_for_selector(".model[data-model='flowers']")
+            camera = phone.locator("#camera")
+            assert camera.get_attribute("capture") == "environment"
+            assert phone.locator("#camera-button").is_visible()
+            phone.set_input_files("#camera", str(photo))
+            answer = phone.locator("#answer")
+            answer.wait_for(state="visible")
+            assert answer.text_content().startswith(label)
+            size = float(answer.evaluate("el => getComputedStyle(el).fontSize")[:-2])
+            assert size >= 36  # px: a headline on a phone
+            box = answer.bounding_box()
+            assert box["width"] <= 390 and box["y"] < 844 * 2  # on the screen, not beside it
+            phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        finally:
+            browser.close()

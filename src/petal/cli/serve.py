@@ -17,7 +17,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     serve.add_argument("models", nargs="+", metavar="MODEL",
                        help="run folder, model folder or .onnx file; NAME=PATH to name it")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1: this machine only)")
+                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: "
+                            "the network too, a phone say, and then every request needs the "
+                            "token in the address petal prints, or $PETAL_TOKEN)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
     serve.add_argument("--engine", choices=("torch", "onnx"),
                        help="default: onnx, through each model folder's own export (made "
@@ -43,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from petal.inference.device import describe_device
     from petal.inference.shift import MIN_PHOTOS
     from petal.serve.app import ServeOptions, create_app
+    from petal.serve.local_page import TokenRequired
+    from petal.serve.network import address_for_others, chosen_token, is_loopback, qr_code
     from petal.serve.served import load_models
     from petal.serve.server import bind, serve_forever, url_of
 
@@ -51,6 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not MIN_PHOTOS <= args.shift_window <= 1_000_000:
         raise PetalError(f"--shift-window must be between {MIN_PHOTOS} (fewer photos say "
                          "little) and 1000000 (a window that never fills checks nothing)")
+    token = None if is_loopback(args.host) else chosen_token()  # $PETAL_TOKEN checked first
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     models = load_models(args.models, engine=args.engine, device=args.device)
     for served in models:
@@ -61,13 +66,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     served = ", ".join(f"{m.name} ({m.classifier.engine} on "
                        f"{describe_device(m.classifier.device)})" for m in models)
 
+    app = create_app(models, options)
+    if token is not None:  # every request needs it (petal.serve.network)
+        app = TokenRequired(app, token, loopback_only=False)
+
     def say_address() -> None:  # once it answers
-        print(f"Serving {served} at {url_of(sock)} (Ctrl-C stops)")
-        if args.host in ("127.0.0.1", "localhost", "::1"):
+        if token is None:
+            print(f"Serving {served} at {url_of(sock)} (Ctrl-C stops)")
             print(f"Bound to {args.host}: only this machine can reach it "
                   "(--host 0.0.0.0 exposes it to the network).", flush=True)
-        else:
-            print(f"Bound to {args.host}: other machines can reach it.", flush=True)
+            return
+        address = f"{address_for_others(sock)}/?token={token}"
+        print(f"Serving {served} to the network (Ctrl-C stops). Open on a phone on the same "
+              f"network:\n  {address}\nEvery request needs that token (the page sends it; a "
+              "script gives the X-Petal-Token header).")
+        print(qr_code(address) or "(pip install segno to show the address as a QR code)",
+              flush=True)
 
-    serve_forever(create_app(models, options), sock, ready=say_address)
+    serve_forever(app, sock, ready=say_address, log_level="info" if token is None
+                  else "warning")
     return 0

@@ -219,10 +219,12 @@ def require_classes(counts: dict[str, int], after: str, advice: str) -> None:
     """PetalError unless every class of `counts` (class -> images) has an image and there are
     at least two: a classifier cannot learn a class it never sees, nor choose from one.
     `after` says what left the images (e.g. " after the review file's decisions")."""
+    if not counts:
+        raise PetalError(f"no class with a usable image{after}. {advice}")
     empty = [name for name, n in counts.items() if n == 0]
     if empty:
-        raise PetalError(f"class folder(s) with no usable image{after}: {', '.join(empty)}. "
+        raise PetalError(f"class(es) with no usable image{after}: {', '.join(empty)}. "
                          f"{advice}")
     if len(counts) < 2:
         raise PetalError(f"only one class ({', '.join(counts)}){after}: a classifier needs at "
-                         "least two class folders")
+                         "least two classes")

@@ -36,6 +36,10 @@ class SplitItem:
 
 @dataclass
 class Split:
+    """A split of a data set's photos into train, val and test (each a list of path, label
+    and SHA-256), with what made it: seed, fractions, the review file's decisions and where
+    the labels came from. `save`/`load` write and read the split file."""
+
     seed: int
     val_fraction: float
     test_fraction: float

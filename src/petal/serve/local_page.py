@@ -123,10 +123,13 @@ def new_token() -> str:
 
 
 class TokenRequired:
-    """ASGI middleware: 403 unless the request carries `token` and names a loopback host."""
+    """ASGI middleware: 403 unless the request carries `token` (the X-Petal-Token header,
+    `Authorization: Bearer`, or ?token=) and, with `loopback_only`, names a loopback host.
+    A page served to the network (`petal serve --host 0.0.0.0`) is reached by other names:
+    there the token alone keeps out whoever does not have it."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app, self.token = app, token
+    def __init__(self, app: ASGIApp, token: str, loopback_only: bool = True) -> None:
+        self.app, self.token, self.loopback_only = app, token, loopback_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,7 +148,7 @@ class TokenRequired:
     def problem(self, scope: Scope) -> str | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "").rsplit(":", 1)[0].strip("[]")
-        if host not in {LOOPBACK, "localhost", "::1"}:
+        if self.loopback_only and host not in {LOOPBACK, "localhost", "::1"}:
             return "this page answers only at 127.0.0.1: open the address petal printed"
         origin = headers.get("origin")
         if origin is not None and origin.split("://", 1)[-1] != headers.get("host"):
@@ -153,7 +156,9 @@ class TokenRequired:
         if scope["path"] in OPEN_PATHS:
             return None
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        given = headers.get(TOKEN_HEADER) or (query.get("token") or [""])[0]
+        bearer = headers.get("authorization", "")
+        given = (headers.get(TOKEN_HEADER) or (bearer[7:] if bearer[:7].lower() == "bearer "
+                                               else "") or (query.get("token") or [""])[0])
         if not hmac.compare_digest(given.encode(), self.token.encode()):
             return ("this page needs its token: open the address petal printed, with its "
                     "?token=...")
