@@ -175,3 +175,13 @@ def test_the_commands_take_labels(tmp_path: Path) -> None:
     done = subprocess.run([*petal_cli, "data", "check", str(photos), "--label-columns", "a,b"],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "give labels" in done.stderr
+
+
+def test_a_label_whose_every_photo_is_missing_is_an_empty_class(tmp_path: Path) -> None:
+    """Not a class silently gone from the model: refused, as an empty class folder is."""
+    photos = flat(tmp_path, {"cat": 2, "dog": 2})
+    labels = write(tmp_path / "l.csv", "path,label\np0.jpg,cat\np1.jpg,cat\np2.jpg,dog\n"
+                   "p3.jpg,dog\ngone1.jpg,fox\ngone2.jpg,fox\n")
+    report = petal.check(photos, labels=labels, progress=False)
+    assert report.counts == {"cat": 2, "dog": 2, "fox": 0} and not report.usable
+    assert "no usable image: fox" in report.problem and "Fix the rows of" in report.problem

@@ -96,12 +96,15 @@ def _with_suffix(root: str, path: str) -> str:
 
 @dataclass(frozen=True)
 class LabelsRead:
-    """What a labels file gave: its usable rows, the skipped ones, and the columns read (as
-    its header names them)."""
+    """What a labels file gave: its usable rows, the skipped ones, the columns read (as its
+    header names them), and the classes: every label of a row naming a photo under the folder,
+    whether or not the photo is there (a class whose every photo is missing is an empty class,
+    refused as an empty class folder is, never a class silently gone)."""
 
     rows: list[LabelledRow]
     skipped: list[SkippedRow]
     columns: tuple[str, str]
+    classes: list[str]
 
 
 def read_labels(root: Path, file: str | os.PathLike,
@@ -128,7 +131,7 @@ def read_labels(root: Path, file: str | os.PathLike,
     log.info(f"Labels from {file}: photos in column {header[path_at]!r}, labels in "
              f"{header[label_at]!r}")
     rows: dict[str, LabelledRow] = {}
-    skipped, conflicts, base = [], set(), os.fspath(root)
+    skipped, conflicts, base, classes = [], set(), os.fspath(root), set()
     for line, cells in records:
         cells = cells + [""] * 2
         raw, label = unescape_cell(cells[path_at]), unescape_cell(cells[label_at]).strip()
@@ -145,6 +148,7 @@ def read_labels(root: Path, file: str | os.PathLike,
         if problem is not None:
             skipped.append(SkippedRow(path or raw, label, *problem))
             continue
+        classes.add(label)
         path = _with_suffix(base, path)
         # a missing photo found here: a worker process's round trip costs 20 times more
         if not os.path.lexists(os.path.join(base, path)):
@@ -162,4 +166,5 @@ def read_labels(root: Path, file: str | os.PathLike,
             skipped.append(SkippedRow(path, label, "label_conflict", f"{where}: listed with "
                                       f"another label ({first.label if first else 'earlier'}"
                                       f"); left out"))
-    return LabelsRead(list(rows.values()), skipped, (header[path_at], header[label_at]))
+    return LabelsRead(list(rows.values()), skipped, (header[path_at], header[label_at]),
+                      sorted(classes))

@@ -153,7 +153,7 @@ def scan_folder(root: str | os.PathLike, workers: int | None = None, progress: b
     if not root.is_dir():
         raise PetalError(f"data folder {root} does not exist or is not a folder: check the path")
     found = read_labels(root, labels, label_columns)
-    classes = sorted({row.label for row in found.rows})
+    classes = found.classes
     tasks = [(str(root / row.path), row.path, row.label) for row in found.rows]
     index = _index(root, classes, tasks, workers, progress)
     index.rejected[:0] = [Rejected(s.path, s.reason, s.message, s.label) for s in found.skipped]
