@@ -118,6 +118,19 @@ def test_predict_every_model(client: httpx.Client, tiny_run: Path) -> None:
         assert prediction["ms"] > 0 and prediction["batch"] >= 1
 
 
+def test_a_phones_heic_is_answered_as_its_jpeg_is(client: httpx.Client, tiny_run: Path) -> None:
+    photo = Image.open(io.BytesIO(PHOTO)).convert("RGB").resize((400, 300))
+    heic = encoded(photo, "HEIF", quality=95)
+    response = client.post("/api/predict", params={"model": "tiny"},
+                           files={"file": ("IMG_0001.HEIC", heic, "image/heic")})
+    assert response.status_code == 200, response.text
+    expected = petal.load(tiny_run).predict(encoded(photo, "PNG"))
+    said = {e["label"]: e["probability"] for e in response.json()["predictions"][0]["top_k"]}
+    assert said.keys() == set(expected.labels)  # the photo, not noise: as close as the
+    assert all(abs(said[label] - p) < 0.05  # lossy HEIC lets it be
+               for label, p in zip(expected.labels, expected.probabilities))
+
+
 def test_predict_one_model_top_k(client: httpx.Client) -> None:
     response = client.post("/api/predict", params={"model": "tiny-onnx", "top_k": 2},
                            files={"file": ("photo.jpg", PHOTO)})

@@ -3,6 +3,7 @@ real command, driven in headless Chromium (Playwright) where the page is what is
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from conftest import write_image
 from petal.data.decisions import read_review_file
 from petal.data.new_labels import LABELS_CSV
 from petal.data.review_sheet import ReviewSheet
+from petal.data.scan import NONE_FOLDER
 from petal.jobs.review import Review
 from petal.jobs.review_page import write_review
 
@@ -372,10 +374,10 @@ def test_label_queue_accept_pick_none_reload_then_retrain(
     assert listing(unlabelled) == before  # the photos are never written
     links = {p.relative_to(new).parts[0] for p in new.rglob("*") if p.is_symlink()
              and not p.resolve().is_relative_to(original.resolve())}
-    assert links == {guess, "blue"}
+    assert links == {guess, "blue", NONE_FOLDER}  # none of these: kept apart, not a class
     rows = (new / LABELS_CSV).read_text().splitlines()
     assert rows[0] == "source,sha256,decision,label" and len(rows) == 4
-    assert sum(1 for p in new.rglob("*") if p.is_symlink()) == 40 + 2  # old photos + new
+    assert sum(1 for p in new.rglob("*") if p.is_symlink()) == 40 + 3  # old photos + new
 
     # reopened, the queue goes on where it stopped: the decided photos come last
     server = PageServer("label", str(unlabelled), "--model", str(colour_run), "--out", str(new),
@@ -408,6 +410,10 @@ def test_label_queue_accept_pick_none_reload_then_retrain(
                  "width=0.125", "--set", "input_size=32", "--set", "epochs=2", "--folds", "0",
                  "--out", str(tmp_path / "retrained"), "--cache-dir", str(tmp_path / "cache"),
                  "--no-progress"]) == 0
+    # the photos filed as none of these checked the retrained model's unknown threshold
+    filed_none = (new / LABELS_CSV).read_text().count(",none,")
+    card = json.loads((tmp_path / "retrained/model/model.json").read_text())
+    assert card["novelty"]["none_photos"]["at_keep"]["n_none"] == filed_none >= 1
 
 
 def test_label_refuses_to_write_into_the_photos(colour_run: Path, unlabelled: Path) -> None:
