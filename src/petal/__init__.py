@@ -5,9 +5,9 @@
     petal.evaluate(run)                             # an Evaluation
     petal.load(run).predict("photo.jpg").label
 
-The verbs (check, split, train, lr_find, evaluate, review, compare, explain, export, run, load) are
-petal.api's; the types they return are named here too. Importing petal loads neither numpy
-nor torch: each name is imported when first used (PEP 562).
+The verbs (check, split, train, lr_find, evaluate, predict, review, compare, explain, export,
+run, load) are petal.api's; the types they return are named here too. Importing petal loads
+neither numpy nor torch: each name is imported when first used (PEP 562).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         export,
         load,
         lr_find,
+        predict,
         review,
         run,
         split,
@@ -40,19 +41,21 @@ if TYPE_CHECKING:
     from petal.jobs.evaluate import Evaluation  # noqa: F401
     from petal.jobs.explain import Explanation  # noqa: F401
     from petal.jobs.main_job import MainJob  # noqa: F401
+    from petal.jobs.predict import PredictionFile  # noqa: F401
     from petal.jobs.review import Review  # noqa: F401
     from petal.jobs.run import Run  # noqa: F401
     from petal.training.lr_range import LRFinding  # noqa: F401
 
 _WHERE = {
-    **dict.fromkeys(("check", "split", "train", "lr_find", "evaluate", "review", "compare",
-                     "explain", "export", "run", "load"), "petal.api"),
+    **dict.fromkeys(("check", "split", "train", "lr_find", "evaluate", "predict", "review",
+                     "compare", "explain", "export", "run", "load"), "petal.api"),
     "Explanation": "petal.jobs.explain",
     "Classifier": "petal.inference.classifier", "Prediction": "petal.inference.classifier",
     "DataCheck": "petal.data.check", "Split": "petal.data.split",
     "Export": "petal.inference.export",
     "Comparison": "petal.jobs.compare", "Evaluation": "petal.jobs.evaluate",
-    "MainJob": "petal.jobs.main_job", "Review": "petal.jobs.review", "Run": "petal.jobs.run",
+    "MainJob": "petal.jobs.main_job", "PredictionFile": "petal.jobs.predict",
+    "Review": "petal.jobs.review", "Run": "petal.jobs.run",
     "LRFinding": "petal.training.lr_range",
 }
 

@@ -36,12 +36,13 @@ from petal.log import show_by_default
 if TYPE_CHECKING:
     from petal.data.check import DataCheck
     from petal.data.split import Split
-    from petal.inference.classifier import Classifier
+    from petal.inference.classifier import Classifier, Prediction
     from petal.inference.export import Export
     from petal.jobs.compare import Comparison
     from petal.jobs.evaluate import Evaluation
     from petal.jobs.explain import Explanation
     from petal.jobs.main_job import MainJob
+    from petal.jobs.predict import PredictionFile
     from petal.jobs.review import Review
     from petal.jobs.run import Run
     from petal.training.fit import TrainRequest
@@ -486,6 +487,50 @@ def review(data: PathLike, *, labels: PathLike | None = None,
         written = write_review(found, where)
         log.info(f"Wrote {where}/: {', '.join(written)}")
     return found
+
+
+@public
+def predict(model: PathLike | Classifier, paths: PathLike | Sequence[PathLike], *,
+            out: PathLike | None = None, top_k: int = 5, workers: int = 0,
+            batch_size: int = 32, engine: str | None = None, device: str = "auto",
+            keep_known: float | None = None, reject: bool = True,
+            progress: bool | None = None) -> list[Prediction] | PredictionFile:
+    """The top `top_k` classes of image files and folders (walked recursively) by `model` (a
+    path, a Run or a Classifier), as `petal predict`: a list of Predictions (a file that
+    cannot be read skipped, logged), or with `out`, a CSV file, the rows written as they are
+    made, resumable after a kill (petal.jobs.predict), and a PredictionFile; `workers`
+    processes decode the photos (0: this one)."""
+    from petal.fsutil import walk_files
+    from petal.inference.classifier import Classifier
+    from petal.inference.classifier import load as load_classifier
+    from petal.jobs.predict import predict_to_file
+
+    named = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+    if isinstance(named, (bytes, dict)) or not isinstance(named, Sequence) or not named:
+        raise PetalError("paths: expected an image file or folder, or a list of them")
+    files = walk_files([_path(p, "paths") for p in named])
+    if not files:
+        raise PetalError(f"no files in {', '.join(map(str, named))}")
+    if not _flag(reject, "reject") and keep_known is not None:
+        raise PetalError("keep_known and reject=False (--keep-known and --no-reject) "
+                         "contradict each other: give one")
+    classifier = (model if isinstance(model, Classifier)
+                  else load_classifier(_path(model, "model"), _optional_text(engine, "engine"),
+                                       device=device))
+    if not reject or keep_known is not None:
+        classifier = classifier.keeping(keep_known if reject else None)
+    classifier.batch_size = _count(batch_size, "batch_size", 1)
+    k, where = _count(top_k, "top_k", 1), _optional_path(out, "out")
+    if where is not None:
+        from petal.paths import refuse_inside_model_data
+
+        refuse_inside_model_data(where, classifier.card.data)
+        return predict_to_file(classifier, files, where, k, _count(workers, "workers", 0),
+                               _progress(progress))
+    from petal.jobs.predict import predict_in_memory
+
+    return predict_in_memory(classifier, files, k, _count(workers, "workers", 0),
+                             _progress(progress))
 
 
 @public

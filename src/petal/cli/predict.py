@@ -50,6 +50,12 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
                          "image where the model looked for its top class")
     predict.add_argument("--batch-size", type=positive_int, default=32, help="images per batch "
                          "(default 32)")
+    predict.add_argument("--out", metavar="FILE.csv", help="write the --csv rows to FILE as "
+                         "they are made, for many photos: a killed run started again with "
+                         "the same --out goes on after the last row written (FILE.progress "
+                         "beside it says how far)")
+    predict.add_argument("--workers", type=int, default=0, metavar="N", help="decode the "
+                         "photos in N processes (default 0: in this one)")
     predict.add_argument("--skip-labelled", metavar="NEW", help="leave out the photos already "
                          "decided in NEW/labels.csv (the folder `petal label --out NEW` fills), "
                          "whatever their names")
@@ -134,6 +140,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if args.format == "json":
                 print("[]")
             return 0
+    if args.out:
+        return _predict_to_file(classifier, files, args)
     widths = (max(len(str(f)) for f in files),
               max(len(c) for c in classifier.classes + ["unknown"]))
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
@@ -177,6 +185,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print("Whether these photos differ from the training photos is not checked: "
               f"{classifier.shift_unavailable}", file=stream)
     return 0
+
+
+def _predict_to_file(classifier: Classifier, files: list[Path], args: argparse.Namespace
+                     ) -> int:
+    """--out: the rows written as they are made, resumable (petal.jobs.predict)."""
+    from petal.api import predict
+
+    if args.format != "table" or args.figure:
+        raise PetalError("--out writes the CSV rows to a file: leave out --json, --csv and "
+                         "--figure")
+    written = predict(classifier, files, out=args.out, top_k=args.top_k, workers=args.workers,
+                      batch_size=args.batch_size, progress=wants_progress(args))
+    print(written.summary())
+    shift = classifier.shift_of(written.novelty) if len(written.novelty) else None
+    if shift is not None and shift.shifted:
+        warnings.warn(shift.message(), PetalWarning, stacklevel=1)
+    elif shift is not None and shift.enough:
+        said = shift.message()
+        print(said[0].upper() + said[1:])
+    return 0 if written.photos else 1
 
 
 def _prediction_figure(predictions: Sequence[Prediction], path: Path,

@@ -190,10 +190,16 @@ class Classifier:
         `.message()`; None when the model rejects nothing (no novelty score, or keeping(None)),
         or when its held-out scores came from other networks (`shift_unavailable`)."""
         scores = [p.novelty for p in predictions if p.novelty is not None]
-        if (self.novelty is None or len(scores) < len(predictions)
-                or self.card.novelty_from_other_models):
+        if len(scores) < len(predictions):
             return None
-        return check_shift(np.array(scores), self.novelty.val_scores, self.novelty.threshold)
+        return self.shift_of(np.array(scores, np.float32))
+
+    def shift_of(self, scores: np.ndarray) -> ShiftCheck | None:
+        """`shift` of photos given by their novelty scores alone (a run too large to keep
+        its predictions)."""
+        if self.novelty is None or self.card.novelty_from_other_models:
+            return None
+        return check_shift(np.asarray(scores), self.novelty.val_scores, self.novelty.threshold)
 
 
 def load(path: str | os.PathLike, engine: str | None = None, threads: int | None = None,
