@@ -113,6 +113,8 @@ def test_cached_recipe_saves_an_ordinary_model(image_folder: Path, tmp_path: Pat
                          progress=False)
     views = sorted(p.name for p in (tmp_path / "cache" / "features").glob("*/view*"))
     assert views == ["view0", "view1"]  # the central crops, and their mirrors for validation
+    # each photo was read once, for its features: no decoded square was stored
+    assert not (tmp_path / "cache" / "decoded").exists()
     classifier = petal.load(result.run_dir)
     assert classifier.card.architecture["name"] == "efficientnet_lite0"
     prediction = classifier.predict(image_folder / "cat" / "cat0.jpg")

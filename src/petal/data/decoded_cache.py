@@ -85,6 +85,42 @@ class DecodedCache:
         return self.store.ensure([sha for _, sha in files], decode)
 
 
+class PhotoSquares:
+    """The decoded squares of `files` ((path, sha256) pairs) as the cache would store them,
+    decoded when read and never stored: for a recipe that reads each photo once (the cached
+    recipes compute a trunk's features from it, and those are what they keep), a decoded
+    cache of 192 KiB a photo would be written once and never read again. `squares(indices)`
+    decodes in worker processes, WINDOW photos at a time (a bounded memory)."""
+
+    WINDOW = 256
+
+    def __init__(self, files: Sequence[tuple[str | os.PathLike, str]], size: int) -> None:
+        self.files, self.size = list(files), size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: slice) -> PhotoSquares:
+        return PhotoSquares(self.files[index], self.size)
+
+    def squares(self, indices: Sequence[int], workers: int | None = None
+                ) -> Iterator[np.ndarray]:
+        """The (S, S, 3) uint8 squares of `indices`, in order; PetalError for a photo that no
+        longer reads (it was checked when scanned)."""
+        tasks = [(str(self.files[i][0]), self.size) for i in indices]
+        n_workers = workers or usable_cores()
+        try:
+            if n_workers > 1 and len(tasks) > 64:
+                with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
+                    for start in range(0, len(tasks), self.WINDOW):
+                        yield from pool.map(_decode_task, tasks[start:start + self.WINDOW],
+                                            chunksize=16)
+            else:
+                yield from map(_decode_task, tasks)
+        except ImageLoadError as exc:
+            raise PetalError(f"{exc} (the file changed after it was checked; re-run)") from exc
+
+
 def cache_entries(root: str | os.PathLike) -> list[CacheEntry]:
     """What the decoded cache under `root` holds, one entry per stored size."""
     entries = []

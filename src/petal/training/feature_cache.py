@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import warnings
@@ -36,6 +37,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from petal.data.decoded_cache import PhotoSquares
 from petal.data.store import RowStore, RowView
 from petal.errors import PetalWarning
 from petal.fsutil import atomic_write_bytes
@@ -133,10 +135,11 @@ class FeatureCache:
         with torch.inference_mode():
             return self.prepare(torch.from_numpy(batch)).numpy()
 
-    def view(self, pixels: np.ndarray, keys: list[str], mirrored: bool = False,
+    def view(self, pixels: np.ndarray | PhotoSquares, keys: list[str], mirrored: bool = False,
              progress: bool = True) -> np.ndarray:
-        """(N, *row_shape) float16 features of the central crops of `pixels` (N, S, S, 3),
-        or of their mirrors."""
+        """(N, *row_shape) float16 features of the central crops of `pixels` (N, S, S, 3, or
+        the photos themselves, decoded only where a feature is missing), or of their
+        mirrors."""
         view = int(mirrored)
         store = RowStore(self.dir / f"view{view}", self.row_shape, np.float16)
         position = {key: i for i, key in enumerate(keys)}
@@ -144,10 +147,12 @@ class FeatureCache:
         def compute(missing: list[str]) -> Iterator[np.ndarray]:
             bar = tqdm(total=len(missing), desc=f"Trunk features, view {view}", unit="img",
                        disable=not progress, leave=False)
-            for start in range(0, len(missing), BATCH):
-                chunk = missing[start:start + BATCH]
-                crops = np.stack([view_crop(pixels[position[k]], self.spec.size, mirrored)
-                                  for k in chunk])
+            indices = [position[k] for k in missing]
+            squares = (pixels.squares(indices) if isinstance(pixels, PhotoSquares)
+                       else (pixels[i] for i in indices))
+            while chunk := list(itertools.islice(squares, BATCH)):
+                crops = np.stack([view_crop(square, self.spec.size, mirrored)
+                                  for square in chunk])
                 yield from self.run(self._prepared(to_input(crops, self.spec))).astype(np.float16)
                 bar.update(len(chunk))
             bar.close()

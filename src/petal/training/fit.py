@@ -28,7 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset
 
 from petal.data.decisions import read_review_for
-from petal.data.decoded_cache import DecodedCache
+from petal.data.decoded_cache import DecodedCache, PhotoSquares
 from petal.data.scan import DatasetIndex, require_usable, scan_folder, scan_labelled_as
 from petal.data.split import Split, check_split_matches, make_split
 from petal.errors import PetalError, PetalWarning
@@ -237,8 +237,11 @@ def prepare(request: TrainRequest, progress: bool = True,
     if not split.val and request.validate:
         raise PetalError("the split has no validation images: use a larger --val-fraction")
     items = split.train + split.val
-    pixels = DecodedCache(cache_root(request.cache_dir), spec.resize_size).ensure(
-        [(index.root / i.path, i.sha256) for i in items], progress=progress)
+    files = [(index.root / i.path, i.sha256) for i in items]
+    # a cached recipe reads each photo once, for its features: no decoded square is stored
+    pixels = (PhotoSquares(files, spec.resize_size) if recipe.mode == "cached" else
+              DecodedCache(cache_root(request.cache_dir), spec.resize_size).ensure(
+                  files, progress=progress))
     label_of = {name: i for i, name in enumerate(split.classes)}
     labels = np.array([label_of[i.label] for i in items])
     # what validation and the saved model see: the recipe's crop, with its mirror if any
@@ -259,7 +262,7 @@ def prepare(request: TrainRequest, progress: bool = True,
 class _Photos:
     """The split's photos decoded, its training photos first, then its validation ones."""
 
-    pixels: np.ndarray  # decoded squares
+    pixels: np.ndarray | PhotoSquares  # decoded squares (decoded when read: cached mode)
     labels: np.ndarray
     keys: list[str]  # content hashes: the cache's keys
     n_train: int
