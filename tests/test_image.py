@@ -269,3 +269,13 @@ def test_without_pillow_heif_a_heic_says_how_to_read_it(tmp_path: Path) -> None:
                           check=True).stdout
     assert said.splitlines() == ["(48, 40)", "heif_unsupported a HEIC/HEIF photo, which this "
                                  "installation cannot read: pip install pillow-heif"]
+
+
+def test_a_truncated_heic_is_called_damaged_not_unknown() -> None:
+    data = _saved(pattern(6, size=(64, 64)), "HEIF")
+    for cut in (data[:len(data) // 2], data[:40]):
+        with pytest.raises(ImageLoadError) as caught:
+            load_image(cut)
+        assert caught.value.reason in {"corrupt", "truncated"}
+    assert is_heif(bytearray(data)) and is_heif(memoryview(data))
+    assert not is_heif(b"") and not is_heif(b"\x00\x00\x00\x08ftyp")

@@ -17,8 +17,8 @@ import petal
 from conftest import write_image
 from petal.data.labels_file import MAX_BYTES, read_labels
 from petal.data.scan import scan_folder
-from petal.data.split import make_split
-from petal.errors import PetalError
+from petal.data.split import check_split_matches, make_split
+from petal.errors import PetalError, PetalWarning
 
 
 def flat(root: Path, counts: dict[str, int]) -> Path:
@@ -185,3 +185,52 @@ def test_a_label_whose_every_photo_is_missing_is_an_empty_class(tmp_path: Path) 
     report = petal.check(photos, labels=labels, progress=False)
     assert report.counts == {"cat": 2, "dog": 2, "fox": 0} and not report.usable
     assert "no usable image: fox" in report.problem and "Fix the rows of" in report.problem
+
+
+def test_what_a_spreadsheet_saves_otherwise_is_named(tmp_path: Path) -> None:
+    """Windows-1252, UTF-16, semicolons: said with what to save the file as."""
+    photos = flat(tmp_path, {"cat": 2})
+    cases = {b"path,label\np0.jpg,chat\xe9\n": "not UTF-8 text.*CSV UTF-8",
+             "path,label\np0.jpg,cat\n".encode("utf-16"): "UTF-16 text",
+             b"path;label\np0.jpg;cat\n": "semicolons",
+             b"path,path,label\np0.jpg,p1.jpg,cat\n": "'path' appears 2 times",
+             b"path,label\n": "header but no rows"}
+    for content, said in cases.items():
+        with pytest.raises(PetalError, match=said):
+            read_labels(photos, write(tmp_path / "l.csv", content))
+
+
+def test_a_class_is_kept_whatever_its_rows_paths(tmp_path: Path) -> None:
+    """Rows of one label that all point outside the folder leave an empty class (refused),
+    never a class silently gone; an absolute path into the folder is used."""
+    photos = flat(tmp_path, {"cat": 2, "dog": 2})
+    labels = write(tmp_path / "l.csv", f"path,label\n{photos}/p0.jpg,cat\np1.jpg,cat\n"
+                   "p2.jpg,dog\np3.jpg,dog\n/elsewhere/b1.png,bird\n../b2.png,bird\n"
+                   "_none/x.png,cat\n\"a\nb\",cat\np0.jpg,\"bad\nlabel\"\n")
+    report = petal.check(photos, labels=labels, progress=False)
+    assert report.counts == {"bird": 0, "cat": 2, "dog": 2} and not report.usable
+    reasons = sorted(r.reason for r in report.index.rejected)
+    assert reasons == ["bad_label", "missing", "none_folder", "outside", "outside"]
+
+
+def test_labels_alike_but_for_case_are_warned_of(tmp_path: Path) -> None:
+    photos = flat(tmp_path, {"cat": 2})
+    labels = write(tmp_path / "l.csv", "path,label\np0.jpg,Cat\np1.jpg,cat\n")
+    with pytest.warns(PetalWarning, match="differ only by case.*Cat and cat"):
+        found = read_labels(photos, labels)
+    assert found.classes == ["Cat", "cat"]
+
+
+def test_a_label_edited_after_a_reviewed_split_is_refused(tmp_path: Path) -> None:
+    photos = flat(tmp_path, {"cat": 6, "dog": 6})
+    rows = "".join(f"p{i}.jpg,{'cat' if i < 6 else 'dog'}\n" for i in range(12))
+    labels = write(tmp_path / "l.csv", "path,label\n" + rows)
+    review = write(tmp_path / "review.csv", "path,action,label\np1.jpg,relabel,dog\n")
+    split = petal.split(photos, labels=labels, review=review, out=tmp_path / "s.json",
+                        progress=False)
+    assert {i.path: i.label for i in split.train + split.val}["p1.jpg"] == "dog"
+    index = scan_folder(photos, progress=False, labels=labels)
+    check_split_matches(split, index)  # the relabel is the review's: not an edit
+    write(labels, "path,label\n" + rows.replace("p0.jpg,cat", "p0.jpg,dog"))
+    with pytest.raises(PetalError, match="labelled otherwise"):
+        check_split_matches(split, scan_folder(photos, progress=False, labels=labels))

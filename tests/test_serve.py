@@ -448,3 +448,29 @@ def test_a_token_too_short_to_keep_anyone_out_is_refused(tiny_run: Path) -> None
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PETAL_TOKEN": "short"})
     assert done.returncode == 1 and "PETAL_TOKEN must be at least 16" in done.stderr
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("localhost", True), ("LOCALHOST", True), ("localhost.", True),
+    ("::1", True), ("[::1]", True), ("127.0.0.2", True), ("::ffff:127.0.0.1", True),
+    ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("myhost", False)])
+def test_what_counts_as_this_machine_alone(host: str, loopback: bool) -> None:
+    from petal.serve.network import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_the_printed_address_carries_any_token_intact() -> None:
+    from petal.serve.local_page import TokenRequired
+    from petal.serve.network import page_address
+
+    token = "a+b&c#d%41e=f/g-long-enough"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = page_address(sock, token)
+    query = address.split("?", 1)[1].encode()
+    guard = TokenRequired(None, token, loopback_only=False)
+    scope = {"type": "http", "path": "/", "query_string": query,
+             "headers": [(b"host", b"192.168.1.5:8000")]}
+    assert guard.problem(scope) is None
+    assert guard.problem({**scope, "query_string": b"token=" + token.encode()}) is not None

@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from petal.inference.shift import MIN_PHOTOS
     from petal.serve.app import ServeOptions, create_app
     from petal.serve.local_page import TokenRequired
-    from petal.serve.network import address_for_others, chosen_token, is_loopback, qr_code
+    from petal.serve.network import chosen_token, is_loopback, page_address, qr_code
     from petal.serve.served import load_models
     from petal.serve.server import bind, serve_forever, url_of
 
@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"Bound to {args.host}: only this machine can reach it "
                   "(--host 0.0.0.0 exposes it to the network).", flush=True)
             return
-        address = f"{address_for_others(sock)}/?token={token}"
+        address = page_address(sock, token)
         print(f"Serving {served} to the network (Ctrl-C stops). Open on a phone on the same "
               f"network:\n  {address}\nEvery request needs that token (the page sends it; a "
               "script gives the X-Petal-Token header).")

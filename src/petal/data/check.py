@@ -152,7 +152,7 @@ def format_report(report: DataCheck) -> str:
         [f"{p.a} ~ {p.b} (distance {p.distance}{', different classes' if p.cross_label else ''})"
          for p in dups.near_pairs],
     )
-    verdict = ("Usable: yes" if report.usable else f"Usable: NO - {report.problem}")
+    verdict = ("Usable: yes" if report.usable else f"Usable: NO - {report.problem.rstrip('.')}")
     summary = f"{len(index.images)} readable images in {len(index.classes)} classes."
     lines += ["", f"{verdict}. {summary}"]
     return "\n".join(lines)

@@ -127,6 +127,7 @@ def _decode_error(exc: Exception, name: str) -> ImageLoadError:
 
 def is_heif(data: bytes) -> bool:
     """Whether `data` starts as a HEIF image file does: an `ftyp` box naming a HEVC brand."""
+    data = bytes(data[:4096])
     if data[4:8] != b"ftyp" or len(data) < 16:
         return False
     size = min(int.from_bytes(data[:4], "big"), len(data), 4096)
@@ -145,10 +146,13 @@ def open_image(source: str | PathLike | bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        if not HEIF_READABLE and is_heif(data):
+        if is_heif(data) and not HEIF_READABLE:
             raise ImageLoadError("heif_unsupported", "a HEIC/HEIF photo, which this "
                                  "installation cannot read: pip install pillow-heif",
                                  name) from exc
+        if is_heif(data):
+            raise ImageLoadError("corrupt", "a HEIC/HEIF file that cannot be read (truncated "
+                                 "or damaged)", name) from exc
         raise ImageLoadError("not_image", "not an image file (unrecognised format)", name) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError("too_many_pixels", f"decompression bomb refused: {exc}", name) from exc

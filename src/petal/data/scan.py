@@ -22,12 +22,10 @@ import imagehash
 from tqdm.auto import tqdm
 
 from petal.data.image import ImageLoadError, load_image, open_image, read_image_file
-from petal.data.labels_file import read_labels
+from petal.data.labels_file import NONE_FOLDER, read_labels
 from petal.errors import PetalError
 from petal.fsutil import name_problem, walk_files
 from petal.system import usable_cores, worker_context
-
-NONE_FOLDER = "_none"
 
 # Size at which the perceptual hash is computed; JPEGs are decoded at reduced scale.
 _PHASH_DECODE_SIZE = 64

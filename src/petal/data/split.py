@@ -226,9 +226,12 @@ def check_split_matches(split: Split, index: DatasetIndex) -> None:
                          "make a new split with `petal data split`")
     by_path = {r.path: r.sha256 for r in index.images}
     stale = [i.path for part in PARTS for i in split.part(part) if by_path.get(i.path) != i.sha256]
-    if not stale and not split.review:  # a labels file's edit changes labels, not photos
-        label_of = {r.path: r.label for r in index.images}
-        stale = [i.path for part in PARTS for i in split.part(part) if label_of[i.path] != i.label]
+    if not stale:  # a labels file's edit changes labels, not photos
+        images = (Decisions.from_json(split.review).apply(index.images) if split.review
+                  else index.images)  # its relabels applied, as the split's labels are
+        label_of = {r.path: r.label for r in images}
+        stale = [i.path for part in PARTS for i in split.part(part)
+                 if label_of.get(i.path) != i.label]
     if stale:
         raise PetalError(
             f"{len(stale)} file(s) in the split are missing from the data, changed or labelled "

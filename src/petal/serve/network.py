@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from urllib.parse import quote
 
 from petal.errors import PetalError
 from petal.serve.local_page import new_token
@@ -23,12 +24,16 @@ MIN_TOKEN_CHARS = 16
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine alone: localhost, 127.0.0.0/8, ::1 (IPv4-mapped too)."""
+    host = host.strip().strip("[]").lower().rstrip(".")
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:  # a host name: it may resolve to anything
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def chosen_token() -> str:
@@ -36,10 +41,17 @@ def chosen_token() -> str:
     token = os.environ.get(TOKEN_VARIABLE)
     if token is None:
         return new_token()
-    if len(token) < MIN_TOKEN_CHARS or not token.isascii() or not token.isprintable():
+    if (len(token) < MIN_TOKEN_CHARS or not token.isascii() or not token.isprintable()
+            or " " in token):
         raise PetalError(f"${TOKEN_VARIABLE} must be at least {MIN_TOKEN_CHARS} printable "
-                         "ASCII characters (or unset: petal makes a random one)")
+                         "ASCII characters without spaces (or unset: petal makes a random "
+                         "one)")
     return token
+
+
+def page_address(sock: socket.socket, token: str) -> str:
+    """The address to open on another machine, the token in it escaped for a URL."""
+    return f"{address_for_others(sock)}/?token={quote(token, safe='')}"
 
 
 def address_for_others(sock: socket.socket) -> str:
