@@ -10,9 +10,10 @@ files are, with its line, and never used: a path outside the folder (an absolute
 it is made relative; a symbolic link under it is followed, as in class folders), a photo in
 _none/, a missing photo, an empty or unusable label (not UTF-8 text is an error for the whole
 file), a photo listed twice (the later rows of one label are skipped; one of two labels is
-dropped altogether). Every usable label is a class, whatever becomes of its rows' photos. The file is read within
-MAX_BYTES, a record of at most MAX_COLUMNS cells at a time (spreadsheet.read_records: a BOM,
-CRLF and bytes that are not UTF-8 are read as a person wrote them).
+dropped altogether). Every usable label is a class, whatever becomes of its rows' photos.
+The file is read within MAX_BYTES, a record of at most MAX_COLUMNS cells at a time
+(spreadsheet.read_records: a BOM, CRLF and file names that are not UTF-8 are read as a person
+wrote them).
 """
 
 from __future__ import annotations
