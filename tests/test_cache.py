@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,30 @@ def test_repairs_rewrite_rows_in_place(image_folder: Path, tmp_path: Path, kind:
         assert cache.store.rows_path.stat().st_size == size
     for (path, _), stored in zip(files, pixels):
         assert np.array_equal(stored, decode_to_square(path, 16))
+
+
+def test_processes_of_one_job_share_the_rows_out(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun each process computes the rows whose key falls to it; a row nobody
+    else wrote (the other process never came) is computed after the wait: none twice."""
+    from petal.data import store as store_module
+
+    keys = [f"{i:064x}" for i in range(20)]
+    computed: list[str] = []
+
+    def make_rows(missing: list[str]) -> Iterator[np.ndarray]:
+        computed.extend(missing)
+        return (np.full((2,), int(k, 16) % 251, np.uint8) for k in missing)
+
+    monkeypatch.setattr(store_module, "SHARE_MIN_WAIT_S", 0.2)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    rows = RowStore(tmp_path / "rows", (2,)).ensure(keys, make_rows)
+    mine = [k for k in keys if store_module.owner(k, 2) == 1]
+    assert 0 < len(mine) < len(keys) and computed[:len(mine)] == mine  # its share first
+    assert sorted(computed) == sorted(keys)  # then what the other never wrote; none twice
+    assert [int(r[0]) for r in rows] == [int(k, 16) % 251 for k in keys]
+    monkeypatch.setenv("PETAL_CACHE_PER_NODE", "1")  # shared among a node's processes
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")
+    assert store_module.job_share() == (0, 3)

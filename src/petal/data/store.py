@@ -9,6 +9,15 @@ A process killed mid-append leaves at worst orphaned or partial rows past those 
 names; the next append truncates the partial row. Concurrent writers (e.g. DDP ranks)
 serialise on a file lock.
 
+Under torchrun, the processes of one job share the rows out: each computes the missing rows
+whose key falls to it (a hash of the key modulo the number of processes: `job_share`),
+outside the lock, writes them a chunk at a time under it, then waits for the others' rows;
+so every row is computed once for the whole job, wherever its process runs, provided the
+store is a folder they all see (a shared --cache-dir). With a cache on each node's own disk,
+PETAL_CACHE_PER_NODE=1 shares the rows among each node's processes instead. A row still
+missing after the wait (a process gone, or a folder the others do not see) is computed by
+whoever needs it, so sharing never loses a row, at worst it costs the wait.
+
 Every row read through `ensure` is checked first: its CRC-32, taken over the key and the
 row's bytes, must match the index. A row that was overwritten, zeroed, cut off or swapped
 with another key's is made again (with a PetalWarning), and an index that cannot be read
@@ -19,7 +28,11 @@ security boundary: whoever can write it can only spoil pixels, never run code.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import logging
 import os
+import time
 import warnings
 import zlib
 from collections import Counter
@@ -33,12 +46,35 @@ from filelock import FileLock
 from petal.errors import PetalWarning
 from petal.fsutil import atomic_write_json, read_json
 
+log = logging.getLogger(__name__)
+
 STORE_FORMAT = "petal-rows/2"
+SHARE_CHUNK = 256  # rows a process computes before it writes them (under the lock)
+SHARE_POLL_S = 0.5
+SHARE_MIN_WAIT_S = 60.0  # the least time a process waits for the others' rows
 MAX_INDEX_BYTES = 2**30  # about ten million rows
 
 # Computes rows for a list of keys, yielding one array of `row_shape` per key, in order.
 RowMaker = Callable[[list[str]], Iterable[np.ndarray]]
 Index = dict[str, tuple[int, int]]  # key -> (row, checksum)
+
+
+def job_share() -> tuple[int, int] | None:
+    """(this process's place, how many processes share the rows) under torchrun (RANK and
+    WORLD_SIZE, or with PETAL_CACHE_PER_NODE=1 LOCAL_RANK and LOCAL_WORLD_SIZE); None for a
+    process alone."""
+    per_node = os.environ.get("PETAL_CACHE_PER_NODE") == "1"
+    place, count = ("LOCAL_RANK", "LOCAL_WORLD_SIZE") if per_node else ("RANK", "WORLD_SIZE")
+    try:
+        rank, world = int(os.environ[place]), int(os.environ[count])
+    except (KeyError, ValueError):
+        return None
+    return (rank, world) if world > 1 and 0 <= rank < world else None
+
+
+def owner(key: str, world: int) -> int:
+    """The process (of `world`) that computes the row of `key`."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % world
 
 
 def row_checksum(key: str, row: np.ndarray | memoryview | bytes) -> int:
@@ -146,6 +182,9 @@ class RowStore:
         Returns the rows (len(keys), *row_shape), read-only and read from disk when used: a
         memory-mapped slice when they lie contiguously in the file, else a RowView.
         """
+        share = job_share()
+        if share is not None:
+            self._fill_share(list(dict.fromkeys(keys)), make_rows, *share)
         with self._locked():
             index = self._usable_index()
             wanted = list(dict.fromkeys(keys))
@@ -162,6 +201,36 @@ class RowStore:
                 self._write(missing, make_rows, index, reusable)
             rows = np.array([index[k][0] for k in keys], dtype=np.int64)
         return self._rows(rows)
+
+    def _missing(self, keys: list[str]) -> list[str]:
+        with self._locked():
+            index = self._usable_index()
+        return [k for k in keys if k not in index]
+
+    def _fill_share(self, keys: list[str], make_rows: RowMaker, rank: int, world: int) -> None:
+        """Compute this process's share of the missing rows of `keys`, then wait for the
+        others' (module docstring)."""
+        missing = self._missing(keys)
+        mine = [k for k in missing if owner(k, world) == rank]
+        started = time.monotonic()
+        for start in range(0, len(mine), SHARE_CHUNK):
+            chunk = self._missing(mine[start:start + SHARE_CHUNK])
+            rows = list(itertools.islice(make_rows(chunk), len(chunk)))  # outside the lock
+            with self._locked():
+                index = self._usable_index()
+                fresh = [(k, r) for k, r in zip(chunk, rows, strict=True) if k not in index]
+                if fresh:
+                    made = dict(fresh)
+                    self._write([k for k, _ in fresh], lambda ks: (made[k] for k in ks), index,
+                                {})
+        if missing:
+            log.info(f"{self.dir.parent.name}/{self.dir.name}: this process ({rank + 1} of "
+                     f"{world}) computed {len(mine)} of the {len(missing)} missing rows")
+        deadline = time.monotonic() + max(SHARE_MIN_WAIT_S, 2 * (time.monotonic() - started))
+        while missing and time.monotonic() < deadline:
+            missing = self._missing(missing)
+            if missing:
+                time.sleep(SHARE_POLL_S)
 
     def _reusable(self, index: Index, damaged: list[str]) -> dict[str, int]:
         """The rows of damaged keys that are whole in the file and no other key's: repaired
