@@ -247,6 +247,7 @@ def test_processes_of_one_job_share_the_rows_out(tmp_path: Path,
         return (np.full((2,), int(k, 16) % 251, np.uint8) for k in missing)
 
     monkeypatch.setattr(store_module, "SHARE_MIN_WAIT_S", 0.2)
+    monkeypatch.setattr(store_module, "SHARE_POLL_S", 0.05)
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     rows = RowStore(tmp_path / "rows", (2,)).ensure(keys, make_rows)

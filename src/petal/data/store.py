@@ -49,8 +49,10 @@ from petal.fsutil import atomic_write_json, read_json
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "petal-rows/2"
-SHARE_CHUNK = 256  # rows a process computes before it writes them (under the lock)
-SHARE_POLL_S = 0.5
+# rows a process computes before it writes them (under the lock): each write rewrites the
+# index, so few and large, within this many bytes of rows held in memory
+SHARE_CHUNK_BYTES = 256 * 2**20
+SHARE_POLL_S = 2.0
 SHARE_MIN_WAIT_S = 60.0  # the least time a process waits for the others' rows
 MAX_INDEX_BYTES = 2**30  # about ten million rows
 
@@ -213,8 +215,9 @@ class RowStore:
         missing = self._missing(keys)
         mine = [k for k in missing if owner(k, world) == rank]
         started = time.monotonic()
-        for start in range(0, len(mine), SHARE_CHUNK):
-            chunk = self._missing(mine[start:start + SHARE_CHUNK])
+        step = min(8192, max(256, SHARE_CHUNK_BYTES // self.row_bytes))
+        for start in range(0, len(mine), step):
+            chunk = self._missing(mine[start:start + step])
             rows = list(itertools.islice(make_rows(chunk), len(chunk)))  # outside the lock
             with self._locked():
                 index = self._usable_index()
