@@ -65,30 +65,6 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     predict.set_defaults(func=cmd_predict, format="table")
 
 
-def predict_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
-                    progress: bool = False) -> Iterator[list[Prediction]]:
-    """Predictions batch by batch; unreadable files are reported on stderr and left out."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from petal.data.image import ImageLoadError
-
-    step = classifier.batch_size
-    with tqdm(total=len(files), desc="Predicting", unit="img", leave=False,
-              disable=not progress) as bar:
-        for start in range(0, len(files), step):
-            arrays, sources = [], []
-            for path in files[start:start + step]:
-                try:
-                    arrays.append(classifier.prepare(path))
-                    sources.append(str(path))
-                except ImageLoadError as exc:
-                    bar.write(f"skipped {path}: {exc.message}", file=sys.stderr)
-            bar.update(min(step, len(files) - start))
-            if arrays:
-                yield classifier.top_k(classifier.answer(np.stack(arrays)), sources, top_k)
-
-
 def _unlabelled(files: list[Path], labels: str) -> list[Path]:
     """`files` but those whose content was decided in LABELS/labels.csv. A file that cannot
     be read stays, for predict to report."""
@@ -110,6 +86,19 @@ def _unlabelled(files: list[Path], labels: str) -> list[Path]:
     return kept
 
 
+def _said_skips(batches: Iterator[list[Prediction]], skipped: list[str]
+                ) -> Iterator[list[Prediction]]:
+    """`batches`, each file that could not be read said on standard error as it is found."""
+    said = 0
+    for batch in batches:
+        for line in skipped[said:]:
+            print(f"skipped {line}", file=sys.stderr)
+        said = len(skipped)
+        yield batch
+    for line in skipped[said:]:
+        print(f"skipped {line}", file=sys.stderr)
+
+
 def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
     rest = "  ".join(f"{label} {p:.1%}" for label, p in
                      zip(prediction.labels[1:], prediction.probabilities[1:]))
@@ -123,7 +112,10 @@ def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from petal.inference.shift import MIN_PHOTOS
+    from petal.jobs.predict import predicted_batches
 
+    if args.workers < 0:
+        raise PetalError(f"--workers {args.workers}: 0 (decode in this process) or more")
     if args.explain and not args.figure:
         raise PetalError("--explain draws into the --figure: give --figure OUT.png too")
     classifier = apply_rejection(load_classifier(args.model, args.engine, args.device), args)
@@ -146,7 +138,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
               max(len(c) for c in classifier.classes + ["unknown"]))
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     predictions: list[Prediction] = []
-    for batch in predict_batches(classifier, files, args.top_k, wants_progress(args)):
+    skipped: list[str] = []
+    for batch in _said_skips(predicted_batches(classifier, files, args.top_k, args.workers,
+                                               wants_progress(args), skipped), skipped):
         if not predictions:  # the header once something is to follow it
             if writer:
                 writer.writerow(["path", "rank", "label", "probability", "unknown", "novelty"])
