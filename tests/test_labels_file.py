@@ -44,6 +44,10 @@ def test_a_flat_folder_and_a_csv_give_classes(tmp_path: Path) -> None:
     assert report.usable and report.counts == {"cat": 3, "dog": 3}
     assert report.index.labels == {"file": str(labels.resolve()), "columns": ["path", "label"]}
     assert "labels from" in report.summary() and not report.index.rejected
+    write_image(photos / "extra.jpg", seed=5)  # in the folder, in no row
+    (photos / "notes.txt").write_text("a person's notes")
+    report = petal.check(photos, labels=labels, progress=False)
+    assert report.n_unlisted == 2 and "2 file(s) in the folder are in no row" in report.summary()
 
 
 @pytest.mark.parametrize(("header", "rows", "columns"), [

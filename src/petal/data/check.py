@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from petal.data.duplicates import NEAR_DUPLICATE_MAX_DISTANCE, DuplicateReport, find_duplicates
 from petal.data.scan import NONE_FOLDER, DatasetIndex, none_photos, require_usable, scan_folder
 from petal.errors import PetalError
+from petal.fsutil import walk_files
 
 _LIST_LIMIT = 20  # lines per section in the human-readable report; --json has them all
 
@@ -24,6 +26,7 @@ class DataCheck:
     duplicates: DuplicateReport
     problem: str | None  # why the set cannot be used, or None
     n_none: int = 0  # files in NONE_FOLDER: photos of none of the classes, not a class
+    n_unlisted: int = 0  # with a labels file: files in the folder it does not name
 
     @property
     def usable(self) -> bool:
@@ -90,6 +93,7 @@ class DataCheck:
             "near_duplicate_max_distance": NEAR_DUPLICATE_MAX_DISTANCE,
             "near_duplicates": [asdict(p) for p in self.duplicates.near_pairs],
             "none_photos": self.n_none,
+            **({"unlisted_files": self.n_unlisted} if self.index.labels else {}),
         }
 
 
@@ -106,7 +110,19 @@ def check_folder(root: str | os.PathLike, progress: bool = True,
     except PetalError as exc:
         problem = str(exc)
     return DataCheck(index=index, duplicates=find_duplicates(index.images), problem=problem,
-                     n_none=len(none_photos(root)))
+                     n_none=len(none_photos(root)),
+                     n_unlisted=_unlisted(index) if labels is not None else 0)
+
+
+def _unlisted(index: DatasetIndex) -> int:
+    """Files under the data folder that its labels file names in no row (the labels file
+    itself and NONE_FOLDER's photos aside)."""
+    named = {r.path for r in index.images} | {r.path for r in index.rejected}
+    labels_file = Path(index.labels["file"])
+    return sum(1 for path in walk_files([index.root])
+               if path.relative_to(index.root).as_posix() not in named
+               and path.relative_to(index.root).parts[0] != NONE_FOLDER
+               and not (path.name == labels_file.name and path.resolve() == labels_file))
 
 
 def _section(title: str, lines: list[str]) -> list[str]:
@@ -132,6 +148,9 @@ def format_report(report: DataCheck) -> str:
     for name, count in index.counts().items():
         lines.append(f"{name:<{width}}  {count:>7}  {rejected_by_class.get(name, 0):>8}")
     lines.append(f"{'total':<{width}}  {len(index.images):>7}  {len(index.rejected):>8}")
+    if report.n_unlisted:
+        lines += ["", f"{report.n_unlisted} file(s) in the folder are in no row of the labels "
+                  "file: not used"]
     if report.n_none:
         lines += ["", f"{NONE_FOLDER}/: {report.n_none} file(s) of none of the classes: not a "
                   "class; training checks its unknown threshold with them"]
