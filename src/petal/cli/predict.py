@@ -23,7 +23,6 @@ from petal.cli.common import (
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import check_writable_file, walk_files
 from petal.paths import refuse_inside_model_data
-from petal.spreadsheet import escape_cell
 
 if TYPE_CHECKING:
     from petal.inference.classifier import Classifier, Prediction
@@ -112,7 +111,7 @@ def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from petal.inference.shift import MIN_PHOTOS
-    from petal.jobs.predict import predicted_batches
+    from petal.jobs.predict import COLUMNS, predicted_batches, rows_of
 
     if args.workers < 0:
         raise PetalError(f"--workers {args.workers}: 0 (decode in this process) or more")
@@ -143,18 +142,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                wants_progress(args), skipped), skipped):
         if not predictions:  # the header once something is to follow it
             if writer:
-                writer.writerow(["path", "rank", "label", "probability", "unknown", "novelty"])
+                writer.writerow(COLUMNS)
             elif args.format == "table":
                 print(f"{'path':<{widths[0]}}  {'label':<{widths[1]}} {'prob':>7}  "
                       f"others (top-{args.top_k})")
         predictions += batch
         for prediction in batch:
             if writer:
-                novelty = "" if prediction.novelty is None else f"{prediction.novelty:.6f}"
-                writer.writerows([escape_cell(prediction.source), rank, escape_cell(label),
-                                  f"{p:.6f}", str(prediction.unknown).lower(), novelty]
-                                 for rank, (label, p)
-                                 in enumerate(zip(prediction.labels, prediction.probabilities), 1))
+                writer.writerows(rows_of(prediction))
             elif args.format == "table":
                 print(_table_row(prediction, widths), flush=True)
     if not predictions:

@@ -74,6 +74,7 @@ class PredictionFile:
 
 
 def rows_of(prediction: Prediction) -> list[list[str]]:
+    """A prediction's CSV rows, one a rank (COLUMNS), text cells escaped for spreadsheets."""
     novelty = "" if prediction.novelty is None else f"{prediction.novelty:.6f}"
     return [[escape_cell(prediction.source), str(rank), escape_cell(label), f"{p:.6f}",
              str(prediction.unknown).lower(), novelty]
