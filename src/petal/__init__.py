@@ -5,8 +5,8 @@
     petal.evaluate(run)                             # an Evaluation
     petal.load(run).predict("photo.jpg").label
 
-The verbs (check, split, train, lr_find, evaluate, predict, review, compare, explain, export,
-run, load) are petal.api's; the types they return are named here too. Importing petal loads
+The verbs (check, split, pack, train, lr_find, evaluate, predict, review, compare, explain,
+export, run, load) are petal.api's; the types they return are named here too. Importing petal loads
 neither numpy nor torch: each name is imported when first used (PEP 562).
 """
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         export,
         load,
         lr_find,
+        pack,
         predict,
         review,
         run,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         train,
     )
     from petal.data.check import DataCheck  # noqa: F401
+    from petal.data.shards import Packed  # noqa: F401
     from petal.data.split import Split  # noqa: F401
     from petal.inference.classifier import Classifier, Prediction  # noqa: F401
     from petal.inference.export import Export  # noqa: F401
@@ -47,11 +49,11 @@ if TYPE_CHECKING:
     from petal.training.lr_range import LRFinding  # noqa: F401
 
 _WHERE = {
-    **dict.fromkeys(("check", "split", "train", "lr_find", "evaluate", "predict", "review",
-                     "compare", "explain", "export", "run", "load"), "petal.api"),
+    **dict.fromkeys(("check", "split", "pack", "train", "lr_find", "evaluate", "predict",
+                     "review", "compare", "explain", "export", "run", "load"), "petal.api"),
     "Explanation": "petal.jobs.explain",
     "Classifier": "petal.inference.classifier", "Prediction": "petal.inference.classifier",
-    "DataCheck": "petal.data.check", "Split": "petal.data.split",
+    "DataCheck": "petal.data.check", "Split": "petal.data.split", "Packed": "petal.data.shards",
     "Export": "petal.inference.export",
     "Comparison": "petal.jobs.compare", "Evaluation": "petal.jobs.evaluate",
     "MainJob": "petal.jobs.main_job", "PredictionFile": "petal.jobs.predict",

@@ -26,7 +26,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -35,6 +35,7 @@ from petal.log import show_by_default
 
 if TYPE_CHECKING:
     from petal.data.check import DataCheck
+    from petal.data.shards import Packed
     from petal.data.split import Split
     from petal.inference.classifier import Classifier, Prediction
     from petal.inference.export import Export
@@ -495,12 +496,12 @@ def predict(model: PathLike | Classifier, paths: PathLike | Sequence[PathLike], 
             batch_size: int = 32, engine: str | None = None, device: str = "auto",
             keep_known: float | None = None, reject: bool = True,
             progress: bool | None = None) -> list[Prediction] | PredictionFile:
-    """The top `top_k` classes of image files and folders (walked recursively) by `model` (a
-    path, a Run or a Classifier), as `petal predict`: a list of Predictions (a file that
-    cannot be read skipped, logged), or with `out`, a CSV file, the rows written as they are
-    made, resumable after a kill (petal.jobs.predict), and a PredictionFile; `workers`
-    processes decode the photos (0: this one)."""
-    from petal.fsutil import walk_files
+    """The top `top_k` classes of image files and folders (walked recursively), or of the
+    photos in WebDataset shards (paths or http(s) URLs ending in .tar, brace ranges allowed:
+    petal.data.shards), by `model` (a path, a Run or a Classifier), as `petal predict`: a
+    list of Predictions (a photo that cannot be read skipped, logged), or with `out`, a CSV
+    file, the rows written as they are made, resumable after a kill (petal.jobs.predict),
+    and a PredictionFile; `workers` processes decode the photos (0: this one)."""
     from petal.inference.classifier import Classifier
     from petal.inference.classifier import load as load_classifier
     from petal.jobs.predict import predict_to_file
@@ -508,9 +509,8 @@ def predict(model: PathLike | Classifier, paths: PathLike | Sequence[PathLike], 
     named = [paths] if isinstance(paths, (str, os.PathLike)) else paths
     if isinstance(named, (bytes, dict)) or not isinstance(named, Sequence) or not named:
         raise PetalError("paths: expected an image file or folder, or a list of them")
-    files = walk_files([_path(p, "paths") for p in named])
-    if not files:
-        raise PetalError(f"no files in {', '.join(map(str, named))}")
+    files = photos_named([_text(os.fspath(p) if isinstance(p, os.PathLike) else p, "paths")
+                          for p in named])
     if not _flag(reject, "reject") and keep_known is not None:
         raise PetalError("keep_known and reject=False (--keep-known and --no-reject) "
                          "contradict each other: give one")
@@ -531,6 +531,46 @@ def predict(model: PathLike | Classifier, paths: PathLike | Sequence[PathLike], 
 
     return predict_in_memory(classifier, files, k, _count(workers, "workers", 0),
                              _progress(progress))
+
+
+def photos_named(paths: Sequence[str]) -> list[Path] | Iterator:
+    """The files of files and folders (walked), or the photos streamed from shards; PetalError
+    for a mix of both, or for no file at all."""
+    import itertools
+
+    from petal.data.shards import is_shard_source, samples
+    from petal.fsutil import walk_files
+
+    shards = [is_shard_source(p) for p in paths]
+    if any(shards):
+        if not all(shards):
+            raise PetalError("give shards (.tar, or http(s) URLs) or files and folders, not both")
+        return itertools.chain.from_iterable(samples(p) for p in paths)
+    files = walk_files(paths)
+    if not files:
+        raise PetalError(f"no files in {', '.join(paths)}")
+    return files
+
+
+@public
+def pack(data: PathLike, *, out: PathLike, labels: PathLike | None = None,
+         label_columns: str | Sequence[str] | None = None, shard_mb: float = 256,
+         progress: bool | None = None) -> Packed:
+    """The usable photos of `data` (its class folders, or the labels file `labels`, as for
+    `check`) written as WebDataset tar shards of about `shard_mb` MB into the new folder
+    `out` (as `petal data pack`), for `predict` to read from a disk or an http(s) server."""
+    from petal.data.scan import scan_folder
+    from petal.data.shards import pack as pack_shards
+    from petal.paths import refuse_inside
+
+    folder, where = _path(data, "data"), _path(out, "out")
+    refuse_inside(where, folder)
+    if isinstance(shard_mb, bool) or not isinstance(shard_mb, (int, float)) or shard_mb <= 0:
+        raise PetalError(f"shard_mb {shard_mb!r}: give a size in MB above 0")
+    index = scan_folder(folder, progress=_progress(progress), **_labels(labels, label_columns))
+    for item in index.rejected[:20]:
+        log.warning(f"skipped {item.path}: {item.message}")
+    return pack_shards(index, where, round(shard_mb * 10**6))
 
 
 @public

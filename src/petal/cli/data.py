@@ -1,4 +1,5 @@
-"""`petal data check|split|review|download`: look at, split, review or fetch an image folder."""
+"""`petal data check|split|review|pack|download`: look at, split, review, pack or fetch an
+image folder."""
 
 from __future__ import annotations
 
@@ -70,6 +71,18 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     add_progress(review)
     review.set_defaults(func=cmd_data_review)
 
+    pack = data_verbs.add_parser("pack", help="write the usable photos as WebDataset tar "
+                                 "shards, for predict to stream from a disk or a server")
+    pack.add_argument("dir", help="image folder: one sub-folder per class, or the "
+                      "photos --labels names")
+    pack.add_argument("--out", required=True, help="a new or empty folder for the shards "
+                      "(shard-000000.tar, ...)")
+    pack.add_argument("--shard-mb", type=float, default=256, help="about this many MB a "
+                      "shard (default 256)")
+    add_labels(pack)
+    add_progress(pack)
+    pack.set_defaults(func=cmd_data_pack)
+
     download = data_verbs.add_parser("download", help="fetch a public data set into the cache")
     download.add_argument("name", help="tf_flowers, or kaggle:OWNER/NAME "
                           "(e.g. kaggle:alxmamaev/flowers-recognition)")
@@ -124,6 +137,15 @@ def cmd_data_review(args: argparse.Namespace) -> int:
 
         serve_review(args.out, sock)
     return 0
+
+
+def cmd_data_pack(args: argparse.Namespace) -> int:
+    from petal.api import pack
+
+    packed = pack(args.dir, out=args.out, shard_mb=args.shard_mb,
+                  progress=wants_progress(args), **labels_of(args))
+    print(packed.summary())
+    return 0 if packed.photos else 1
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:

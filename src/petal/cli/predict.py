@@ -21,7 +21,7 @@ from petal.cli.common import (
     wants_progress,
 )
 from petal.errors import PetalError, PetalWarning
-from petal.fsutil import check_writable_file, walk_files
+from petal.fsutil import check_writable_file
 from petal.paths import refuse_inside_model_data
 
 if TYPE_CHECKING:
@@ -33,7 +33,9 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     predict.add_argument("model", help="run folder, model folder or exported .onnx file "
                          "(runs on ONNX Runtime, without torch)")
     predict.add_argument("paths", nargs="+", metavar="PATH",
-                         help="image files or folders (walked recursively)")
+                         help="image files or folders (walked recursively), or WebDataset "
+                         "shards: paths or http(s) URLs ending in .tar, brace ranges allowed "
+                         "(shards/shard-{000000..000009}.tar)")
     predict.add_argument("--top-k", type=positive_int, default=5,
                          help="classes per image (default 5)")
     formats = predict.add_mutually_exclusive_group()
@@ -110,6 +112,7 @@ def _table_row(prediction: Prediction, widths: tuple[int, int]) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from petal.api import photos_named
     from petal.inference.shift import MIN_PHOTOS
     from petal.jobs.predict import COLUMNS, predicted_batches, rows_of
 
@@ -122,9 +125,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         check_writable_file(args.figure)
         refuse_inside_model_data(args.figure, classifier.card.data)
     classifier.batch_size = args.batch_size
-    files = walk_files(args.paths)
-    if not files:
-        raise PetalError(f"no files in {', '.join(args.paths)}")
+    files = photos_named(args.paths)
+    if args.skip_labelled and not isinstance(files, list):
+        raise PetalError("--skip-labelled reads the photos of folders: not of shards")
     if args.skip_labelled:
         files = _unlabelled(files, args.skip_labelled)
         if not files:  # nothing left to label: not a failure
@@ -133,7 +136,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             return 0
     if args.out:
         return _predict_to_file(classifier, files, args)
-    widths = (max(len(str(f)) for f in files),
+    widths = (max(len(str(f)) for f in files) if isinstance(files, list) else 60,
               max(len(c) for c in classifier.classes + ["unknown"]))
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     predictions: list[Prediction] = []
@@ -153,12 +156,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             elif args.format == "table":
                 print(_table_row(prediction, widths), flush=True)
     if not predictions:
-        raise PetalError(f"no image could be predicted: all {len(files)} file(s) were skipped")
+        raise PetalError(f"no image could be predicted: all {len(skipped)} were skipped")
     if args.format == "json":
         print(json.dumps([p.to_json() for p in predictions], indent=2))
     unknown = sum(p.unknown for p in predictions)
     summary = (f"Predicted {len(predictions)} image(s) ({unknown} unknown), skipped "
-               f"{len(files) - len(predictions)}")
+               f"{len(skipped)}")
     if args.figure:
         _prediction_figure(predictions, Path(args.figure), classifier if args.explain else None)
         summary += f"; figure: {args.figure}"
@@ -176,15 +179,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_to_file(classifier: Classifier, files: list[Path], args: argparse.Namespace
-                     ) -> int:
+def _predict_to_file(classifier: Classifier, files: list[Path] | Iterator,
+                     args: argparse.Namespace) -> int:
     """--out: the rows written as they are made, resumable (petal.jobs.predict)."""
     from petal.api import predict
 
     if args.format != "table" or args.figure:
         raise PetalError("--out writes the CSV rows to a file: leave out --json, --csv and "
                          "--figure")
-    written = predict(classifier, files, out=args.out, top_k=args.top_k, workers=args.workers,
+    sources = files if isinstance(files, list) else args.paths  # shards: streamed again
+    written = predict(classifier, sources, out=args.out, top_k=args.top_k, workers=args.workers,
                       batch_size=args.batch_size, progress=wants_progress(args))
     print(written.summary())
     shift = classifier.shift_of(written.novelty) if len(written.novelty) else None

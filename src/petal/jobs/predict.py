@@ -20,12 +20,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from petal.data.image import ImageLoadError, load_image
+from petal.data.shards import Sample
 from petal.errors import PetalError, PetalWarning
 from petal.fsutil import atomic_write_json, check_writable_file, read_json
 from petal.inference.classifier import Classifier, Prediction
@@ -128,29 +130,40 @@ def _resume(out: Path, progress: Path, identity: dict) -> set[str]:
         return {unescape_cell(row[0]) for row in rows if len(row) > 1 and row[1] == "1"}
 
 
-def _decode(task: tuple[str, InputSpec]) -> np.ndarray | str:
-    """A photo as the model sees it, or why it cannot be read (in a worker process)."""
-    path, spec = task
+Item = Path | Sample  # a photo file, or a photo read from a shard (petal.data.shards)
+
+
+def name_of(item: Item) -> str:
+    return item.name if isinstance(item, Sample) else str(item)
+
+
+def _decode(task: tuple[str | bytes, InputSpec]) -> np.ndarray | str:
+    """A photo (a path, or its bytes) as the model sees it, or why it cannot be read (in a
+    worker process)."""
+    source, spec = task
     try:
-        return image_to_array(load_image(path, min_size=spec.resize_size), spec)
+        return image_to_array(load_image(source, min_size=spec.resize_size), spec)
     except ImageLoadError as exc:
         return exc.message
 
 
-def _decoded(files: Sequence[Path], spec: InputSpec, pool: Executor | None
-             ) -> Iterator[tuple[Path, np.ndarray | str]]:
-    """(file, array or why not), in order, CHUNK files at a time."""
-    for start in range(0, len(files), CHUNK):
-        chunk = files[start:start + CHUNK]
-        tasks = [(str(f), spec) for f in chunk]
-        results = pool.map(_decode, tasks, chunksize=8) if pool else map(_decode, tasks)
-        yield from zip(chunk, results)
+def _decoded(items: Iterable[Item], spec: InputSpec, pool: Executor | None
+             ) -> Iterator[tuple[str, np.ndarray | str]]:
+    """(name, array or why not) of each item, in order, CHUNK at a time."""
+    items = iter(items)
+    while chunk := list(itertools.islice(items, CHUNK)):
+        tasks = [(item.data if isinstance(item, Sample) else str(item), spec) for item in chunk
+                 if not (isinstance(item, Sample) and item.data is None)]
+        results = iter(pool.map(_decode, tasks, chunksize=8) if pool else map(_decode, tasks))
+        for item in chunk:
+            unread = isinstance(item, Sample) and item.data is None
+            yield name_of(item), item.why if unread else next(results)
 
 
 class _Progress:
     """A bar on a terminal, else a log line every LOG_EVERY_S seconds with the rate and ETA."""
 
-    def __init__(self, total: int, show: bool) -> None:
+    def __init__(self, total: int | None, show: bool) -> None:
         self.total, self.done, self.started = total, 0, time.perf_counter()
         self.bar = tqdm(total=total, desc="Predicting", unit="img", leave=False,
                         disable=not show)
@@ -163,6 +176,9 @@ class _Progress:
         if self.bar.disable and now - self.said >= LOG_EVERY_S:
             self.said = now
             rate = self.done / (now - self.started)
+            if self.total is None:  # a stream of shards: no end known
+                log.info(f"{self.done} photos, {rate:.0f} a second")
+                return
             left = (self.total - self.done) / rate if rate else float("inf")
             log.info(f"{self.done} of {self.total} photos ({100 * self.done / self.total:.1f} "
                      f"%), {rate:.0f} a second, about {left / 60:.0f} min left")
@@ -171,23 +187,24 @@ class _Progress:
         self.bar.close()
 
 
-def predicted_batches(classifier: Classifier, files: Sequence[Path], top_k: int,
+def predicted_batches(classifier: Classifier, items: Iterable[Item], top_k: int,
                       workers: int = 0, progress: bool = True,
                       skipped: list[str] | None = None) -> Iterator[list[Prediction]]:
-    """Predictions of `files`, a batch at a time, the photos decoded in `workers` processes;
-    a file that cannot be read is added to `skipped` ("path: why")."""
+    """Predictions of `items` (files, or photos read from shards), a batch at a time, the
+    photos decoded in `workers` processes; one that cannot be read is added to `skipped`
+    ("name: why")."""
     pool = ProcessPoolExecutor(workers, mp_context=_context()) if workers > 0 else None
-    shown = _Progress(len(files), progress)
+    shown = _Progress(len(items) if isinstance(items, Sized) else None, progress)
     try:
         arrays, sources = [], []
-        for path, decoded in _decoded(files, classifier.spec, pool):
+        for name, decoded in _decoded(items, classifier.spec, pool):
             if isinstance(decoded, str):
                 if skipped is not None:
-                    skipped.append(f"{path}: {decoded}")
+                    skipped.append(f"{name}: {decoded}")
                 shown.update(1)
                 continue
             arrays.append(decoded)
-            sources.append(str(path))
+            sources.append(name)
             if len(arrays) == classifier.batch_size:
                 yield classifier.top_k(classifier.answer(np.stack(arrays)), sources, top_k)
                 shown.update(len(arrays))
@@ -208,26 +225,27 @@ def _say_skipped(skipped: list[str]) -> None:
         log.warning(f"... and {len(skipped) - 20} more file(s) skipped")
 
 
-def predict_in_memory(classifier: Classifier, files: Sequence[Path], top_k: int = 5,
+def predict_in_memory(classifier: Classifier, items: Iterable[Item], top_k: int = 5,
                       workers: int = 0, progress: bool = True) -> list[Prediction]:
-    """Predictions of `files` as a list; PetalError when none could be read. A list that is
+    """Predictions of `items` as a list; PetalError when none could be read. A list that is
     less like the training photos than the card's held-out ones warns so (PetalWarning)."""
     skipped: list[str] = []
-    predictions = [p for batch in predicted_batches(classifier, files, top_k, workers,
+    predictions = [p for batch in predicted_batches(classifier, items, top_k, workers,
                                                     progress, skipped) for p in batch]
     _say_skipped(skipped)
     if not predictions:
-        raise PetalError(f"no image could be predicted: all {len(files)} file(s) were skipped")
+        raise PetalError(f"no image could be predicted: all {len(skipped)} were skipped")
     shift = classifier.shift(predictions) if len(predictions) >= MIN_PHOTOS else None
     if shift is not None and shift.shifted:
         warnings.warn(shift.message(), PetalWarning, stacklevel=3)
     return predictions
 
 
-def predict_to_file(classifier: Classifier, files: Sequence[Path], out: str | os.PathLike,
+def predict_to_file(classifier: Classifier, items: Iterable[Item], out: str | os.PathLike,
                     top_k: int = 5, workers: int = 0, progress: bool = True
                     ) -> PredictionFile:
-    """Predict `files` into CSV file `out` as they go, resumably (module docstring)."""
+    """Predict `items` (files, or photos read from shards) into CSV file `out` as they go,
+    resumably (module docstring)."""
     started = time.perf_counter()
     out = Path(out)
     progress_file = out.with_name(out.name + PROGRESS_SUFFIX)
@@ -235,10 +253,12 @@ def predict_to_file(classifier: Classifier, files: Sequence[Path], out: str | os
     check_writable_file(progress_file)
     identity = _identity(classifier, top_k)
     done = _resume(out, progress_file, identity)
-    todo = [f for f in files if str(f) not in done]
+    todo: Iterable[Item] = (
+        [item for item in items if name_of(item) not in done] if isinstance(items, Sized)
+        else (item for item in items if name_of(item) not in done))
     if done:
         log.info(f"{out}: {len(done)} photo(s) predicted by an earlier run; "
-                 f"{len(todo)} to go")
+                 + (f"{len(todo)} to go" if isinstance(todo, Sized) else "the rest to go"))
     out.parent.mkdir(parents=True, exist_ok=True)
     skipped: list[str] = []
     novelty: list[float] = []
