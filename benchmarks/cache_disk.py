@@ -21,11 +21,9 @@ from pathlib import Path
 
 from common import FLOWERS, PETAL, linked, record
 
+from petal.data.decoded_cache import folder_bytes
+
 PER_CLASS = 100
-
-
-def size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
 
 
 def main() -> None:
@@ -46,9 +44,9 @@ def main() -> None:
                         "--cache-dir", str(root / "squares"), "--no-progress"], check=True,
                        capture_output=True)
         figures = {"photos": photos, "train_s_cold": round(seconds, 1),
-                   "now": {"features": size(root / "cache" / "features"),
-                           "decoded": size(root / "cache" / "decoded")},
-                   "decoded_squares_before": size(root / "squares" / "decoded")}
+                   "now": {"features": folder_bytes(root / "cache" / "features"),
+                           "decoded": folder_bytes(root / "cache" / "decoded")},
+                   "decoded_squares_before": folder_bytes(root / "squares" / "decoded")}
     per = {k: round(v / photos) for k, v in figures["now"].items()}
     before = round(figures["decoded_squares_before"] / photos)
     figures["per_photo"] = {"features": per["features"], "decoded_now": per["decoded"],

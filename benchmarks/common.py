@@ -55,6 +55,13 @@ def split_file(data: Path, out: Path, split_seed: int) -> Path | None:
     return path
 
 
+def link_into(photo: Path, folder: Path) -> None:
+    """A symbolic link to `photo` in `folder` (made if new), unless one is there already."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / photo.name).is_symlink():
+        (folder / photo.name).symlink_to(photo.resolve())
+
+
 def linked(data: Path, dest: Path, per_class: int | None = None,
            classes: Collection[str] | None = None) -> Path:
     """`data`'s class folders (or only `classes`) under `dest`, each with its first

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from common import FLOWERS, ROOT, record, train
+from common import FLOWERS, ROOT, link_into, record, train
 from open_set import far_ood_folder
 
 import petal
@@ -37,12 +37,6 @@ TRAIN_PER_CLASS = 20
 KINDS = {"far": 20, "near": 20, "near-60": 60}
 NONE_TEST = 100
 TEST_KNOWN = 300
-
-
-def _link(photo: Path, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / photo.name).is_symlink():
-        (folder / photo.name).symlink_to(photo.resolve())
 
 
 def draw(data: Path, seed: int, kind: str, strangers: list[Path], out: Path
@@ -59,14 +53,14 @@ def draw(data: Path, seed: int, kind: str, strangers: list[Path], out: Path
         chosen = set(rng.choice(len(files), TRAIN_PER_CLASS, replace=False))
         for i, photo in enumerate(files):
             if i in chosen:
-                _link(photo, folder / cls.name)
+                link_into(photo, folder / cls.name)
             else:
                 rest.append(photo)
     known_test = [rest[i] for i in rng.choice(len(rest), TEST_KNOWN, replace=False)]
     none = (sorted(p for p in left_out.iterdir() if p.is_file()) if left_out else strangers)
     order = rng.permutation(len(none))
     for i in order[:KINDS[kind]]:
-        _link(none[i], folder / NONE_FOLDER)
+        link_into(none[i], folder / NONE_FOLDER)
     none_test = [none[i] for i in order[KINDS[kind]:KINDS[kind] + NONE_TEST]]
     return folder, known_test, none_test
 

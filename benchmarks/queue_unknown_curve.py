@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from common import FLOWERS, ROOT, record, train
+from common import FLOWERS, ROOT, link_into, record, train
 from open_set import far_ood_folder
 from queue_unknown import draw
 
@@ -37,12 +37,6 @@ from petal.serve.label_app import model_outputs
 ROUNDS = 3
 TEST = 300
 STRATEGIES = ("unknown last", "before", "random")
-
-
-def _link(photo: Path, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / photo.name).is_symlink():
-        (folder / photo.name).symlink_to(photo.resolve())
 
 
 def accuracy(run: Path, test: list[Path]) -> float:
@@ -86,7 +80,8 @@ def one_seed(data: Path, seed: int, strangers: list[Path], out: Path) -> dict:
             chosen = set(picked(strategy, run, pool, seed, round_))
             for i in chosen:
                 photo = pool[i]
-                _link(photo, folder / (NONE_FOLDER if photo in strangers else photo.parent.name))
+                kind = NONE_FOLDER if photo in strangers else photo.parent.name
+                link_into(photo, folder / kind)
             spent += len(chosen)
             pool = [p for i, p in enumerate(pool) if i not in chosen]
             run = folder.parent / f"run{round_}"

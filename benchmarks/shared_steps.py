@@ -29,13 +29,11 @@ from pathlib import Path
 from common import PETAL, record
 from scale import make_folder
 
+from petal.data.decoded_cache import folder_bytes
+
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 TRAIN = ["train", "--recipe", "fast-transfer", "--set", "epochs=1", "--folds", "0",
          "--no-progress", "--accelerator", "cpu"]
-
-
-def disk(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def free_port() -> int:
@@ -75,8 +73,8 @@ def main() -> None:
                                                  r"(\d+) of the \d+ missing rows", said)]
             row = {"photos": photos, "one_process_s": round(one_s, 1),
                    "two_processes_s": round(two_s, 1), "shares": shares,
-                   "disk_per_photo_one": round(disk(root / f"one{n}") / photos),
-                   "disk_per_photo_two": round(disk(root / f"two{n}") / photos),
+                   "disk_per_photo_one": round(folder_bytes(root / f"one{n}") / photos),
+                   "disk_per_photo_two": round(folder_bytes(root / f"two{n}") / photos),
                    "ms_per_photo_one": round(1000 * one_s / photos, 2),
                    "ms_per_photo_two": round(1000 * two_s / photos, 2)}
             figures["sizes"][n] = row

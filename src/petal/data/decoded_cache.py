@@ -60,27 +60,15 @@ class DecodedCache:
 
         Returns a read-only (N, S, S, 3) uint8 array, in the order of `files`.
         """
-        path_of = {sha: str(path) for path, sha in files}
+        squares = PhotoSquares(files, self.size)
+        place = {sha: i for i, (_, sha) in enumerate(files)}
 
         def decode(missing: list[str]) -> Iterator[np.ndarray]:
-            tasks = [(path_of[sha], self.size) for sha in missing]
-            n_workers = workers or usable_cores()
-            bar = tqdm(total=len(tasks), desc=f"Decoding images to {self.size}px", unit="img",
-                       disable=not progress, leave=False)
-            try:
-                if n_workers > 1 and len(tasks) > 64:
-                    with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
-                        for pixels in pool.map(_decode_task, tasks, chunksize=16):
-                            bar.update()
-                            yield pixels
-                else:
-                    for task in tasks:
-                        bar.update()
-                        yield _decode_task(task)
-            except ImageLoadError as exc:
-                raise PetalError(f"{exc} (the file changed after it was checked; re-run)") from exc
-            finally:
-                bar.close()
+            with tqdm(total=len(missing), desc=f"Decoding images to {self.size}px", unit="img",
+                      disable=not progress, leave=False) as bar:
+                for pixels in squares.squares([place[sha] for sha in missing], workers):
+                    bar.update()
+                    yield pixels
 
         return self.store.ensure([sha for _, sha in files], decode)
 
