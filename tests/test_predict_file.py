@@ -109,3 +109,17 @@ def test_a_file_it_did_not_write_or_other_settings_are_refused(tiny_run: Path, p
     done = subprocess.run([PETAL, "predict", str(tiny_run), str(photos), "--out", str(out),
                            "--json"], capture_output=True, text=True)
     assert done.returncode == 1 and "leave out --json" in done.stderr
+
+
+@pytest.mark.parametrize("progress", ['{"bytes": "many"}', "not json", "[1, 2]",
+                                      '{"bytes": 99999999, "model": "x"}'])
+def test_a_crafted_progress_file_is_refused_and_nothing_is_cut(tiny_run: Path, photos: Path,
+                                                              tmp_path: Path,
+                                                              progress: str) -> None:
+    out = tmp_path / "p.csv"
+    petal.predict(tiny_run, photos, out=out, progress=False)
+    before = out.read_bytes()
+    out.with_name("p.csv.progress").write_text(progress)
+    with pytest.raises(PetalError, match="p.csv"):
+        petal.predict(tiny_run, photos, out=out, progress=False)
+    assert out.read_bytes() == before
